@@ -1,0 +1,51 @@
+# Guichet — set-up, run and test. `make run` and `make test` are the README's first commands.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+export FLASK_APP := app:create_app
+export TZ := UTC
+
+TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/guichet_test
+
+.PHONY: setup run test test-sqlite test-postgresql test-e2e lint assets translations clean
+
+setup: $(BIN)/.installed assets translations
+
+$(BIN)/.installed: setup.cfg constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+assets: node_modules/.package-lock.json
+	mkdir -p app/static/vendor
+	cp node_modules/htmx.org/dist/htmx.min.js app/static/vendor/
+	cp node_modules/@picocss/pico/css/pico.min.css app/static/vendor/
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+translations: $(BIN)/.installed
+	$(BIN)/pybabel compile --use-fuzzy -q -d app/translations
+
+# Runs the application on the embedded default: SQLite, embedded Celery broker, demo data.
+run: setup
+	$(BIN)/flask db upgrade
+	$(BIN)/flask seed --if-empty
+	@echo "Guichet : http://127.0.0.1:5000  (arrêt : Ctrl+C)"
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start
+
+# The whole suite, on SQLite then on PostgreSQL (TEST_POSTGRES_URL).
+test: setup test-sqlite test-postgresql
+
+test-sqlite:
+	$(BIN)/pytest
+
+test-postgresql:
+	GUICHET_TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest -m "not e2e"
+
+lint: setup
+	$(BIN)/ruff check app workers tests bench
+
+clean:
+	rm -rf $(VENV) node_modules app/static/vendor instance

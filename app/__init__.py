@@ -1,0 +1,48 @@
+"""Guichet: the customer-relationship module for water and energy utilities."""
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app import config as config_module
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Application factory: configuration, extensions, request boundary, blueprints."""
+    app = Flask(__name__)
+    app.config.update(config_module.from_env())
+    if test_config:
+        app.config.update(test_config)
+    if app.config["TRUSTED_PROXY_COUNT"]:
+        count = app.config["TRUSTED_PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+
+    from app import web
+    from app.db import db
+    from app.extensions import babel, csrf, limiter, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(config_module.PROJECT_ROOT / "migrations"), compare_type=True,
+                     render_as_batch=True)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    babel.init_app(app, locale_selector=web.select_locale, timezone_selector=web.select_timezone)
+    login_manager.init_app(app)
+    web.init_app(app)
+
+    from app.core.views import bp as core_bp
+    from app.security.admin_views import bp as admin_bp
+    from app.security.views import bp as auth_bp
+
+    app.register_blueprint(core_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(admin_bp)
+
+    from app import cli
+
+    cli.init_app(app)
+
+    from workers.celery_app import celery_init_app
+
+    celery_init_app(app)
+    return app

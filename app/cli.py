@@ -1,0 +1,92 @@
+"""Command-line entry points: ``flask agent …``, ``flask seed``. One commit per command."""
+from __future__ import annotations
+
+import getpass
+import sys
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from app.audit.context import set_actor
+from app.db import session
+from app.errors import BusinessError
+
+agent_cli = AppGroup("agent", help="Gérer les agents (comptes utilisateurs).")
+
+
+def _cli_actor() -> None:
+    set_actor(actor_id=None, actor_label=f"cli:{getpass.getuser()}")
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+@agent_cli.command("create")
+@click.option("--login", required=True, help="Identifiant de connexion.")
+@click.option("--full-name", default=None, help="Nom complet (par défaut : l'identifiant).")
+@click.option("--email", default=None)
+@click.option("--language", default="fr", type=click.Choice(["fr", "en"]))
+@click.option("--roles", default="", help="Codes de rôles séparés par des virgules.")
+@click.option("--territories", default="", help="Codes de territoires séparés par des virgules.")
+def create_agent_command(login, full_name, email, language, roles, territories):
+    """Create an agent; the password is read from standard input."""
+    from app.security import service
+
+    if sys.stdin.isatty():
+        password = click.prompt("Mot de passe", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    _cli_actor()
+    try:
+        agent = service.create_agent(
+            login=login,
+            full_name=full_name or login,
+            password=password,
+            email=email,
+            language=language,
+            role_codes=_split(roles),
+            territory_codes=_split(territories),
+        )
+    except BusinessError as exc:
+        session.rollback()
+        raise click.ClickException(exc.message) from exc
+    session.commit()
+    click.echo(f"Agent « {agent.login} » créé (rôles : {', '.join(map(str, agent.roles)) or 'aucun'} ; "
+               f"territoires : {', '.join(t.code for t in agent.territories) or 'aucun'}).")
+
+
+@agent_cli.command("list")
+def list_agents_command():
+    """List agents with their roles and territories."""
+    from app.security import service
+
+    for agent in service.list_agents():
+        state = "actif" if agent.active else "désactivé"
+        click.echo(f"{agent.login:24} {state:10} {','.join(map(str, agent.roles)):40} "
+                   f"{','.join(t.code for t in agent.territories)}")
+
+
+@click.command("seed")
+@click.option("--if-empty", is_flag=True, help="Ne rien faire si des agents existent déjà.")
+def seed_command(if_empty):
+    """Create the demo territories, roles and agents, and print their logins."""
+    from app.seed import demo
+
+    _cli_actor()
+    if if_empty and demo.has_agents():
+        click.echo("Base déjà initialisée : données de démonstration inchangées.")
+        return
+    created = demo.seed_demo()
+    session.commit()
+    click.echo(f"Territoires : {created['territories']} créés ; rôles : {created['roles']} ; "
+               f"agents : {created['agents']} créés.")
+    click.echo("Comptes de démonstration (mot de passe commun : %s) :" % demo.DEMO_PASSWORD)
+    for login, description in demo.describe_agents():
+        click.echo(f"  {login:18} {description}")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(agent_cli)
+    app.cli.add_command(seed_command)

@@ -1,0 +1,7 @@
+"""The one source of "now" for business rules, so tests can move time instead of sleeping."""
+from datetime import datetime, timezone
+
+
+def now() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(timezone.utc)

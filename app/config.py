@@ -1,0 +1,89 @@
+"""Settings, read from environment variables here and nowhere else."""
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(_env(name, str(default)))
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    return (_env(name, "1" if default else "0") or "").lower() in {"1", "true", "yes", "on"}
+
+
+def instance_dir() -> Path:
+    """Where the embedded default keeps its files (SQLite databases, secret key, beat schedule)."""
+    path = Path(_env("GUICHET_INSTANCE_DIR", str(PROJECT_ROOT / "instance")))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _secret_key(environment: str) -> str:
+    key = _env("SECRET_KEY")
+    if key:
+        return key
+    if environment == "production":
+        raise RuntimeError("SECRET_KEY must be set when GUICHET_ENV=production")
+    # Embedded default: one key shared by web, worker and beat, kept across restarts.
+    key_file = instance_dir() / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(48))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+def from_env() -> dict:
+    """Build the Flask configuration mapping from the process environment."""
+    environment = _env("GUICHET_ENV", "development")
+    embedded_db = f"sqlite:///{instance_dir() / 'guichet.sqlite'}"
+    embedded_broker = f"sqla+sqlite:///{instance_dir() / 'celery-broker.sqlite'}"
+    https = _env_bool("GUICHET_HTTPS", environment == "production")
+    return {
+        "GUICHET_ENV": environment,
+        "SECRET_KEY": _secret_key(environment),
+        "SQLALCHEMY_DATABASE_URI": _env("DATABASE_URL", embedded_db),
+        "SQLALCHEMY_ECHO": _env_bool("SQLALCHEMY_ECHO", False),
+        "CELERY": {
+            "broker_url": _env("CELERY_BROKER_URL", embedded_broker),
+            "task_ignore_result": True,
+            "task_acks_late": True,
+            "task_reject_on_worker_lost": True,
+            "worker_prefetch_multiplier": 1,
+            "timezone": "UTC",
+            "beat_schedule_filename": str(instance_dir() / "celerybeat-schedule"),
+        },
+        # Rate limiting: Redis in production, process memory on the embedded default.
+        "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "LOGIN_RATE_LIMIT": _env("LOGIN_RATE_LIMIT", "10 per minute"),
+        "LOGIN_MAX_FAILURES": _env_int("LOGIN_MAX_FAILURES", 5),
+        "LOGIN_LOCK_MINUTES": _env_int("LOGIN_LOCK_MINUTES", 15),
+        "SESSION_IDLE_TIMEOUT": timedelta(minutes=_env_int("SESSION_IDLE_MINUTES", 30)),
+        "SESSION_ABSOLUTE_TIMEOUT": timedelta(hours=_env_int("SESSION_ABSOLUTE_HOURS", 12)),
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=_env_int("SESSION_ABSOLUTE_HOURS", 12)),
+        "SESSION_COOKIE_NAME": "guichet_session",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": https,
+        "PREFERRED_URL_SCHEME": "https" if https else "http",
+        "REMEMBER_COOKIE_DURATION": timedelta(seconds=0),
+        "TRUSTED_PROXY_COUNT": _env_int("TRUSTED_PROXY_COUNT", 0),
+        "BABEL_DEFAULT_LOCALE": "fr",
+        "BABEL_DEFAULT_TIMEZONE": _env("GUICHET_TIMEZONE", "Europe/Paris"),
+        "LANGUAGES": ("fr", "en"),
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session, which has its own timeouts
+        "ORGANISATION_NAME": _env("GUICHET_ORGANISATION", "Régie des Eaux et de l'Énergie"),
+    }

@@ -1,0 +1,25 @@
+"""The catalogue of permissions (functional scope). Roles hold codes from this list only."""
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+CATALOGUE: dict[str, object] = {
+    "party.read": _l("Consulter les interlocuteurs et leurs contrats"),
+    "party.write": _l("Créer et modifier les interlocuteurs"),
+    "contact.create": _l("Tracer les contacts"),
+    "dossier.create": _l("Ouvrir des dossiers"),
+    "dossier.process": _l("Traiter les étapes des dossiers"),
+    "document.generate": _l("Générer des courriers et des mails"),
+    "process.design": _l("Concevoir et déployer les processus"),
+    "supervision": _l("Superviser les files de travail"),
+    "admin.agents": _l("Administrer les agents, rôles et territoires"),
+    "admin.referentials": _l("Administrer les référentiels"),
+}
+
+
+def validate(codes: list[str] | set[str]) -> list[str]:
+    """Return the codes sorted, or raise ValueError naming the first unknown one."""
+    unknown = sorted(set(codes) - CATALOGUE.keys())
+    if unknown:
+        raise ValueError(f"permission inconnue : {unknown[0]}")
+    return sorted(set(codes))

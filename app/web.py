@@ -1,0 +1,165 @@
+"""The request boundary: authentication, audit context, one commit per request, headers, errors."""
+from __future__ import annotations
+
+import re
+import uuid
+from functools import wraps
+
+from flask import Flask, abort, g, jsonify, redirect, render_template, request, session as cookie_session, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from app import clock
+from app.audit.context import AuditContext, set_context
+from app.db import session as db_session
+from app.extensions import login_manager
+
+PUBLIC_ENDPOINTS = {"static", "auth.login", "core.health"}
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+ERROR_MESSAGES = {
+    400: _l("La requête est invalide."),
+    403: _l("Vous n'avez pas l'habilitation nécessaire pour cette page."),
+    404: _l("Cette page n'existe pas, ou elle est hors de votre périmètre."),
+    405: _l("Cette action n'est pas permise ici."),
+    429: _l("Trop de tentatives. Patientez un instant avant de réessayer."),
+    500: _l("Une erreur interne est survenue. Elle a été enregistrée ; réessayez ou contactez le support."),
+}
+
+
+def require_permission(permission: str):
+    """View decorator: 403 unless the logged-in agent holds permission."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if not current_user.is_authenticated or not current_user.can(permission):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def select_locale() -> str:
+    if current_user and current_user.is_authenticated:
+        return current_user.language
+    return request.accept_languages.best_match(["fr", "en"]) or "fr"
+
+
+def select_timezone() -> str:
+    from flask import current_app
+
+    return current_app.config["BABEL_DEFAULT_TIMEZONE"]
+
+
+@login_manager.user_loader
+def _load_agent(agent_id: str):
+    from app.security.sessions import resume_session
+
+    try:
+        return resume_session(session_id=cookie_session.get("sid"), agent_id=int(agent_id))
+    except ValueError:
+        return None
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def init_app(app: Flask) -> None:
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = _l("Connectez-vous pour accéder à Guichet.")
+    login_manager.session_protection = None  # our server-side sessions do this job
+    app.jinja_env.globals["now_utc"] = lambda: clock.now()
+    app.jinja_env.globals["get_locale"] = get_locale
+
+    @app.before_request
+    def _open_request():
+        header_id = request.headers.get("X-Request-ID", "")
+        g.request_id = header_id if REQUEST_ID_RE.match(header_id) else uuid.uuid4().hex
+        set_context(AuditContext(request_id=g.request_id, client_addr=request.remote_addr))
+        if request.endpoint in PUBLIC_ENDPOINTS:
+            return None
+        if not current_user.is_authenticated:
+            if request.headers.get("HX-Request"):
+                response = app.response_class(status=401)
+                response.headers["HX-Redirect"] = url_for("auth.login")
+                return response
+            if _wants_json():
+                return jsonify(error="authentication required"), 401
+            return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
+        set_context(
+            AuditContext(
+                actor_id=current_user.id,
+                actor_label=current_user.login,
+                request_id=g.request_id,
+                client_addr=request.remote_addr,
+            )
+        )
+        return None
+
+    @app.after_request
+    def _close_request(response):
+        # One commit per request, only when the request succeeded; anything else rolls back.
+        if response.status_code < 400:
+            db_session.commit()
+        else:
+            db_session.rollback()
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if app.config["SESSION_COOKIE_SECURE"]:
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if request.endpoint != "static":
+            headers.setdefault("Cache-Control", "no-store")
+        headers["X-Request-ID"] = g.get("request_id", "")
+        return response
+
+    @app.teardown_request
+    def _forget_actor(_exc):
+        # Threads serve many requests: no request may inherit the previous one's actor.
+        set_context(AuditContext(actor_label="system"))
+
+    def _error_page(code: int, message=None):
+        if _wants_json():
+            return jsonify(error=str(message or ERROR_MESSAGES.get(code, ""))), code
+        return render_template("errors/error.html", code=code, message=message or ERROR_MESSAGES.get(code)), code
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(exc):
+        return _error_page(400, _("Le formulaire a expiré ou n'est pas authentique. Rechargez la page et recommencez."))
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        return _error_page(exc.code or 500)
+
+    @app.errorhandler(Exception)
+    def _unexpected_error(exc: Exception):
+        db_session.rollback()
+        app.logger.exception("unhandled error (request %s)", g.get("request_id"))
+        return _error_page(500)

@@ -1,0 +1,186 @@
+"""Shared fixtures: one migrated database per run, one rolled-back transaction per test.
+
+The database is SQLite (a file in a temporary folder) unless GUICHET_TEST_DATABASE_URL names
+another one, such as PostgreSQL; the suite runs unchanged on both.
+"""
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+os.environ.setdefault("TZ", "UTC")
+
+from app import clock, create_app  # noqa: E402
+from app.audit.context import AuditContext, set_context  # noqa: E402
+from app.db import db, session as db_session  # noqa: E402
+from app.extensions import limiter  # noqa: E402
+
+TEST_PASSWORD = "correct-horse-battery-staple"
+CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
+
+
+def recreate_database(url: str) -> str:
+    """Drop and create the database named by url (PostgreSQL) or its file (SQLite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and os.path.exists(parsed.database):
+            os.remove(parsed.database)
+        return url
+    admin = sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{parsed.database}"'))
+    admin.dispose()
+    return url
+
+
+def database_url(tmp_path_factory, suffix: str = "") -> str:
+    base = os.environ.get("GUICHET_TEST_DATABASE_URL")
+    if base:
+        parsed = make_url(base)
+        return parsed.set(database=f"{parsed.database}{suffix}").render_as_string(hide_password=False)
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / f'guichet{suffix}.sqlite'}"
+
+
+def make_test_app(url: str, **overrides):
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key",
+        "SQLALCHEMY_DATABASE_URI": url,
+        "LOGIN_RATE_LIMIT": "1000 per minute",
+        "RATELIMIT_STORAGE_URI": os.environ.get("GUICHET_TEST_RATELIMIT_STORAGE_URI", "memory://"),
+        "SERVER_NAME": None,
+    }
+    config.update(overrides)
+    return create_app(config)
+
+
+def migrate_to_head(app) -> None:
+    from flask_migrate import upgrade
+
+    with app.app_context():
+        upgrade()
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory):
+    """The application on a freshly migrated test database."""
+    os.environ.setdefault("GUICHET_INSTANCE_DIR", str(tmp_path_factory.mktemp("instance")))
+    url = recreate_database(database_url(tmp_path_factory))
+    application = make_test_app(url)
+    migrate_to_head(application)
+    yield application
+    db.get_engine().dispose()
+
+
+@pytest.fixture(autouse=True)
+def _transaction(request, app):
+    """Each test runs in one outer transaction that is rolled back at its end.
+
+    The session joins it through SAVEPOINTs, so ``session.commit()`` (in a request or in the
+    test) only releases a savepoint. No application context stays pushed: each request of the
+    test client gets its own, with a fresh ``g`` and a fresh session, as in production.
+    """
+    if "no_db_transaction" in request.keywords:
+        yield None
+        return
+    set_context(AuditContext(actor_label="test"))
+    connection = db.get_engine().connect()
+    outer = connection.begin()
+    db_session.remove()
+    db_session.configure(bind=connection, join_transaction_mode="create_savepoint")
+    try:
+        yield connection
+    finally:
+        db_session.remove()
+        db_session.configure(bind=db.get_engine(), join_transaction_mode="conservative_savepoint")
+        outer.rollback()
+        connection.close()
+
+
+@pytest.fixture(autouse=True)
+def _reset_rate_limits(app):
+    with app.app_context():
+        limiter.reset()
+    yield
+
+
+@pytest.fixture
+def app_ctx(app):
+    """An application context for tests that call services reading the configuration."""
+    with app.app_context() as ctx:
+        yield ctx
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch):
+    """Control of "now": ``frozen_clock.advance(minutes=31)`` moves every business rule's time."""
+
+    class FrozenClock:
+        def __init__(self) -> None:
+            self.current = clock.now()
+
+        def now(self):
+            return self.current
+
+        def advance(self, **delta) -> None:
+            self.current += timedelta(**delta)
+
+    frozen = FrozenClock()
+    monkeypatch.setattr(clock, "now", frozen.now)
+    return frozen
+
+
+def csrf_token(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "no CSRF token in the page"
+    return match.group(1) or match.group(2)
+
+
+class Auth:
+    """Logs a test client in and out through the real login form."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+
+    def login(self, login: str, password: str = TEST_PASSWORD, follow: bool = False):
+        page = self.client.get("/login")
+        token = csrf_token(page.get_data(as_text=True))
+        return self.client.post(
+            "/login", data={"login": login, "password": password, "csrf_token": token}, follow_redirects=follow
+        )
+
+    def logout(self):
+        page = self.client.get("/")
+        token = csrf_token(page.get_data(as_text=True))
+        return self.client.post("/logout", data={"csrf_token": token})
+
+
+@pytest.fixture
+def auth(client):
+    return Auth(client)
+
+
+@pytest.fixture
+def login_as(app, auth):
+    """``login_as("accueil", territories=[t])`` creates an agent with that role and logs in as it."""
+    from tests.factories import AgentFactory, role_with
+
+    def _login_as(role_code: str = "admin", *, territories=(), permissions=None, **agent_fields):
+        role = role_with(role_code, permissions)
+        agent = AgentFactory(roles=[role], territories=list(territories), **agent_fields)
+        response = auth.login(agent.login)
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return agent
+
+    return _login_as

@@ -1,0 +1,44 @@
+"""The Celery application. Tasks run inside the Flask application context, one commit each.
+
+Start a worker with ``celery -A workers.main worker`` and the scheduler with
+``celery -A workers.main beat``; the broker is ``CELERY_BROKER_URL`` (Redis in
+production, a SQLite file through kombu's SQLAlchemy transport on the embedded default).
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import Celery, Task
+from flask import Flask
+
+BEAT_SCHEDULE = {
+    "purge-login-sessions": {"task": "workers.tasks.purge_login_sessions", "schedule": timedelta(minutes=15)},
+}
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """Bind a Celery application to the Flask app (tasks get its context and its database)."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args, **kwargs):
+            from app.audit.context import set_actor
+            from app.db import session
+
+            with app.app_context():
+                set_actor(actor_id=None, actor_label=f"task:{self.name}")
+                try:
+                    result = self.run(*args, **kwargs)
+                    session.commit()
+                    return result
+                except BaseException:
+                    session.rollback()
+                    raise
+
+    celery = Celery(app.name, task_cls=FlaskTask)
+    celery.config_from_object(app.config["CELERY"])
+    celery.conf.beat_schedule = BEAT_SCHEDULE
+    celery.conf.imports = ("workers.tasks",)
+    celery.set_default()
+    app.extensions["celery"] = celery
+    return celery
+

@@ -7,7 +7,7 @@ export TZ := UTC
 
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/guichet_test
 
-.PHONY: setup run test test-sqlite test-postgresql test-e2e lint assets translations clean
+.PHONY: setup run test test-sqlite test-postgresql lint assets translations messages clean
 
 setup: $(BIN)/.installed assets translations
 
@@ -26,7 +26,12 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 
 translations: $(BIN)/.installed
-	$(BIN)/pybabel compile --use-fuzzy -q -d app/translations
+	$(BIN)/pybabel compile -d app/translations --statistics 2>&1 | grep -v '^compiling' || true
+
+# After changing user-facing text: extract it and update the English catalogue.
+messages: $(BIN)/.installed
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location -o app/translations/messages.pot .
+	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations --no-location
 
 # Runs the application on the embedded default: SQLite, embedded Celery broker, demo data.
 run: setup

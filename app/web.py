@@ -61,6 +61,17 @@ def require_permission(permission: str):
     return decorator
 
 
+def audit_value(value) -> str:
+    """An audited value as people read it: a dash for nothing, lists joined, yes/no."""
+    if value is None or value == []:
+        return "—"
+    if isinstance(value, bool):
+        return _("oui") if value else _("non")
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
 def select_locale() -> str:
     if current_user and current_user.is_authenticated:
         return current_user.language
@@ -93,6 +104,7 @@ def init_app(app: Flask) -> None:
     login_manager.session_protection = None  # our server-side sessions do this job
     app.jinja_env.globals["now_utc"] = lambda: clock.now()
     app.jinja_env.globals["get_locale"] = get_locale
+    app.jinja_env.filters["audit_value"] = audit_value
 
     @app.before_request
     def _open_request():
@@ -108,7 +120,8 @@ def init_app(app: Flask) -> None:
                 return response
             if _wants_json():
                 return jsonify(error="authentication required"), 401
-            return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
+            target = request.full_path.rstrip("?") if request.method == "GET" else None
+            return redirect(url_for("auth.login", next=None if target == "/" else target))
         set_context(
             AuditContext(
                 actor_id=current_user.id,

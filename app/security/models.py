@@ -90,7 +90,7 @@ class Agent(UserMixin, Base):
     __tablename__ = "agent"
     __audited__ = True
     __audit_masked__ = frozenset({"password_hash"})
-    __audit_ignored__ = frozenset({"failed_logins", "last_login_at", "updated_at"})
+    __audit_ignored__ = frozenset({"failed_logins", "last_login_at", "created_at", "updated_at"})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     login: Mapped[str] = mapped_column(String(64), unique=True)

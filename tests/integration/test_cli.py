@@ -1,0 +1,60 @@
+"""Command line: the first administrator of a production install, the demo seed."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.audit.models import AuditEntry
+from app.db import session
+from app.security import passwords
+from app.security.models import Agent
+from app.seed import demo
+from tests.factories import TerritoryFactory, role_with
+
+
+def test_agent_create_reads_the_password_from_stdin(app):
+    role_with("admin")
+    TerritoryFactory(code="REG-X")
+    result = app.test_cli_runner().invoke(
+        args=["agent", "create", "--login", "Chef", "--roles", "admin", "--territories", "REG-X",
+              "--full-name", "Chef de service"],
+        input="un-secret-tres-long\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "« chef » créé" in result.output
+    agent = session.execute(select(Agent).where(Agent.login == "chef")).scalar_one()
+    assert passwords.verify_password(agent.password_hash, "un-secret-tres-long")
+    assert [r.code for r in agent.roles] == ["admin"] and [t.code for t in agent.territories] == ["REG-X"]
+    entry = session.execute(
+        select(AuditEntry).where(AuditEntry.object_type == "agent", AuditEntry.object_id == str(agent.id))
+    ).scalar_one()
+    assert entry.action == "create" and entry.actor_label.startswith("cli:")
+
+
+def test_agent_create_refuses_unknown_role_and_writes_nothing(app):
+    result = app.test_cli_runner().invoke(
+        args=["agent", "create", "--login", "someone", "--roles", "no-such-role"], input="un-secret-tres-long\n"
+    )
+    assert result.exit_code != 0
+    assert "Rôle inconnu : no-such-role" in result.output
+    assert session.execute(select(Agent).where(Agent.login == "someone")).first() is None
+
+
+def test_agent_create_refuses_a_weak_password(app):
+    result = app.test_cli_runner().invoke(args=["agent", "create", "--login", "someone"], input="court\n")
+    assert result.exit_code != 0 and "au moins 12 caractères" in result.output
+
+
+def test_seed_creates_the_demo_scopes_once(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["seed"])
+    assert result.exit_code == 0, result.output
+    for login, _description in demo.describe_agents():
+        assert login in result.output
+    assert demo.DEMO_PASSWORD in result.output
+    front_desk = session.execute(select(Agent).where(Agent.login == "accueil.lyon")).scalar_one()
+    assert [t.code for t in front_desk.territories] == ["AG-LYON"]
+    assert not front_desk.can("admin.agents") and front_desk.can("contact.create")
+    assert session.execute(select(Agent).where(Agent.login == "admin")).scalar_one().can("admin.agents")
+
+    again = runner.invoke(args=["seed", "--if-empty"])
+    assert again.exit_code == 0 and "inchangées" in again.output

@@ -6,6 +6,7 @@ export FLASK_APP := app:create_app
 export TZ := UTC
 
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/guichet_test
+TEST_REDIS_URL    ?= redis://127.0.0.1:6379
 
 .PHONY: setup run test test-sqlite test-postgresql lint assets translations messages clean
 
@@ -46,8 +47,12 @@ test: setup test-sqlite test-postgresql
 test-sqlite:
 	$(BIN)/pytest
 
+# PostgreSQL runs also put rate limiting and the Celery broker on Redis, as in production.
 test-postgresql:
-	GUICHET_TEST_DATABASE_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest -m "not e2e"
+	GUICHET_TEST_DATABASE_URL=$(TEST_POSTGRES_URL) \
+	GUICHET_TEST_RATELIMIT_STORAGE_URI=$(TEST_REDIS_URL)/14 \
+	GUICHET_TEST_BROKER_URL=$(TEST_REDIS_URL)/15 \
+	$(BIN)/pytest
 
 lint: setup
 	$(BIN)/ruff check app workers tests bench

@@ -68,6 +68,54 @@ def list_agents_command():
                    f"{','.join(t.code for t in agent.territories)}")
 
 
+role_cli = AppGroup("role", help="Gérer les rôles (habilitations fonctionnelles).")
+territory_cli = AppGroup("territory", help="Gérer l'arbre des territoires (habilitations géographiques).")
+
+
+@role_cli.command("init")
+def init_roles_command():
+    """Create the standard roles (admin, accueil, back_office, superviseur, concepteur)."""
+    from app.security.roles import ensure_standard_roles
+
+    _cli_actor()
+    roles = ensure_standard_roles()
+    session.commit()
+    for role in roles:
+        click.echo(f"{role.code:14} {role.label:28} {', '.join(sorted(role.permission_codes))}")
+
+
+@territory_cli.command("add")
+@click.option("--code", required=True, help="Code unique (le code INSEE pour une commune).")
+@click.option("--name", required=True)
+@click.option("--kind", required=True, type=click.Choice(["region", "agency", "commune"]))
+@click.option("--parent", "parent_code", default=None, help="Code du territoire parent.")
+def add_territory_command(code, name, kind, parent_code):
+    """Add a territory under its parent (a region has none)."""
+    from app.security import service
+
+    _cli_actor()
+    try:
+        parent = service.get_territory_by_code(code=parent_code) if parent_code else None
+        if parent_code and parent is None:
+            raise BusinessError(f"Territoire parent inconnu : {parent_code}")
+        territory = service.create_territory(code=code, name=name, kind=kind, parent=parent,
+                                             insee_code=code if kind == "commune" else None)
+    except BusinessError as exc:
+        session.rollback()
+        raise click.ClickException(exc.message) from exc
+    session.commit()
+    click.echo(f"Territoire {territory.code} ({territory.name}) créé : {territory.path}")
+
+
+@territory_cli.command("list")
+def list_territories_command():
+    """Print the territory tree."""
+    from app.security import service
+
+    for territory in service.list_territories():
+        click.echo(f"{'  ' * territory.depth}{territory.code:12} {territory.kind:8} {territory.name}")
+
+
 @click.command("seed")
 @click.option("--if-empty", is_flag=True, help="Ne rien faire si des agents existent déjà.")
 def seed_command(if_empty):
@@ -77,16 +125,20 @@ def seed_command(if_empty):
     _cli_actor()
     if if_empty and demo.has_agents():
         click.echo("Base déjà initialisée : données de démonstration inchangées.")
-        return
-    created = demo.seed_demo()
-    session.commit()
-    click.echo(f"Territoires : {created['territories']} créés ; rôles : {created['roles']} ; "
-               f"agents : {created['agents']} créés.")
-    click.echo("Comptes de démonstration (mot de passe commun : %s) :" % demo.DEMO_PASSWORD)
-    for login, description in demo.describe_agents():
-        click.echo(f"  {login:18} {description}")
+    else:
+        created = demo.seed_demo()
+        session.commit()
+        click.echo(f"Territoires : {created['territories']} créés ; rôles : {created['roles']} ; "
+                   f"agents : {created['agents']} créés.")
+    demo_agents = demo.existing_demo_agents()
+    if demo_agents:
+        click.echo(f"Comptes de démonstration (mot de passe commun : {demo.DEMO_PASSWORD}) :")
+        for login, description in demo_agents:
+            click.echo(f"  {login:18} {description}")
 
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(agent_cli)
+    app.cli.add_command(role_cli)
+    app.cli.add_command(territory_cli)
     app.cli.add_command(seed_command)

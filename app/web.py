@@ -5,7 +5,8 @@ import re
 import uuid
 from functools import wraps
 
-from flask import Flask, abort, g, jsonify, redirect, render_template, request, session as cookie_session, url_for
+from flask import Flask, abort, g, jsonify, redirect, render_template, request, url_for
+from flask import session as cookie_session
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l

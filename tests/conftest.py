@@ -17,7 +17,8 @@ os.environ.setdefault("TZ", "UTC")
 
 from app import clock, create_app  # noqa: E402
 from app.audit.context import AuditContext, set_context  # noqa: E402
-from app.db import db, session as db_session  # noqa: E402
+from app.db import db  # noqa: E402
+from app.db import session as db_session
 from app.extensions import limiter  # noqa: E402
 
 TEST_PASSWORD = "correct-horse-battery-staple"

@@ -8,19 +8,13 @@ from sqlalchemy import select
 from app.db import session
 from app.security import passwords
 from app.security.models import Agent, Role, RolePermission, Territory
-from app.security.permissions import CATALOGUE
+from app.security.roles import STANDARD_ROLES
 from tests.conftest import TEST_PASSWORD
 
 # argon2 is deliberately slow: hash the shared test password once.
 _TEST_PASSWORD_HASH = passwords.hash_password(TEST_PASSWORD)
 
-ROLE_PERMISSIONS = {
-    "admin": sorted(CATALOGUE),
-    "accueil": ["party.read", "party.write", "contact.create", "dossier.create", "document.generate"],
-    "back_office": ["party.read", "party.write", "contact.create", "dossier.create", "dossier.process"],
-    "superviseur": ["party.read", "supervision", "dossier.process"],
-    "concepteur": ["process.design", "admin.referentials"],
-}
+ROLE_PERMISSIONS = {code: permissions for code, _label, permissions in STANDARD_ROLES}
 
 
 class Base(SQLAlchemyModelFactory):

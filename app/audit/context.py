@@ -13,7 +13,8 @@ class AuditContext:
     client_addr: str | None = None
 
 
-_current: ContextVar[AuditContext] = ContextVar("audit_context", default=AuditContext(actor_label="system"))
+# AuditContext is a frozen dataclass: sharing the default instance is safe.
+_current: ContextVar[AuditContext] = ContextVar("audit_context", default=AuditContext(actor_label="system"))  # noqa: B039
 
 
 def current() -> AuditContext:

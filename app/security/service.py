@@ -41,6 +41,11 @@ def list_roles() -> list[Role]:
     return list(session.execute(select(Role).order_by(Role.code)).scalars())
 
 
+def get_territory_by_code(*, code: str) -> Territory | None:
+    """The territory with this code, or None."""
+    return session.execute(select(Territory).where(Territory.code == code)).scalar_one_or_none()
+
+
 def list_territories() -> list[Territory]:
     """Every territory, in tree order."""
     return list(session.execute(select(Territory).order_by(Territory.path)).scalars())

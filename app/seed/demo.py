@@ -5,9 +5,10 @@ from sqlalchemy import select
 
 from app.db import session
 from app.security import service
-from app.security.models import Agent, Territory
+from app.security.models import Agent
+from app.security.roles import ensure_standard_roles
 
-DEMO_PASSWORD = "guichet-demo-2026"
+DEMO_PASSWORD = "guichet-demo-2026"  # noqa: S105 (demo accounts only; printed by `flask seed`)
 
 # (code, name, [(agency code, agency name, [(INSEE code, commune name)])])
 TERRITORIES = [
@@ -29,23 +30,6 @@ TERRITORIES = [
     ]),
 ]
 
-ROLES = [
-    ("admin", "Administrateur", [
-        "party.read", "party.write", "contact.create", "dossier.create", "dossier.process",
-        "document.generate", "process.design", "supervision", "admin.agents", "admin.referentials",
-    ]),
-    ("accueil", "Agent d'accueil", [
-        "party.read", "party.write", "contact.create", "dossier.create", "document.generate",
-    ]),
-    ("back_office", "Agent de back-office", [
-        "party.read", "party.write", "contact.create", "dossier.create", "dossier.process", "document.generate",
-    ]),
-    ("superviseur", "Superviseur", [
-        "party.read", "contact.create", "dossier.create", "dossier.process", "supervision",
-    ]),
-    ("concepteur", "Concepteur de processus", ["process.design", "admin.referentials"]),
-]
-
 # (login, full name, roles, territories, description)
 AGENTS = [
     ("admin", "Administrateur Guichet", ["admin"], ["REG-84", "REG-93"], "administrateur, toutes régions"),
@@ -60,30 +44,24 @@ def has_agents() -> bool:
     return session.execute(select(Agent.id).limit(1)).first() is not None
 
 
-def _territory(code: str) -> Territory | None:
-    return session.execute(select(Territory).where(Territory.code == code)).scalar_one_or_none()
-
-
 def seed_demo() -> dict[str, int]:
     """Create what is missing of the demo set; existing rows are left as they are."""
     counts = {"territories": 0, "roles": 0, "agents": 0}
     for region_code, region_name, agencies in TERRITORIES:
-        region = _territory(region_code)
+        region = service.get_territory_by_code(code=region_code)
         if region is None:
             region = service.create_territory(code=region_code, name=region_name, kind="region")
             counts["territories"] += 1
         for agency_code, agency_name, communes in agencies:
-            agency = _territory(agency_code)
+            agency = service.get_territory_by_code(code=agency_code)
             if agency is None:
                 agency = service.create_territory(code=agency_code, name=agency_name, kind="agency", parent=region)
                 counts["territories"] += 1
             for insee, name in communes:
-                if _territory(insee) is None:
+                if service.get_territory_by_code(code=insee) is None:
                     service.create_territory(code=insee, name=name, kind="commune", parent=agency, insee_code=insee)
                     counts["territories"] += 1
-    for code, label, permission_codes in ROLES:
-        service.ensure_role(code=code, label=label, permission_codes=permission_codes)
-        counts["roles"] += 1
+    counts["roles"] = len(ensure_standard_roles())
     for login, full_name, roles, territories, _description in AGENTS:
         if service.get_agent_by_login(login=login) is None:
             service.create_agent(login=login, full_name=full_name, password=DEMO_PASSWORD,
@@ -94,3 +72,9 @@ def seed_demo() -> dict[str, int]:
 
 def describe_agents() -> list[tuple[str, str]]:
     return [(login, description) for login, _n, _r, _t, description in AGENTS]
+
+
+def existing_demo_agents() -> list[tuple[str, str]]:
+    """The demo accounts present in the database, with what each may do."""
+    logins = set(session.execute(select(Agent.login).where(Agent.login.in_([a[0] for a in AGENTS]))).scalars())
+    return [(login, description) for login, description in describe_agents() if login in logins]

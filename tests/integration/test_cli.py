@@ -58,3 +58,27 @@ def test_seed_creates_the_demo_scopes_once(app):
 
     again = runner.invoke(args=["seed", "--if-empty"])
     assert again.exit_code == 0 and "inchangées" in again.output
+
+
+def test_production_bootstrap_roles_territories_then_first_administrator(app):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["role", "init"])
+    assert result.exit_code == 0 and "admin.agents" in result.output
+    assert runner.invoke(args=["territory", "add", "--code", "REG-11", "--name", "Île-de-France",
+                               "--kind", "region"]).exit_code == 0
+    result = runner.invoke(args=["territory", "add", "--code", "75056", "--name", "Paris", "--kind", "commune",
+                                 "--parent", "REG-11"])
+    assert result.exit_code == 0, result.output
+    assert "/REG-11/75056/" in result.output
+    bad_parent = runner.invoke(args=["territory", "add", "--code", "AG-X", "--name", "X", "--kind", "agency",
+                                     "--parent", "NOPE"])
+    assert bad_parent.exit_code != 0 and "parent inconnu" in bad_parent.output
+    bad_insee = runner.invoke(args=["territory", "add", "--code", "7505", "--name", "X", "--kind", "commune",
+                                    "--parent", "REG-11"])
+    assert bad_insee.exit_code != 0 and "INSEE invalide" in bad_insee.output
+    result = runner.invoke(args=["agent", "create", "--login", "root.admin", "--roles", "admin",
+                                 "--territories", "REG-11"], input="a-long-production-secret\n")
+    assert result.exit_code == 0, result.output
+    assert session.execute(select(Agent).where(Agent.login == "root.admin")).scalar_one().can("admin.agents")
+    listing = runner.invoke(args=["territory", "list"]).output
+    assert "REG-11" in listing and "  75056" in listing

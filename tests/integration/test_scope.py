@@ -103,7 +103,7 @@ def test_get_scoped_answers_as_for_a_missing_object(app, tree):
 
 def test_scope_is_applied_by_the_database_in_one_statement(tree, _transaction):
     agent = AgentFactory(roles=[role_with("accueil")], territories=[tree["agency_a"], tree["south"]])
-    agent.territories  # loaded beforehand, as for the logged-in agent of a request
+    assert agent.territories  # loaded beforehand, as for the logged-in agent of a request
     statements = []
 
     def count(conn, cursor, statement, *args):

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -73,7 +73,7 @@ def _ended(engine, session_id: str):
 def test_worker_ends_idle_login_sessions(worker_database, worker):
     _url, engine = worker_database
     client, process = worker
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with engine.begin() as connection:
         agent_id = connection.execute(
             sa.text("INSERT INTO agent (login, full_name, password_hash, active, language, failed_logins, "

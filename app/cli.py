@@ -6,7 +6,7 @@ import sys
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from app.audit.context import set_actor
 from app.db import session
@@ -117,11 +117,16 @@ def list_territories_command():
 
 
 @click.command("seed")
+@with_appcontext
 @click.option("--if-empty", is_flag=True, help="Ne rien faire si des agents existent déjà.")
 def seed_command(if_empty):
     """Create the demo territories, roles and agents, and print their logins."""
+    from flask import current_app
+
     from app.seed import demo
 
+    if current_app.config["GUICHET_ENV"] == "production":
+        raise click.ClickException("flask seed crée des comptes de démonstration : refusé en production.")
     _cli_actor()
     if if_empty and demo.has_agents():
         click.echo("Base déjà initialisée : données de démonstration inchangées.")

@@ -49,6 +49,10 @@ def from_env() -> dict:
     embedded_db = f"sqlite:///{instance_dir() / 'guichet.sqlite'}"
     embedded_broker = f"sqla+sqlite:///{instance_dir() / 'celery-broker.sqlite'}"
     https = _env_bool("GUICHET_HTTPS", environment == "production")
+    ratelimit_storage = _env("RATELIMIT_STORAGE_URI", "memory://")
+    if environment == "production" and ratelimit_storage.startswith("memory"):
+        # In memory, each web process counts alone: the limit would multiply by their number.
+        raise RuntimeError("RATELIMIT_STORAGE_URI must name a shared store (redis://…) in production")
     return {
         "GUICHET_ENV": environment,
         "SECRET_KEY": _secret_key(environment),
@@ -64,7 +68,7 @@ def from_env() -> dict:
             "beat_schedule_filename": str(instance_dir() / "celerybeat-schedule"),
         },
         # Rate limiting: Redis in production, process memory on the embedded default.
-        "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI", "memory://"),
+        "RATELIMIT_STORAGE_URI": ratelimit_storage,
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "RATELIMIT_SWALLOW_ERRORS": True,
         "RATELIMIT_HEADERS_ENABLED": True,

@@ -6,9 +6,11 @@ rules as web requests.
 """
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
-from flask import Flask
+from flask import Flask, has_app_context
+from flask.globals import app_ctx
 from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
@@ -48,8 +50,18 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(UTC)
 
 
-# One session per application context (request, CLI command, Celery task).
-session = scoped_session(sessionmaker(expire_on_commit=False))
+def _session_scope() -> object:
+    """One session per application context (request, CLI command, Celery task), else per thread.
+
+    A task run synchronously inside a request pushes its own application context, so it gets
+    its own session and its commit cannot carry the request's unfinished work.
+    """
+    if has_app_context():
+        return app_ctx._get_current_object()
+    return threading.get_ident()
+
+
+session = scoped_session(sessionmaker(expire_on_commit=False), scopefunc=_session_scope)
 
 
 class Database:
@@ -70,7 +82,9 @@ class Database:
         self.engine = create_engine(url, **kwargs)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-            event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+            # IMMEDIATE takes the write lock at BEGIN, so concurrent writers wait (busy_timeout)
+            # instead of failing with "database is locked" when upgrading a read lock.
+            event.listen(self.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         session.configure(bind=self.engine)
         app.teardown_appcontext(lambda exc: session.remove())
 

@@ -109,7 +109,8 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _open_request():
-        header_id = request.headers.get("X-Request-ID", "")
+        # A request id from the client is trusted only from our own reverse proxy.
+        header_id = request.headers.get("X-Request-ID", "") if app.config["TRUSTED_PROXY_COUNT"] else ""
         g.request_id = header_id if REQUEST_ID_RE.match(header_id) else uuid.uuid4().hex
         set_context(AuditContext(request_id=g.request_id, client_addr=request.remote_addr))
         if request.endpoint in PUBLIC_ENDPOINTS:

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from flask.testing import FlaskClient
 from sqlalchemy.engine import make_url
 
 os.environ.setdefault("TZ", "UTC")
@@ -99,7 +100,8 @@ def _transaction(request, app):
         yield connection
     finally:
         db_session.remove()
-        db_session.configure(bind=db.get_engine(), join_transaction_mode="conservative_savepoint")
+        db_session.configure(bind=db.get_engine())
+        db_session.session_factory.kw.pop("join_transaction_mode", None)
         outer.rollback()
         connection.close()
 
@@ -116,6 +118,25 @@ def app_ctx(app):
     """An application context for tests that call services reading the configuration."""
     with app.app_context() as ctx:
         yield ctx
+
+
+class FreshViewClient(FlaskClient):
+    """A test client after whose requests the test's own session re-reads the database.
+
+    Requests have their own sessions (one per application context); without this, the test's
+    session would keep showing the objects as it last loaded them.
+    """
+
+    def open(self, *args, **kwargs):
+        try:
+            return super().open(*args, **kwargs)
+        finally:
+            db_session.expire_all()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_view_client(app):
+    app.test_client_class = FreshViewClient
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import event, insert, inspect, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Mapper, Session
 
 from app import clock
 from app.audit.context import current
@@ -51,6 +51,11 @@ def _shown(cls: type, key: str, value: Any) -> Any:
     return MASK if key in getattr(cls, "__audit_masked__", ()) else _json_value(value)
 
 
+def _label(obj: Any) -> str:
+    """How a related object is named in an entry: its stable code when it has one."""
+    return str(getattr(obj, "audit_label", None) or obj)
+
+
 def _changes(obj: Any, *, created: bool = False, deleted: bool = False) -> dict[str, list]:
     """Map of field → [before, after] for what this flush changes on obj."""
     cls = type(obj)
@@ -81,9 +86,9 @@ def _changes(obj: Any, *, created: bool = False, deleted: bool = False) -> dict[
         history = state.attrs[rel.key].history
         if not history.has_changes():
             continue
-        unchanged = [str(o) for o in history.unchanged]
-        before = sorted(unchanged + [str(o) for o in history.deleted])
-        after = sorted(unchanged + [str(o) for o in history.added])
+        unchanged = [_label(o) for o in history.unchanged]
+        before = sorted(unchanged + [_label(o) for o in history.deleted])
+        after = sorted(unchanged + [_label(o) for o in history.added])
         if before != after:
             result[rel.key] = [before, after]
     return result
@@ -106,6 +111,28 @@ def _row(action: str, obj: Any, changes: dict | None) -> dict:
 
 def _audited(obj: Any) -> bool:
     return getattr(type(obj), "__audited__", False)
+
+
+def _keep_previous_value(target, value, oldvalue, initiator):
+    return value
+
+
+@event.listens_for(Mapper, "mapper_configured")
+def _track_previous_values(mapper: Mapper, cls: type) -> None:
+    # Without active history, changing a column that is not loaded (expired after a rollback,
+    # deferred) records None as its previous value. Load it first, for audited models.
+    if getattr(cls, "__audited__", False):
+        for prop in mapper.column_attrs:
+            event.listen(getattr(cls, prop.key), "set", _keep_previous_value, active_history=True, retval=True)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_bulk_writes_on_audited_models(state) -> None:
+    # Bulk UPDATE/DELETE statements skip the flush, hence the audit trail: forbid them there.
+    if (state.is_update or state.is_delete) and state.bind_mapper is not None:
+        if getattr(state.bind_mapper.class_, "__audited__", False):
+            raise RuntimeError(f"bulk write on audited model {state.bind_mapper.class_.__name__}: "
+                               "change the objects instead, so that the audit trail records it")
 
 
 @event.listens_for(Session, "after_flush")

@@ -7,9 +7,10 @@ from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
 from app.audit import service as audit
+from app.db import session as db_session
 from app.errors import BusinessError
 from app.security import service
-from app.security.forms import AgentForm, ConfirmForm, NewAgentForm, PasswordResetForm
+from app.security.forms import AgentForm, ConfirmForm, EditAgentForm, NewAgentForm, PasswordResetForm
 from app.web import require_permission
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -38,6 +39,13 @@ def _agent_or_404(agent_id: int):
     return agent
 
 
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _show_error(form, exc: BusinessError) -> None:
     field = getattr(form, exc.field, None) if exc.field else None
     if field is not None:
@@ -56,6 +64,7 @@ def agents():
 def new_agent():
     form = NewAgentForm()
     _fill_choices(form)
+    status = 200
     if form.validate_on_submit():
         try:
             agent = service.create_agent(
@@ -69,18 +78,20 @@ def new_agent():
             )
         except BusinessError as exc:
             _show_error(form, exc)
+            status = 422
         else:
             flash(_("Agent %(login)s créé.", login=agent.login), "success")
             return redirect(url_for("admin.edit_agent", agent_id=agent.id))
     # 422 makes the request boundary roll back whatever the failed attempt touched.
-    return render_template("admin/agent_new.html", form=form), 422 if form.errors else 200
+    return render_template("admin/agent_new.html", form=form), 422 if form.errors else status
 
 
 @bp.route("/agents/<int:agent_id>", methods=["GET", "POST"])
 def edit_agent(agent_id: int):
     agent = _agent_or_404(agent_id)
-    form = AgentForm(obj=None if request.method == "POST" else agent)
+    form = EditAgentForm(obj=None if request.method == "POST" else agent)
     _fill_choices(form)
+    status = 200
     if request.method == "GET":
         form.roles.data = [r.code for r in agent.roles]
         form.territories.data = [t.code for t in agent.territories]
@@ -88,6 +99,7 @@ def edit_agent(agent_id: int):
         try:
             service.update_agent(
                 agent=agent,
+                expected_version=_int_or_none(form.version.data),
                 full_name=form.full_name.data,
                 email=form.email.data,
                 language=form.language.data,
@@ -96,6 +108,7 @@ def edit_agent(agent_id: int):
             )
         except BusinessError as exc:
             _show_error(form, exc)
+            status = 422
         else:
             flash(_("Modifications enregistrées."), "success")
             return redirect(url_for("admin.edit_agent", agent_id=agent.id))
@@ -107,7 +120,7 @@ def edit_agent(agent_id: int):
         password_form=PasswordResetForm(),
         confirm_form=ConfirmForm(),
         history=history,
-    ), 422 if form.errors else 200
+    ), 422 if form.errors else status
 
 
 @bp.route("/agents/<int:agent_id>/password", methods=["POST"])
@@ -118,6 +131,7 @@ def reset_password(agent_id: int):
         try:
             service.reset_password(agent=agent, password=form.password.data)
         except BusinessError as exc:
+            db_session.rollback()  # the redirect below is a success status: commit nothing
             flash(exc.message, "error")
         else:
             flash(_("Mot de passe réinitialisé ; les sessions ouvertes de l'agent sont fermées."), "success")
@@ -131,6 +145,7 @@ def deactivate(agent_id: int):
         try:
             service.deactivate_agent(agent=agent, actor=current_user)
         except BusinessError as exc:
+            db_session.rollback()  # the redirect below is a success status: commit nothing
             flash(exc.message, "error")
         else:
             flash(_("Agent désactivé ; ses sessions sont fermées."), "success")

@@ -1,7 +1,7 @@
 """Forms of the login and agent-administration pages."""
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms import EmailField, HiddenField, PasswordField, SelectField, SelectMultipleField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
@@ -29,6 +29,10 @@ class AgentForm(FlaskForm):
     language = SelectField(_l("Langue"), choices=LANGUAGE_CHOICES)
     roles = CheckboxListField(_l("Rôles"), choices=[])
     territories = SelectMultipleField(_l("Territoires"), choices=[])
+
+
+class EditAgentForm(AgentForm):
+    version = HiddenField()
 
 
 class NewAgentForm(AgentForm):

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Column, ForeignKey, Integer, String, Table
+from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import clock
@@ -39,14 +39,21 @@ class Territory(Base):
     kind: Mapped[str] = mapped_column(String(16))
     insee_code: Mapped[str | None] = mapped_column(String(5), unique=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("territory.id"), index=True)
-    # Materialised path of codes ("/84/AG-LYON/69123/"): "under" is a prefix match.
+    # Materialised path of codes ("/REG-84/AG-LYON/69123/"): "under" is a prefix match.
     path: Mapped[str] = mapped_column(String(400), unique=True)
+
+    # On PostgreSQL a LIKE 'prefix%' uses a B-tree index only with the pattern operator class.
+    __table_args__ = (Index("ix_territory_path_pattern", "path", postgresql_ops={"path": "text_pattern_ops"}),)
 
     parent: Mapped[Territory | None] = relationship(remote_side=[id], back_populates="children")
     children: Mapped[list[Territory]] = relationship(back_populates="parent", order_by="Territory.name")
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def audit_label(self) -> str:
+        return self.code  # names repeat (communes), codes do not
 
     @property
     def depth(self) -> int:
@@ -90,7 +97,7 @@ class Agent(UserMixin, Base):
     __tablename__ = "agent"
     __audited__ = True
     __audit_masked__ = frozenset({"password_hash"})
-    __audit_ignored__ = frozenset({"failed_logins", "last_login_at", "created_at", "updated_at"})
+    __audit_ignored__ = frozenset({"failed_logins", "last_login_at", "created_at", "updated_at", "version"})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     login: Mapped[str] = mapped_column(String(64), unique=True)
@@ -104,6 +111,9 @@ class Agent(UserMixin, Base):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now, onupdate=clock.now)
+    # Optimistic locking: two administrators editing one agent cannot overwrite each other.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    __mapper_args__ = {"version_id_col": version}
 
     roles: Mapped[list[Role]] = relationship(secondary=agent_role, order_by="Role.code", lazy="selectin")
     territories: Mapped[list[Territory]] = relationship(

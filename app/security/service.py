@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from app.db import session
 from app.errors import BusinessError
@@ -49,6 +50,15 @@ def get_territory_by_code(*, code: str) -> Territory | None:
 def list_territories() -> list[Territory]:
     """Every territory, in tree order."""
     return list(session.execute(select(Territory).order_by(Territory.path)).scalars())
+
+
+def _insert_unique(obj, message: str, *, field: str) -> None:
+    """Insert obj; a concurrent insert of the same key becomes a clear refusal, not a 500."""
+    try:
+        with session.begin_nested():
+            session.add(obj)
+    except IntegrityError as exc:
+        raise BusinessError(message, field=field) from exc
 
 
 def _roles_by_code(codes: list[str]) -> list[Role]:
@@ -112,21 +122,28 @@ def create_agent(
         roles=_roles_by_code(list(role_codes)),
         territories=_territories_by_code(list(territory_codes)),
     )
-    session.add(agent)
-    session.flush()
+    _insert_unique(agent, "Cet identifiant est déjà utilisé.", field="login")
     return agent
 
 
 def update_agent(
     *,
     agent: Agent,
+    expected_version: int | None = None,
     full_name: str,
     email: str | None,
     language: str,
     role_codes: list[str],
     territory_codes: list[str],
 ) -> Agent:
-    """Change an agent's identity, language, roles and territories."""
+    """Change an agent's identity, language, roles and territories.
+
+    expected_version is the version the editor saw; a different one means someone else saved
+    in between, and the change is refused rather than silently overwriting theirs.
+    """
+    if expected_version is not None and expected_version != agent.version:
+        raise BusinessError("Cet agent a été modifié entre-temps par quelqu'un d'autre. "
+                            "Rechargez la page pour voir ses nouvelles valeurs.")
     _check_identity(full_name=full_name, email=email, language=language)
     roles = _roles_by_code(role_codes)
     territories = _territories_by_code(territory_codes)
@@ -205,7 +222,9 @@ def create_territory(
     if session.execute(select(Territory.id).where(Territory.code == code)).first():
         raise BusinessError("Ce code de territoire existe déjà.", field="code")
     path = f"{parent.path if parent else '/'}{code}/"
-    territory = Territory(code=code, name=name, kind=kind, parent=parent, insee_code=insee_code, path=path)
-    session.add(territory)
-    session.flush()
+    # parent_id, not parent: the new row must not reach the session through parent.children
+    # before the savepoint of _insert_unique.
+    territory = Territory(code=code, name=name, kind=kind, parent_id=parent.id if parent else None,
+                          insee_code=insee_code, path=path)
+    _insert_unique(territory, "Ce code de territoire existe déjà.", field="code")
     return territory

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import lazyload
 
 from app import clock
 from app.audit import service as audit
@@ -27,7 +28,12 @@ def authenticate(*, login: str, password: str) -> Agent | None:
     """
     now = clock.now()
     login = (login or "").strip().lower()[:64]
-    agent = session.execute(select(Agent).where(Agent.login == login)).scalar_one_or_none()
+    # FOR UPDATE: parallel attempts on one account queue here, so each failure is counted.
+    # lazyload: a known login costs no extra queries compared with an unknown one.
+    agent = session.execute(
+        select(Agent).where(Agent.login == login).options(lazyload(Agent.roles), lazyload(Agent.territories))
+        .with_for_update()
+    ).scalar_one_or_none()
     password_ok = passwords.verify_password(agent.password_hash if agent else None, password or "")
     reason = None
     if agent is None:
@@ -44,7 +50,8 @@ def authenticate(*, login: str, password: str) -> Agent | None:
             agent.failed_logins = 0
             reason = "bad_password_locked"
     if reason is not None:
-        set_actor(actor_id=agent.id if agent else None, actor_label=login or "?")
+        # Nobody is authenticated: the attempt is not the targeted agent's action.
+        set_actor(actor_id=None, actor_label=f"anonymous:{login}")
         audit.record("login.failed", object_type="agent", object_id=str(agent.id) if agent else None,
                      data={"reason": reason})
         session.flush()

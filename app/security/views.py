@@ -1,6 +1,8 @@
 """Login, logout and the agent's own preferences."""
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -18,8 +20,11 @@ LOGIN_REFUSED = _l("Identification impossible : identifiant ou mot de passe inco
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
+    """target if it is a path on this site, else the home page (no open redirect)."""
+    if target and target.isprintable() and not any(c.isspace() or c == "\\" for c in target):
+        parts = urlsplit(target)
+        if not parts.scheme and not parts.netloc and parts.path.startswith("/") and not target.startswith("//"):
+            return target
     return url_for("core.home")
 
 

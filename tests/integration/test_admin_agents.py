@@ -1,6 +1,8 @@
 """Administration of agents through the pages: permission, creation, changes and their audit."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import func, select
 
@@ -76,7 +78,7 @@ def test_create_agent_with_roles_and_territories_is_audited(client, login_as):
     assert created.changes["full_name"] == [None, "Zoé Lefèvre-Durand"]
     assert created.changes["password_hash"] == [None, "***"]
     assert created.changes["roles"] == [[], ["accueil"]]
-    assert created.changes["territories"] == [[], [agency.name]]
+    assert created.changes["territories"] == [[], [agency.code]]
 
 
 @pytest.mark.parametrize("field,value,message", [
@@ -118,7 +120,7 @@ def test_duplicate_login_is_refused(client, login_as):
 def test_every_change_to_an_agent_writes_before_and_after(client, login_as):
     north, south = TerritoryFactory(), TerritoryFactory()
     accueil, back_office = role_with("accueil"), role_with("back_office")
-    agent = AgentFactory(roles=[accueil], territories=[north], language="fr")
+    agent = AgentFactory(roles=[accueil], territories=[north], language="fr", full_name="Nom Initial")
     admin = login_as("admin")
     url = f"/admin/agents/{agent.id}"
 
@@ -137,10 +139,10 @@ def test_every_change_to_an_agent_writes_before_and_after(client, login_as):
         e for e in _audit(agent.id) if e.action == "update" and e.actor_id == admin.id
     ]
     assert update.actor_id == admin.id
-    assert update.changes["full_name"][1] == "Nom Changé"
+    assert update.changes["full_name"] == ["Nom Initial", "Nom Changé"]
     assert update.changes["language"] == ["fr", "en"]
     assert update.changes["roles"] == [[accueil.code], [back_office.code]]
-    assert update.changes["territories"] == [[north.name], sorted([north.name, south.name])]
+    assert update.changes["territories"] == [[north.code], sorted([north.code, south.code])]
     assert password.changes == {"password_hash": ["***", "***"]}
     assert deactivate.changes == {"active": [True, False]}
     assert reactivate.changes == {"active": [False, True]}
@@ -184,3 +186,26 @@ def test_agent_list_filters_by_login_or_name(client, login_as):
     login_as("admin")
     page = client.get("/admin/agents?q=curie").get_data(as_text=True)
     assert "marie.curie" in page and "louis.pasteur" not in page
+
+
+def test_concurrent_edits_of_one_agent_do_not_overwrite_each_other(app, client, login_as):
+    from tests.conftest import Auth
+
+    agent = AgentFactory(full_name="Original")
+    login_as("admin")
+    other_admin = app.test_client()
+    Auth(other_admin).login(AgentFactory(roles=[role_with("admin")]).login)
+    url = f"/admin/agents/{agent.id}"
+    first_page = client.get(url).get_data(as_text=True)
+    second_page = other_admin.get(url).get_data(as_text=True)
+
+    def submit(who, page, name):
+        version = re.search(r'name="version" type="hidden" value="(\d+)"', page).group(1)
+        return who.post(url, data={"csrf_token": csrf_token(page), "version": version, "full_name": name,
+                                   "language": "fr"})
+
+    assert submit(client, first_page, "Premier").status_code == 302
+    refused = submit(other_admin, second_page, "Second")
+    assert refused.status_code == 422
+    assert "modifié entre-temps" in refused.get_data(as_text=True)
+    assert session.get(Agent, agent.id).full_name == "Premier"

@@ -82,3 +82,26 @@ def test_production_bootstrap_roles_territories_then_first_administrator(app):
     assert session.execute(select(Agent).where(Agent.login == "root.admin")).scalar_one().can("admin.agents")
     listing = runner.invoke(args=["territory", "list"]).output
     assert "REG-11" in listing and "  75056" in listing
+
+
+def test_seed_is_refused_in_production(app, monkeypatch):
+    monkeypatch.setitem(app.config, "GUICHET_ENV", "production")
+    result = app.test_cli_runner().invoke(args=["seed"])
+    assert result.exit_code != 0 and "refusé en production" in result.output
+    assert session.execute(select(Agent).where(Agent.login == "admin")).first() is None
+
+
+def test_production_refuses_to_start_without_a_shared_rate_limit_store(monkeypatch):
+    import pytest
+
+    from app import config
+
+    monkeypatch.setenv("GUICHET_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "x" * 40)
+    monkeypatch.delenv("RATELIMIT_STORAGE_URI", raising=False)
+    with pytest.raises(RuntimeError, match="RATELIMIT_STORAGE_URI"):
+        config.from_env()
+    monkeypatch.delenv("SECRET_KEY")
+    monkeypatch.setenv("RATELIMIT_STORAGE_URI", "redis://127.0.0.1:6379/1")
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        config.from_env()

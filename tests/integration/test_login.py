@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 
+import pytest
 from sqlalchemy import select
 
 from app.audit.models import AuditEntry
@@ -102,7 +104,20 @@ def test_post_without_csrf_token_is_refused(client, login_as):
     assert client.get("/").status_code == 200  # still logged in
 
 
-def test_session_id_is_renewed_at_each_login(client, auth):
+def test_a_session_cookie_planted_before_login_never_becomes_authenticated(app, client, auth):
+    """Session fixation: an attacker's pre-login cookie, given to the victim, stays anonymous."""
+    agent = AgentFactory()
+    client.get("/login")
+    planted = client.get_cookie("guichet_session").value
+    assert auth.login(agent.login).status_code == 302
+    assert client.get_cookie("guichet_session").value != planted
+    attacker = app.test_client()
+    attacker.set_cookie("guichet_session", planted)
+    response = attacker.get("/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_each_login_opens_a_new_server_session(client, auth):
     agent = AgentFactory()
     auth.login(agent.login)
     auth.logout()
@@ -111,7 +126,6 @@ def test_session_id_is_renewed_at_each_login(client, auth):
         select(AgentSession).where(AgentSession.agent_id == agent.id).order_by(AgentSession.created_at)
     ).scalars().all()
     assert len(sessions) == 2
-    assert sessions[0].id != sessions[1].id
     assert sessions[0].end_reason == "logout" and sessions[1].ended_at is None
 
 
@@ -199,16 +213,69 @@ def test_secure_cookie_and_hsts_when_served_over_https(app, monkeypatch):
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
 
 
-def test_login_redirects_only_to_local_pages(client, auth):
+@pytest.mark.parametrize("target,expected", [
+    ("/admin/agents?q=x", "/admin/agents?q=x"),
+    ("//evil.example/", "/"),
+    ("/%09/evil.example/", "/"),
+    ("/%0d%0a/evil.example/", "/"),
+    ("/\\evil.example/", "/"),
+    ("https://evil.example/", "/"),
+    ("javascript:alert(1)", "/"),
+])
+def test_login_redirects_only_to_local_pages(client, auth, target, expected):
     agent = AgentFactory()
-    page = client.get("/login?next=//evil.example/")
+    page = client.get("/login")
     token = csrf_token(page.get_data(as_text=True))
-    response = client.post("/login?next=//evil.example/",
+    response = client.post("/login", query_string={"next": target.replace("%09", "\t").replace("%0d%0a", "\r\n")},
                            data={"login": agent.login, "password": TEST_PASSWORD, "csrf_token": token})
-    assert response.headers["Location"] == "/"
+    assert response.headers["Location"] == expected
 
 
 def test_anonymous_visitor_is_sent_to_login(client):
     response = client.get("/admin/agents")
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/login")
+
+
+@pytest.mark.no_db_transaction
+def test_parallel_wrong_passwords_are_each_counted(app):
+    """Eight simultaneous wrong passwords on one account: five failures lock it, none is lost."""
+    from sqlalchemy import delete
+
+    from app.audit.context import AuditContext, set_context
+    from app.security.sessions import authenticate
+
+    with app.app_context():
+        agent = AgentFactory(login="parallel.target")
+        agent_id = agent.id
+    barrier = threading.Barrier(8)
+    errors = []
+
+    def attempt():
+        try:
+            with app.app_context():
+                set_context(AuditContext())
+                barrier.wait()
+                assert authenticate(login="parallel.target", password="wrong-password!!") is None
+                session.commit()
+        except Exception as exc:  # reported below, with the thread's failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        reasons = sorted(session.execute(
+            select(AuditEntry.changes["reason"].as_string())
+            .where(AuditEntry.action == "login.failed", AuditEntry.object_id == str(agent_id))
+        ).scalars())
+        assert reasons == ["bad_password"] * 4 + ["bad_password_locked"] + ["locked"] * 3
+        assert session.get(Agent, agent_id).locked_until is not None
+    finally:
+        session.rollback()
+        session.execute(delete(AuditEntry).where(AuditEntry.object_id == str(agent_id)))
+        session.execute(delete(Agent.__table__).where(Agent.__table__.c.id == agent_id))
+        session.commit()

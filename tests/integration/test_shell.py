@@ -50,10 +50,10 @@ def test_404_page_is_friendly(client, login_as):
 def test_500_page_shows_no_stack_trace_and_rolls_back(app, client, login_as, monkeypatch):
     import app.core.views as core_views
 
-    agent = login_as("accueil")
+    agent_id = login_as("accueil").id
 
     def broken(*args, **kwargs):
-        session.get(Agent, agent.id).full_name = "should not be saved"
+        session.get(Agent, agent_id).full_name = "should not be saved"
         raise RuntimeError("secret internal detail")
 
     monkeypatch.setattr(core_views, "render_template", broken)
@@ -63,8 +63,7 @@ def test_500_page_shows_no_stack_trace_and_rolls_back(app, client, login_as, mon
     assert "Erreur 500" in body and "Référence de la requête" in body
     assert "Traceback" not in body and "secret internal detail" not in body
     assert response.headers["X-Request-ID"] in body
-    session.expire_all()
-    assert session.get(Agent, agent.id).full_name != "should not be saved"
+    assert session.get(Agent, agent_id).full_name != "should not be saved"
 
 
 def test_health_check_is_public(client):
@@ -75,3 +74,10 @@ def test_health_check_is_public(client):
 def test_static_assets_are_served_by_the_app(client):
     for path in ("/static/vendor/htmx.min.js", "/static/vendor/pico.min.css", "/static/css/guichet.css"):
         assert client.get(path).status_code == 200, path
+
+
+def test_client_request_id_is_trusted_only_behind_our_proxy(app, client, monkeypatch):
+    forged = {"X-Request-ID": "forged-request-id-123"}
+    assert client.get("/health", headers=forged).headers["X-Request-ID"] != "forged-request-id-123"
+    monkeypatch.setitem(app.config, "TRUSTED_PROXY_COUNT", 1)
+    assert client.get("/health", headers=forged).headers["X-Request-ID"] == "forged-request-id-123"

@@ -77,7 +77,7 @@ def test_worker_ends_idle_login_sessions(worker_database, worker):
     with engine.begin() as connection:
         agent_id = connection.execute(
             sa.text("INSERT INTO agent (login, full_name, password_hash, active, language, failed_logins, "
-                    "created_at, updated_at) VALUES ('idle', 'Idle Agent', 'x', :t, 'fr', 0, :now, :now) "
+                    "created_at, updated_at, version) VALUES ('idle', 'Idle Agent', 'x', :t, 'fr', 0, :now, :now, 1) "
                     "RETURNING id"), {"t": True, "now": now}
         ).scalar_one()
         for sid, seen in (("stale", now - timedelta(hours=2)), ("fresh", now - timedelta(minutes=1))):

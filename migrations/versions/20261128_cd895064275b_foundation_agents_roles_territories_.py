@@ -1,15 +1,15 @@
 """foundation: agents, roles, territories, sessions, audit
 
-Revision ID: 74290b526fd8
+Revision ID: cd895064275b
 Revises: 
-Created: 2026-11-28 02:35:30.075884
+Created: 2026-11-28 02:59:50.969086
 """
 from alembic import op
 import sqlalchemy as sa
 import app.db
 from sqlalchemy.dialects import postgresql
 
-revision = '74290b526fd8'
+revision = 'cd895064275b'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -30,6 +30,7 @@ def upgrade():
     sa.Column('last_login_at', app.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_agent')),
     sa.UniqueConstraint('login', name=op.f('uq_agent_login'))
     )
@@ -56,6 +57,7 @@ def upgrade():
     )
     with op.batch_alter_table('territory', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_territory_parent_id'), ['parent_id'], unique=False)
+        batch_op.create_index('ix_territory_path_pattern', ['path'], unique=False, postgresql_ops={'path': 'text_pattern_ops'})
 
     op.create_table('agent_role',
     sa.Column('agent_id', sa.Integer(), nullable=False),
@@ -150,6 +152,7 @@ def downgrade():
 
     op.drop_table('agent_role')
     with op.batch_alter_table('territory', schema=None) as batch_op:
+        batch_op.drop_index('ix_territory_path_pattern', postgresql_ops={'path': 'text_pattern_ops'})
         batch_op.drop_index(batch_op.f('ix_territory_parent_id'))
 
     op.drop_table('territory')

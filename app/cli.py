@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+from pathlib import Path
 
 import click
 from flask import Flask
@@ -116,6 +117,34 @@ def list_territories_command():
         click.echo(f"{'  ' * territory.depth}{territory.code:12} {territory.kind:8} {territory.name}")
 
 
+@click.command("import")
+@with_appcontext
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def import_command(directory: Path):
+    """Import the billing system's CSV exports found in DIRECTORY (all or nothing)."""
+    from app.integration import billing_files, billing_import
+
+    _cli_actor()
+    total = billing_files.count_lines(directory)
+    with click.progressbar(length=total * 2, label="Import", show_pos=True, file=sys.stderr) as bar:
+        report = billing_import.import_directory(directory, progress=bar.update)
+    if not report.ok:
+        session.rollback()
+        for problem in report.problems[:200]:
+            click.echo(f"  ✗ {problem}", err=True)
+        if len(report.problems) > 200:
+            click.echo(f"  … et {len(report.problems) - 200} autres problèmes", err=True)
+        click.echo(f"Import annulé : {len(report.problems)} ligne(s) en erreur, rien n'a été écrit.", err=True)
+    else:
+        session.commit()
+    click.echo(f"{'objet':16} {'créés':>9} {'modifiés':>9} {'inchangés':>9} {'rejetés':>9}")
+    for kind, counts in report.counts.items():
+        click.echo(f"{kind:16} {counts['created']:>9} {counts['updated']:>9} {counts['unchanged']:>9} "
+                   f"{counts['rejected']:>9}")
+    if not report.ok:
+        sys.exit(1)
+
+
 @click.command("seed")
 @with_appcontext
 @click.option("--if-empty", is_flag=True, help="Ne rien faire si des agents existent déjà.")
@@ -147,3 +176,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(role_cli)
     app.cli.add_command(territory_cli)
     app.cli.add_command(seed_command)
+    app.cli.add_command(import_command)

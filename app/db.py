@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from flask import Flask, has_app_context
 from flask.globals import app_ctx
-from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy import BigInteger, DateTime, MetaData, Numeric, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -106,3 +107,32 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 db = Database()
 
+
+
+CENT = Decimal("0.01")
+
+
+class Money(TypeDecorator):
+    """An amount in euros as an exact Decimal: NUMERIC(12,2) on PostgreSQL, integer cents on
+    SQLite (whose NUMERIC is a float)."""
+
+    impl = Numeric(12, 2)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(12, 2, asdecimal=True))
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        value = Decimal(value).quantize(CENT)
+        return int(value * 100) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return (Decimal(value) / 100).quantize(CENT)
+        return Decimal(value).quantize(CENT)

@@ -23,7 +23,7 @@ from app.db import session as db_session
 MASK = "***"
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, (datetime, date)):
@@ -33,7 +33,7 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, (list, tuple, set, frozenset)):
-        return sorted(_json_value(v) for v in value)
+        return sorted(json_value(v) for v in value)
     return str(value)
 
 
@@ -48,7 +48,7 @@ def _object_id(obj: Any) -> str:
 
 
 def _shown(cls: type, key: str, value: Any) -> Any:
-    return MASK if key in getattr(cls, "__audit_masked__", ()) else _json_value(value)
+    return MASK if key in getattr(cls, "__audit_masked__", ()) else json_value(value)
 
 
 def _label(obj: Any) -> str:
@@ -178,6 +178,20 @@ def record(
     )
     db_session.add(entry)
     return entry
+
+
+def record_changes(object_type: str, changes_by_id: list[tuple[str, dict]], *, action: str = "update") -> None:
+    """Bulk-write one entry per changed row, for writers that bypass the ORM (imports)."""
+    ctx = current()
+    now = clock.now()
+    rows = [
+        {"created_at": now, "actor_id": ctx.actor_id, "actor_label": ctx.actor_label, "action": action,
+         "object_type": object_type, "object_id": object_id, "changes": changes,
+         "request_id": ctx.request_id, "client_addr": ctx.client_addr}
+        for object_id, changes in changes_by_id
+    ]
+    if rows:
+        db_session.execute(insert(AuditEntry.__table__), rows)
 
 
 def entries_for(*, object_type: str, object_id: str, limit: int = 50) -> list[AuditEntry]:

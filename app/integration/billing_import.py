@@ -1,0 +1,351 @@
+"""Import of the billing system's CSV exports (see docs/import-format.md).
+
+The run is all or nothing: every file is read and checked first (types, allowed values,
+references between files and to what the database already holds); if any line is wrong, the
+report lists every problem with its file and line, and nothing is written. Otherwise every
+row is upserted by its external reference in one transaction, so a second run of the same
+files changes nothing.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from sqlalchemy import Table, and_, delete, insert, select, tuple_, update
+from sqlalchemy.sql import bindparam
+
+from app.audit import service as audit
+from app.contracts.models import (
+    Contract,
+    ContractParty,
+    ContractStatus,
+    Invoice,
+    Meter,
+    MeterInstallation,
+    MeterReading,
+    Payment,
+    ServicePoint,
+)
+from app.db import session
+from app.integration.billing_files import (
+    OWN_KEY,
+    REFERENCES,
+    SPEC_BY_KIND,
+    SPECS,
+    ImportReport,
+    Parsed,
+    Problem,
+    read_file,
+)
+from app.parties.models import Party, PartyEmail, PartyPhone, PartyStatus
+from app.security.models import Territory
+
+CHUNK = 1000
+
+
+def _existing(column, values: Iterable[str]) -> set[str]:
+    values = list(set(values))
+    found: set[str] = set()
+    for start in range(0, len(values), CHUNK):
+        chunk = values[start:start + CHUNK]
+        found.update(session.execute(select(column).where(column.in_(chunk))).scalars())
+    return found
+
+
+def _check_references(parsed: Parsed, report: ImportReport) -> None:
+    for (kind, column), (target_kind, target_column) in REFERENCES.items():
+        rows = parsed.rows.get(kind, [])
+        if not rows:
+            continue
+        in_batch = {values[OWN_KEY[target_kind]] for _line, values in parsed.rows.get(target_kind, [])}
+        wanted = {values[column] for _line, values in rows} - in_batch
+        known = in_batch | _existing(target_column, wanted)
+        spec = SPEC_BY_KIND[kind]
+        for line, values in rows:
+            if values[column] not in known:
+                label = {"service_point": "point de desserte", "meter": "compteur", "contract": "contrat",
+                         "party": "interlocuteur", "invoice": "facture"}[target_kind]
+                report.problems.append(Problem(spec.filename, line, f"{label} inconnu : {values[column]}"))
+                report.count(kind, "rejected")
+
+
+def _check_communes(parsed: Parsed, report: ImportReport, communes: dict[str, int]) -> None:
+    for line, values in parsed.rows.get("service_point", []):
+        if values["insee_code"] not in communes:
+            report.problems.append(Problem(
+                "service_points.csv", line,
+                f"commune {values['insee_code']} hors des territoires de la régie (aucun territoire ne la couvre)"))
+            report.count("service_point", "rejected")
+
+
+def _ids(column_key, column_id, keys: Iterable) -> dict:
+    keys = list(set(keys))
+    result = {}
+    for start in range(0, len(keys), CHUNK):
+        chunk = keys[start:start + CHUNK]
+        result.update(session.execute(select(column_key, column_id).where(column_key.in_(chunk))).all())
+    return result
+
+
+def _upsert(table: Table, key: str, rows: list[dict], kind: str, report: ImportReport, progress,
+            audited: bool = False) -> dict:
+    """Insert new rows, update changed ones (by key); return key → id for all of them.
+
+    With audited, each update also writes an audit entry with the changed values.
+    """
+    columns = [c for c in rows[0] if c != key] if rows else []
+    existing: dict = {}
+    keys = [r[key] for r in rows]
+    for start in range(0, len(keys), CHUNK):
+        chunk = keys[start:start + CHUNK]
+        stmt = select(table.c.id, table.c[key], *[table.c[c] for c in columns]).where(table.c[key].in_(chunk))
+        for record in session.execute(stmt):
+            existing[record[1]] = record
+    inserts, updates, changes = [], [], []
+    for row in rows:
+        record = existing.get(row[key])
+        if record is None:
+            inserts.append(row)
+            continue
+        changed = {c: [record[i + 2], row[c]] for i, c in enumerate(columns) if record[i + 2] != row[c]}
+        if changed:
+            updates.append({**{f"v_{c}": row[c] for c in columns}, "b_id": record[0]})
+            changes.append((str(record[0]), {c: [audit.json_value(v) for v in pair] for c, pair in changed.items()}))
+        else:
+            report.count(kind, "unchanged")
+    if audited:
+        audit.record_changes(table.name, changes)
+    for start in range(0, len(inserts), CHUNK):
+        session.execute(insert(table), inserts[start:start + CHUNK])
+        progress(len(inserts[start:start + CHUNK]))
+    if updates:
+        values = {c: bindparam(f"v_{c}") for c in columns}
+        if "version" in table.c:  # optimistic locking: an edit based on the old row must fail
+            values["version"] = table.c.version + 1
+        stmt = update(table).where(table.c.id == bindparam("b_id")).values(values)
+        for start in range(0, len(updates), CHUNK):
+            session.connection().execute(stmt, updates[start:start + CHUNK])
+            progress(len(updates[start:start + CHUNK]))
+    report.count(kind, "created", len(inserts))
+    report.count(kind, "updated", len(updates))
+    return _ids(table.c[key], table.c.id, keys)
+
+
+def _write(parsed: Parsed, report: ImportReport, communes: dict[str, int], progress) -> set[int]:
+    """Upsert everything in dependency order; returns the ids of the parties to re-derive."""
+    rows = parsed.rows
+    touched_parties: set[int] = set()
+
+    party_rows = [
+        {"external_ref": v["external_ref"], "number": v["customer_number"], "kind": v["kind"],
+         "civility": v["civility"], "first_name": v["first_name"], "last_name": v["last_name"],
+         "company_name": v["company_name"], "birth_date": v["birth_date"], "street": v["street"],
+         "address_extra": v["address_extra"], "postal_code": v["postal_code"], "city": v["city"],
+         "insee_code": v["insee_code"], "vulnerable": v["vulnerable"],
+         "territory_id": communes.get(v["insee_code"])}
+        for _l, v in rows.get("party", [])
+    ]
+    party_ids = (_upsert(Party.__table__, "external_ref", party_rows, "party", report, progress, audited=True)
+                 if party_rows else {})
+    if party_rows:
+        _replace_contact_points(rows["party"], party_ids)
+        touched_parties.update(party_ids.values())
+
+    sp_rows = [
+        {"external_ref": v["external_ref"], "kind": v["kind"], "national_id": v["national_id"],
+         "street": v["street"], "address_extra": v["address_extra"], "postal_code": v["postal_code"],
+         "city": v["city"], "insee_code": v["insee_code"], "main_residence": v["main_residence"],
+         "territory_id": communes[v["insee_code"]]}
+        for _l, v in rows.get("service_point", [])
+    ]
+    if sp_rows:
+        _upsert(ServicePoint.__table__, "external_ref", sp_rows, "service_point", report, progress)
+    sp_ids = _ids(ServicePoint.external_ref, ServicePoint.id,
+                  [v["service_point_ref"] for k in ("meter", "reading", "contract") for _l, v in rows.get(k, [])])
+
+    meter_rows = rows.get("meter", [])
+    if meter_rows:
+        meters = {v["serial"]: v["kind"] for _l, v in meter_rows}
+        meter_ids = _upsert(Meter.__table__, "serial", [{"serial": s, "kind": k} for s, k in meters.items()],
+                            "meter", report, progress)
+        _upsert_installations(meter_rows, meter_ids, sp_ids, report, progress)
+    meter_ids = _ids(Meter.serial, Meter.id, [v["meter_serial"] for _l, v in rows.get("reading", [])])
+
+    reading_rows = [
+        {"external_ref": v["external_ref"], "meter_id": meter_ids[v["meter_serial"]],
+         "service_point_id": sp_ids[v["service_point_ref"]], "read_on": v["read_on"],
+         "index_value": v["index"], "kind": v["kind"]}
+        for _l, v in rows.get("reading", [])
+    ]
+    if reading_rows:
+        _upsert(MeterReading.__table__, "external_ref", reading_rows, "reading", report, progress)
+
+    contract_rows = [
+        {"external_ref": v["external_ref"], "number": v["number"], "service_point_id": sp_ids[v["service_point_ref"]],
+         "status": v["status"], "start_date": v["start_date"], "end_date": v["end_date"], "offer": v["offer"]}
+        for _l, v in rows.get("contract", [])
+    ]
+    if contract_rows:
+        ids = _upsert(Contract.__table__, "external_ref", contract_rows, "contract", report, progress)
+        touched_parties.update(session.execute(
+            select(ContractParty.party_id).where(ContractParty.contract_id.in_(list(ids.values())))).scalars())
+
+    if rows.get("contract_party"):
+        touched_parties.update(_replace_contract_parties(rows["contract_party"], report, progress))
+
+    contract_ids = _ids(Contract.external_ref, Contract.id, [v["contract_ref"] for _l, v in rows.get("invoice", [])])
+    invoice_rows = [
+        {"external_ref": v["external_ref"], "number": v["number"], "contract_id": contract_ids[v["contract_ref"]],
+         "issued_on": v["issued_on"], "due_on": v["due_on"], "amount": v["amount"],
+         "amount_paid": v["amount_paid"], "status": v["status"]}
+        for _l, v in rows.get("invoice", [])
+    ]
+    if invoice_rows:
+        _upsert(Invoice.__table__, "external_ref", invoice_rows, "invoice", report, progress)
+
+    invoice_ids = _ids(Invoice.external_ref, Invoice.id, [v["invoice_ref"] for _l, v in rows.get("payment", [])])
+    payment_rows = [
+        {"external_ref": v["external_ref"], "invoice_id": invoice_ids[v["invoice_ref"]], "paid_on": v["paid_on"],
+         "amount": v["amount"], "method": v["method"]}
+        for _l, v in rows.get("payment", [])
+    ]
+    if payment_rows:
+        _upsert(Payment.__table__, "external_ref", payment_rows, "payment", report, progress)
+    return touched_parties
+
+
+def _replace_contact_points(party_rows: list[tuple[int, dict]], party_ids: dict) -> None:
+    """Phones and emails of the imported parties become exactly those of the file."""
+    wanted_phones = {party_ids[v["external_ref"]]: v["phones"] for _l, v in party_rows}
+    wanted_emails = {party_ids[v["external_ref"]]: v["emails"] for _l, v in party_rows}
+    for table, column, wanted in ((PartyPhone.__table__, "number", wanted_phones),
+                                  (PartyEmail.__table__, "address", wanted_emails)):
+        ids = list(wanted)
+        current: dict[int, list[str]] = {}
+        for start in range(0, len(ids), CHUNK):
+            stmt = (select(table.c.party_id, table.c[column]).where(table.c.party_id.in_(ids[start:start + CHUNK]))
+                    .order_by(table.c.party_id, table.c.position))
+            for party_id, value in session.execute(stmt):
+                current.setdefault(party_id, []).append(value)
+        changed = [pid for pid, values in wanted.items() if current.get(pid, []) != values]
+        for start in range(0, len(changed), CHUNK):
+            session.execute(delete(table).where(table.c.party_id.in_(changed[start:start + CHUNK])))
+        new_rows = [{"party_id": pid, column: value, "position": i}
+                    for pid in changed for i, value in enumerate(wanted[pid])]
+        for start in range(0, len(new_rows), CHUNK):
+            session.execute(insert(table), new_rows[start:start + CHUNK])
+
+
+def _upsert_installations(meter_rows, meter_ids, sp_ids, report, progress) -> None:
+    table = MeterInstallation.__table__
+    wanted = {(meter_ids[v["serial"]], v["installed_on"]): (sp_ids[v["service_point_ref"]], v["removed_on"])
+              for _l, v in meter_rows}
+    keys = list(wanted)
+    existing = {}
+    for start in range(0, len(keys), CHUNK):
+        stmt = select(table.c.id, table.c.meter_id, table.c.installed_on, table.c.service_point_id,
+                      table.c.removed_on).where(tuple_(table.c.meter_id, table.c.installed_on).in_(
+                          keys[start:start + CHUNK]))
+        for record in session.execute(stmt):
+            existing[(record.meter_id, record.installed_on)] = record
+    inserts, updates = [], []
+    for key, (sp_id, removed_on) in wanted.items():
+        record = existing.get(key)
+        if record is None:
+            inserts.append({"meter_id": key[0], "installed_on": key[1], "service_point_id": sp_id,
+                            "removed_on": removed_on})
+        elif (record.service_point_id, record.removed_on) != (sp_id, removed_on):
+            updates.append({"b_id": record.id, "v_sp": sp_id, "v_removed": removed_on})
+    if inserts:
+        session.execute(insert(table), inserts)
+    if updates:
+        session.connection().execute(
+            update(table).where(table.c.id == bindparam("b_id"))
+            .values(service_point_id=bindparam("v_sp"), removed_on=bindparam("v_removed")), updates)
+    progress(len(inserts) + len(updates))
+
+
+def _replace_contract_parties(rows, report: ImportReport, progress) -> set[int]:
+    """The roles listed for a contract become exactly its roles; returns the parties involved."""
+    contract_ids = _ids(Contract.external_ref, Contract.id, [v["contract_ref"] for _l, v in rows])
+    party_ids = _ids(Party.external_ref, Party.id, [v["party_ref"] for _l, v in rows])
+    wanted: dict[int, set[tuple[int, str]]] = {}
+    for _l, v in rows:
+        wanted.setdefault(contract_ids[v["contract_ref"]], set()).add((party_ids[v["party_ref"]], v["role"]))
+    table = ContractParty.__table__
+    current: dict[int, set[tuple[int, str]]] = {}
+    ids = list(wanted)
+    for start in range(0, len(ids), CHUNK):
+        stmt = select(table.c.contract_id, table.c.party_id, table.c.role).where(
+            table.c.contract_id.in_(ids[start:start + CHUNK]))
+        for contract_id, party_id, role in session.execute(stmt):
+            current.setdefault(contract_id, set()).add((party_id, role))
+    involved: set[int] = set()
+    for contract_id, links in wanted.items():
+        before = current.get(contract_id, set())
+        removed, added = before - links, links - before
+        for party_id, role in removed:
+            session.execute(delete(table).where(and_(table.c.contract_id == contract_id,
+                                                     table.c.party_id == party_id, table.c.role == role)))
+        if added:
+            session.execute(insert(table), [{"contract_id": contract_id, "party_id": p, "role": r} for p, r in added])
+        report.count("contract_party", "created", len(added))
+        report.count("contract_party", "updated", len(removed))
+        report.count("contract_party", "unchanged", len(links & before))
+        involved.update(p for p, _r in before | links)
+        progress(len(links))
+    return involved
+
+
+def refresh_party_statuses(party_ids: Iterable[int]) -> int:
+    """Customer with an active or pending contract, former customer with only terminated ones,
+    prospect with none. Returns how many statuses changed."""
+    ids = list(party_ids)
+    changes = []
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        statuses = dict(session.execute(select(Party.id, Party.status).where(Party.id.in_(chunk))).all())
+        contract_statuses: dict[int, set[str]] = {}
+        stmt = (select(ContractParty.party_id, Contract.status)
+                .join(Contract, Contract.id == ContractParty.contract_id)
+                .where(ContractParty.party_id.in_(chunk)))
+        for party_id, status in session.execute(stmt):
+            contract_statuses.setdefault(party_id, set()).add(status)
+        for party_id, current in statuses.items():
+            found = contract_statuses.get(party_id, set())
+            if found & {ContractStatus.ACTIVE, ContractStatus.PENDING}:
+                wanted = PartyStatus.CUSTOMER
+            elif found:
+                wanted = PartyStatus.FORMER_CUSTOMER
+            else:
+                wanted = PartyStatus.PROSPECT
+            if wanted != current:
+                session.execute(update(Party.__table__).where(Party.__table__.c.id == party_id)
+                                .values(status=wanted, version=Party.__table__.c.version + 1))
+                changes.append((str(party_id), {"status": [current, wanted]}))
+    audit.record_changes("party", changes)
+    return len(changes)
+
+
+def import_directory(directory: Path, *, progress: Callable[[int], None] = lambda n: None) -> ImportReport:
+    """Check then import the CSV files found in directory; writes nothing if any line is wrong."""
+    directory = Path(directory)
+    report = ImportReport()
+    known = [spec.filename for spec in SPECS if (directory / spec.filename).exists()]
+    if not known:
+        report.problems.append(Problem(str(directory), 0, "aucun fichier d'export reconnu "
+                                       f"(attendus : {', '.join(s.filename for s in SPECS)})"))
+        return report
+    parsed = Parsed({spec.kind: read_file(directory, spec, report, progress) for spec in SPECS})
+    communes = dict(session.execute(
+        select(Territory.insee_code, Territory.id).where(Territory.insee_code.is_not(None))).all())
+    _check_communes(parsed, report, communes)
+    _check_references(parsed, report)
+    if report.problems:
+        return report
+    touched = _write(parsed, report, communes, progress)
+    refresh_party_statuses(touched)
+    audit.record("import", object_type="billing_export", object_id=directory.name[:64],
+                 data={"files": known, "counts": report.counts})
+    session.flush()
+    return report

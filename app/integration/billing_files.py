@@ -174,6 +174,10 @@ class Problem:
 class ImportReport:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    # Keys of refused lines, and kinds whose file could not be read at all: references to them
+    # are not reported again as "unknown", which would bury the real error.
+    refused_keys: dict[str, set[str]] = field(default_factory=dict)
+    unreadable: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
@@ -200,6 +204,7 @@ def read_file(directory: Path, spec: FileSpec, report: ImportReport, progress) -
         missing = [c for c in spec.columns if c not in (reader.fieldnames or [])]
         if missing:
             report.problems.append(Problem(spec.filename, 1, f"colonne manquante : {', '.join(missing)}"))
+            report.unreadable.add(spec.kind)
             return []
         for raw in reader:
             line = reader.line_num
@@ -220,6 +225,8 @@ def read_file(directory: Path, spec: FileSpec, report: ImportReport, progress) -
             except ValueError as exc:
                 report.problems.append(Problem(spec.filename, line, str(exc)))
                 report.count(spec.kind, "rejected")
+                if spec.kind in OWN_KEY:
+                    report.refused_keys.setdefault(spec.kind, set()).add(raw[OWN_KEY[spec.kind]].strip())
                 continue
             key = tuple(values[k] for k in spec.key)
             if key in seen:

@@ -57,15 +57,19 @@ def _check_references(parsed: Parsed, report: ImportReport) -> None:
         rows = parsed.rows.get(kind, [])
         if not rows:
             continue
+        if target_kind in report.unreadable:
+            continue
         in_batch = {values[OWN_KEY[target_kind]] for _line, values in parsed.rows.get(target_kind, [])}
+        in_batch |= report.refused_keys.get(target_kind, set())  # already reported
         wanted = {values[column] for _line, values in rows} - in_batch
         known = in_batch | _existing(target_column, wanted)
         spec = SPEC_BY_KIND[kind]
         for line, values in rows:
             if values[column] not in known:
-                label = {"service_point": "point de desserte", "meter": "compteur", "contract": "contrat",
-                         "party": "interlocuteur", "invoice": "facture"}[target_kind]
-                report.problems.append(Problem(spec.filename, line, f"{label} inconnu : {values[column]}"))
+                label = {"service_point": "point de desserte inconnu", "meter": "compteur inconnu",
+                         "contract": "contrat inconnu", "party": "interlocuteur inconnu",
+                         "invoice": "facture inconnue"}[target_kind]
+                report.problems.append(Problem(spec.filename, line, f"{label} : {values[column]}"))
                 report.count(kind, "rejected")
 
 

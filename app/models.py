@@ -1,6 +1,5 @@
 """Imports every model module so that the metadata knows all tables (migrations, tests)."""
 from app.audit.models import AuditEntry  # noqa: F401
-from app.security.models import Agent, AgentSession, Role, RolePermission, Territory  # noqa: F401
 from app.contracts.models import (  # noqa: F401
     Contract,
     ContractParty,
@@ -12,3 +11,4 @@ from app.contracts.models import (  # noqa: F401
     ServicePoint,
 )
 from app.parties.models import Party, PartyEmail, PartyPhone  # noqa: F401
+from app.security.models import Agent, AgentSession, Role, RolePermission, Territory  # noqa: F401

@@ -14,6 +14,7 @@ from app.db import Base, Money
 from app.parties.models import Address, Party
 from app.security.scope import TerritoryScoped
 
+
 class ServicePointKind:
     ELECTRICITY = "electricity"
     GAS = "gas"

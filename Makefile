@@ -7,6 +7,7 @@ export TZ := UTC
 
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/guichet_test
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379
+DEMO_CUSTOMERS    ?= 3000
 
 .PHONY: setup run test test-sqlite test-postgresql lint assets translations messages clean
 
@@ -37,7 +38,7 @@ messages: $(BIN)/.installed
 # Runs the application on the embedded default: SQLite, embedded Celery broker, demo data.
 run: setup
 	$(BIN)/flask db upgrade
-	$(BIN)/flask seed --if-empty
+	$(BIN)/flask seed --if-empty --customers $(DEMO_CUSTOMERS)
 	@echo "Guichet : http://127.0.0.1:5000  (arrêt : Ctrl+C)"
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start
 

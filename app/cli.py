@@ -148,8 +148,12 @@ def import_command(directory: Path):
 @click.command("seed")
 @with_appcontext
 @click.option("--if-empty", is_flag=True, help="Ne rien faire si des agents existent déjà.")
-def seed_command(if_empty):
-    """Create the demo territories, roles and agents, and print their logins."""
+@click.option("--customers", type=click.IntRange(min=0), default=0,
+              help="Ajouter N clients fictifs (contrats, factures, paiements, relevés) dans les communes.")
+@click.option("--random-seed", type=int, default=1, show_default=True,
+              help="Graine du générateur : mêmes clients pour une même graine sur une même base.")
+def seed_command(if_empty, customers, random_seed):
+    """Create the demo territories, roles and agents (and synthetic customers), print the logins."""
     from flask import current_app
 
     from app.seed import demo
@@ -157,18 +161,38 @@ def seed_command(if_empty):
     if current_app.config["GUICHET_ENV"] == "production":
         raise click.ClickException("flask seed crée des comptes de démonstration : refusé en production.")
     _cli_actor()
-    if if_empty and demo.has_agents():
+    already = if_empty and demo.has_agents()
+    if already:
         click.echo("Base déjà initialisée : données de démonstration inchangées.")
     else:
         created = demo.seed_demo()
         session.commit()
         click.echo(f"Territoires : {created['territories']} créés ; rôles : {created['roles']} ; "
                    f"agents : {created['agents']} créés.")
+        if customers:
+            _seed_customers(customers, random_seed)
     demo_agents = demo.existing_demo_agents()
     if demo_agents:
         click.echo(f"Comptes de démonstration (mot de passe commun : {demo.DEMO_PASSWORD}) :")
         for login, description in demo_agents:
             click.echo(f"  {login:18} {description}")
+
+
+def _seed_customers(count: int, random_seed: int) -> None:
+    """Synthetic customers in one transaction, audited by one summary entry (not one per row)."""
+    from app.audit import service as audit
+    from app.seed.customers import generate_customers
+
+    try:
+        with click.progressbar(length=count, label="Clients fictifs", show_pos=True, file=sys.stderr) as bar:
+            counts = generate_customers(count=count, seed=random_seed, progress=bar.update)
+    except BusinessError as exc:
+        session.rollback()
+        raise click.ClickException(exc.message) from exc
+    audit.record("seed_customers", object_type="synthetic_data", object_id=str(count),
+                 data={"customers": count, "random_seed": random_seed, "rows": counts})
+    session.commit()
+    click.echo("Clients fictifs : " + " ; ".join(f"{table} {n}" for table, n in counts.items()))
 
 
 def init_app(app: Flask) -> None:

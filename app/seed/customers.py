@@ -417,6 +417,10 @@ def generate_customers(*, count: int, seed: int = 1, progress: Callable[[int], N
         for table in (t for t, n in totals.items() if n and t != "contract_party"):  # the ids were ours:
             connection.exec_driver_sql(  # move the sequences past them for the ORM's next inserts
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}")  # noqa: S608
+        # Fresh statistics: with the pre-load ones the planner misjudges the scope joins
+        # (measured: 183 ms instead of 1 ms for a party's contracts at a million customers).
+        for table in COLUMNS:
+            connection.exec_driver_sql(f"ANALYZE {table}")
         return totals
     with _sqlite_cache(raw):
         return _load(generator, count, lambda rows: _write_sqlite(raw, rows), progress, overlap=False)

@@ -134,7 +134,7 @@ def import_command(directory: Path):
             click.echo(f"  ✗ {problem}", err=True)
         if len(report.problems) > 200:
             click.echo(f"  … et {len(report.problems) - 200} autres problèmes", err=True)
-        click.echo(f"Import annulé : {len(report.problems)} ligne(s) en erreur, rien n'a été écrit.", err=True)
+        click.echo(f"Import annulé : {len(report.problems)} problème(s), rien n'a été écrit.", err=True)
     else:
         session.commit()
     click.echo(f"{'objet':16} {'créés':>9} {'modifiés':>9} {'inchangés':>9} {'rejetés':>9}")
@@ -163,7 +163,8 @@ def seed_command(if_empty, customers, random_seed):
     _cli_actor()
     already = if_empty and demo.has_agents()
     if already:
-        click.echo("Base déjà initialisée : données de démonstration inchangées.")
+        click.echo("Base déjà initialisée : données de démonstration inchangées"
+                   + (", aucun client fictif ajouté." if customers else "."))
     else:
         created = demo.seed_demo()
         session.commit()

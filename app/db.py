@@ -12,9 +12,10 @@ from decimal import Decimal
 
 from flask import Flask, has_app_context
 from flask.globals import app_ctx
-from sqlalchemy import BigInteger, DateTime, MetaData, Numeric, create_engine, event
+from sqlalchemy import BigInteger, DateTime, MetaData, Numeric, create_engine, event, func, type_coerce
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
+from sqlalchemy.sql import operators
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -124,6 +125,19 @@ class Money(TypeDecorator):
             return dialect.type_descriptor(BigInteger())
         return dialect.type_descriptor(Numeric(12, 2, asdecimal=True))
 
+    class comparator_factory(TypeDecorator.Comparator):  # noqa: N801 (SQLAlchemy's hook name)
+        def _adapt_expression(self, op, other_comparator):
+            # amount × number and amount ÷ number are amounts (still in cents on SQLite).
+            if op in (operators.mul, operators.truediv) and not isinstance(other_comparator.type, Money):
+                return op, self.type
+            return super()._adapt_expression(op, other_comparator)
+
+    def coerce_compared_value(self, op, value):
+        # In `amount * 2` or `amount / 3`, the literal is a number, not an amount in cents.
+        if op in (operators.mul, operators.truediv, operators.floordiv, operators.mod):
+            return Numeric()
+        return self
+
     def process_bind_param(self, value, dialect):
         if value is None:
             return None
@@ -136,3 +150,8 @@ class Money(TypeDecorator):
         if dialect.name == "sqlite":
             return (Decimal(value) / 100).quantize(CENT)
         return Decimal(value).quantize(CENT)
+
+
+def money_avg(column):
+    """AVG of a Money column as an amount (SQLite's AVG of cents is not typed by SQLAlchemy)."""
+    return type_coerce(func.avg(column), Money())

@@ -51,9 +51,7 @@ class Meter(Base):
     serial: Mapped[str] = mapped_column(String(40), unique=True)
     kind: Mapped[str] = mapped_column(String(16))
 
-    installations: Mapped[list[MeterInstallation]] = relationship(
-        back_populates="meter", order_by="MeterInstallation.installed_on.desc()"
-    )
+    # No relationship to the installations: they must be read through the scope helper.
 
     def __str__(self) -> str:
         return self.serial
@@ -80,7 +78,7 @@ class MeterInstallation(Base):
     installed_on: Mapped[date] = mapped_column(Date)
     removed_on: Mapped[date | None] = mapped_column(Date)
 
-    meter: Mapped[Meter] = relationship(back_populates="installations")
+    meter: Mapped[Meter] = relationship()
     service_point: Mapped[ServicePoint] = relationship()
 
     @classmethod

@@ -44,13 +44,17 @@ def get_meter(*, agent: Agent, meter_id: int) -> Meter | None:
 
 
 def current_meter(*, agent: Agent, service_point_id: int) -> Meter | None:
-    """The meter installed now on the service point, if the agent may read it."""
+    """The meter installed now on the service point, if the agent may read the service point."""
+    # Scoped through the installation (its service point), not the meter: a meter seen through
+    # its history must not open the door to the premises it is on now.
     stmt = (
-        scoped_select(Meter, agent=agent, permission=READ)
-        .join(MeterInstallation, MeterInstallation.meter_id == Meter.id)
+        scoped_select(MeterInstallation, agent=agent, permission=READ)
         .where(MeterInstallation.service_point_id == service_point_id, MeterInstallation.removed_on.is_(None))
+        .order_by(MeterInstallation.installed_on.desc())
+        .limit(1)
     )
-    return session.execute(stmt).scalars().first()
+    installation = session.execute(stmt).scalar_one_or_none()
+    return installation.meter if installation else None
 
 
 def list_readings(*, agent: Agent, service_point_id: int, limit: int = 24) -> list[MeterReading]:

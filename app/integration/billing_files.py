@@ -178,6 +178,7 @@ class ImportReport:
     # are not reported again as "unknown", which would bury the real error.
     refused_keys: dict[str, set[str]] = field(default_factory=dict)
     unreadable: set[str] = field(default_factory=set)
+    updated_ids: dict[str, set[int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

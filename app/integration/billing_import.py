@@ -9,10 +9,12 @@ files changes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import date
 from pathlib import Path
 
-from sqlalchemy import Table, and_, any_, delete, insert, select, tuple_, update
+from sqlalchemy import Table, and_, any_, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.sql import bindparam
 
 from app.audit import service as audit
@@ -82,6 +84,52 @@ def _check_references(parsed: Parsed, report: ImportReport) -> None:
                 report.count(kind, "rejected")
 
 
+# Columns other than the key that must be unique: csv column → column of the table.
+UNIQUE_NUMBERS = {
+    "party": ("customer_number", Party.__table__.c.number),
+    "service_point": ("national_id", ServicePoint.__table__.c.national_id),
+    "contract": ("number", Contract.__table__.c.number),
+    "invoice": ("number", Invoice.__table__.c.number),
+}
+
+
+def _check_meter_kinds(parsed: Parsed, report: ImportReport) -> None:
+    """All the lines of one meter give it the same kind."""
+    kinds: dict[str, tuple[str, int]] = {}
+    for line, values in parsed.rows.get("meter", []):
+        kind, first = kinds.setdefault(values["serial"], (values["kind"], line))
+        if kind != values["kind"]:
+            report.problems.append(Problem("meters.csv", line, f"compteur {values['serial']} : type « "
+                                           f"{values['kind']} » différent de la ligne {first} (« {kind} »)"))
+
+
+def _check_unique_numbers(parsed: Parsed, report: ImportReport) -> None:
+    """A number used twice in a file, or already held by another object, is refused here
+    rather than by the database in the middle of the writes."""
+    for kind, (column, db_column) in UNIQUE_NUMBERS.items():
+        rows = [(line, v) for line, v in parsed.rows.get(kind, []) if v[column]]
+        if not rows:
+            continue
+        filename = SPEC_BY_KIND[kind].filename
+        first_line: dict[str, int] = {}
+        for line, values in rows:
+            if values[column] in first_line:
+                report.problems.append(Problem(filename, line, f"{column} « {values[column]} » déjà utilisé "
+                                               f"à la ligne {first_line[values[column]]}"))
+            first_line.setdefault(values[column], line)
+        owners: dict[str, str] = {}
+        numbers = list(first_line)
+        table = db_column.table
+        for start in range(0, len(numbers), CHUNK):
+            stmt = select(db_column, table.c.external_ref).where(_among(db_column, numbers[start:start + CHUNK]))
+            owners.update(session.execute(stmt).all())
+        for line, values in rows:
+            if values[column] in owners and owners[values[column]] != values["external_ref"]:
+                owner = owners[values[column]]
+                report.problems.append(Problem(filename, line, f"{column} « {values[column]} » déjà attribué "
+                                               f"à {owner or 'un objet créé dans Guichet'}"))
+
+
 def _check_communes(parsed: Parsed, report: ImportReport, communes: dict[str, int]) -> None:
     for line, values in parsed.rows.get("service_point", []):
         if values["insee_code"] not in communes:
@@ -123,6 +171,7 @@ def _upsert(table: Table, key: str, rows: list[dict], kind: str, report: ImportR
         changed = {c: [record[i + 2], row[c]] for i, c in enumerate(columns) if record[i + 2] != row[c]}
         if changed:
             updates.append({**{f"v_{c}": row[c] for c in columns}, "b_id": record[0]})
+            report.updated_ids.setdefault(kind, set()).add(record[0])
             changes.append((str(record[0]), {c: [audit.json_value(v) for v in pair] for c, pair in changed.items()}))
         else:
             report.count(kind, "unchanged")
@@ -158,10 +207,10 @@ def _write(parsed: Parsed, report: ImportReport, communes: dict[str, int], progr
          "territory_id": communes.get(v["insee_code"])}
         for _l, v in rows.get("party", [])
     ]
-    party_ids = (_upsert(Party.__table__, "external_ref", party_rows, "party", report, progress, audited=True)
-                 if party_rows else {})
     if party_rows:
-        _replace_contact_points(rows["party"], party_ids)
+        existed = set(_ids(Party.external_ref, Party.id, [r["external_ref"] for r in party_rows]).values())
+        party_ids = _upsert(Party.__table__, "external_ref", party_rows, "party", report, progress, audited=True)
+        _record_contact_changes(_replace_contact_points(rows["party"], party_ids), existed, report)
         touched_parties.update(party_ids.values())
 
     sp_rows = [
@@ -178,10 +227,13 @@ def _write(parsed: Parsed, report: ImportReport, communes: dict[str, int], progr
 
     meter_rows = rows.get("meter", [])
     if meter_rows:
-        meters = {v["serial"]: v["kind"] for _l, v in meter_rows}
+        meters = {v["serial"]: v["kind"] for _l, v in meter_rows}  # one kind per serial: checked before
         meter_ids = _upsert(Meter.__table__, "serial", [{"serial": s, "kind": k} for s, k in meters.items()],
                             "meter", report, progress)
-        _upsert_installations(meter_rows, meter_ids, sp_ids, report, progress)
+        _replace_installations(meter_rows, meter_ids, sp_ids, report, progress)
+        for ref in _overlapping_installations(list({sp_ids[v["service_point_ref"]] for _l, v in meter_rows})):
+            report.problems.append(Problem("meters.csv", 0, f"point de desserte {ref} : deux compteurs posés "
+                                           "en même temps (périodes de pose qui se chevauchent)"))
     meter_ids = _ids(Meter.serial, Meter.id, [v["meter_serial"] for _l, v in rows.get("reading", [])])
 
     reading_rows = [
@@ -227,8 +279,10 @@ def _write(parsed: Parsed, report: ImportReport, communes: dict[str, int], progr
     return touched_parties
 
 
-def _replace_contact_points(party_rows: list[tuple[int, dict]], party_ids: dict) -> None:
-    """Phones and emails of the imported parties become exactly those of the file."""
+def _replace_contact_points(party_rows: list[tuple[int, dict]], party_ids: dict) -> dict[int, dict]:
+    """Phones and emails of the imported parties become exactly those of the file; returns
+    party id → {"phones"/"emails": [before, after]} for the parties whose lists changed."""
+    changes: dict[int, dict] = {}
     wanted_phones = {party_ids[v["external_ref"]]: v["phones"] for _l, v in party_rows}
     wanted_emails = {party_ids[v["external_ref"]]: v["emails"] for _l, v in party_rows}
     for table, column, wanted in ((PartyPhone.__table__, "number", wanted_phones),
@@ -241,41 +295,76 @@ def _replace_contact_points(party_rows: list[tuple[int, dict]], party_ids: dict)
             for party_id, value in session.execute(stmt):
                 current.setdefault(party_id, []).append(value)
         changed = [pid for pid, values in wanted.items() if current.get(pid, []) != values]
+        field_name = "phones" if column == "number" else "emails"
+        for pid in changed:
+            changes.setdefault(pid, {})[field_name] = [current.get(pid, []), wanted[pid]]
         for start in range(0, len(changed), CHUNK):
             session.execute(delete(table).where(_among(table.c.party_id, changed[start:start + CHUNK])))
         new_rows = [{"party_id": pid, column: value, "position": i}
                     for pid in changed for i, value in enumerate(wanted[pid])]
         for start in range(0, len(new_rows), CHUNK):
             session.execute(insert(table), new_rows[start:start + CHUNK])
+    return changes
 
 
-def _upsert_installations(meter_rows, meter_ids, sp_ids, report, progress) -> None:
+def _record_contact_changes(changes: dict[int, dict], existed: set[int], report: ImportReport) -> None:
+    """A changed phone or email is a change of its party: audited, and its version moves on."""
+    changed = sorted(pid for pid in changes if pid in existed)
+    if not changed:
+        return
+    table = Party.__table__
+    for start in range(0, len(changed), CHUNK):
+        session.execute(update(table).where(_among(table.c.id, changed[start:start + CHUNK]))
+                        .values(version=table.c.version + 1))
+    audit.record_changes("party", [(str(pid), changes[pid]) for pid in changed])
+    newly_updated = [pid for pid in changed if pid not in report.updated_ids.get("party", set())]
+    report.count("party", "updated", len(newly_updated))
+    report.count("party", "unchanged", -len(newly_updated))
+
+
+def _replace_installations(meter_rows, meter_ids: dict, sp_ids: dict, report: ImportReport, progress) -> None:
+    """The lines given for a meter become its whole installation history (a corrected date
+    replaces the old line instead of adding a second installation)."""
     table = MeterInstallation.__table__
-    wanted = {(meter_ids[v["serial"]], v["installed_on"]): (sp_ids[v["service_point_ref"]], v["removed_on"])
-              for _l, v in meter_rows}
-    keys = list(wanted)
-    existing = {}
-    for start in range(0, len(keys), CHUNK):
-        stmt = select(table.c.id, table.c.meter_id, table.c.installed_on, table.c.service_point_id,
-                      table.c.removed_on).where(tuple_(table.c.meter_id, table.c.installed_on).in_(
-                          keys[start:start + CHUNK]))
-        for record in session.execute(stmt):
-            existing[(record.meter_id, record.installed_on)] = record
-    inserts, updates = [], []
-    for key, (sp_id, removed_on) in wanted.items():
-        record = existing.get(key)
-        if record is None:
-            inserts.append({"meter_id": key[0], "installed_on": key[1], "service_point_id": sp_id,
-                            "removed_on": removed_on})
-        elif (record.service_point_id, record.removed_on) != (sp_id, removed_on):
-            updates.append({"b_id": record.id, "v_sp": sp_id, "v_removed": removed_on})
-    if inserts:
-        session.execute(insert(table), inserts)
-    if updates:
-        session.connection().execute(
-            update(table).where(table.c.id == bindparam("b_id"))
-            .values(service_point_id=bindparam("v_sp"), removed_on=bindparam("v_removed")), updates)
-    progress(len(inserts) + len(updates))
+    wanted: dict[int, set[tuple]] = {}
+    for _l, v in meter_rows:
+        wanted.setdefault(meter_ids[v["serial"]], set()).add(
+            (sp_ids[v["service_point_ref"]], v["installed_on"], v["removed_on"]))
+    current: dict[int, dict[tuple, int]] = {}
+    ids = list(wanted)
+    for start in range(0, len(ids), CHUNK):
+        stmt = select(table.c.id, table.c.meter_id, table.c.service_point_id, table.c.installed_on,
+                      table.c.removed_on).where(_among(table.c.meter_id, ids[start:start + CHUNK]))
+        for row in session.execute(stmt):
+            current.setdefault(row.meter_id, {})[(row.service_point_id, row.installed_on, row.removed_on)] = row.id
+    stale, fresh = [], []
+    for meter_id, lines in wanted.items():
+        before = current.get(meter_id, {})
+        stale += [row_id for line, row_id in before.items() if line not in lines]
+        fresh += [{"meter_id": meter_id, "service_point_id": sp, "installed_on": on, "removed_on": off}
+                  for sp, on, off in lines - before.keys()]
+        report.count("meter_installation", "unchanged", len(lines & before.keys()))
+    for start in range(0, len(stale), CHUNK):
+        session.execute(delete(table).where(_among(table.c.id, stale[start:start + CHUNK])))
+    for start in range(0, len(fresh), CHUNK):
+        session.execute(insert(table), fresh[start:start + CHUNK])
+    report.count("meter_installation", "created", len(fresh))
+    report.count("meter_installation", "updated", len(stale))
+    progress(len(meter_rows))
+
+
+def _overlapping_installations(service_point_ids: list[int]) -> list[str]:
+    """Service points (external refs) that now have two meters installed at the same time."""
+    first, second = MeterInstallation.__table__.alias("a"), MeterInstallation.__table__.alias("b")
+    overlap = (
+        select(ServicePoint.external_ref).distinct()
+        .join(first, first.c.service_point_id == ServicePoint.id)
+        .join(second, and_(second.c.service_point_id == first.c.service_point_id, second.c.id > first.c.id))
+        .where(_among(ServicePoint.id, service_point_ids),
+               first.c.installed_on < func.coalesce(second.c.removed_on, date.max),
+               second.c.installed_on < func.coalesce(first.c.removed_on, date.max))
+    )
+    return sorted(session.execute(overlap).scalars())
 
 
 def _replace_contract_parties(rows, report: ImportReport, progress) -> set[int]:
@@ -361,11 +450,22 @@ def import_directory(directory: Path, *, progress: Callable[[int], None] = lambd
         select(Territory.insee_code, Territory.id).where(Territory.insee_code.is_not(None))).all())
     _check_communes(parsed, report, communes)
     _check_references(parsed, report)
+    _check_unique_numbers(parsed, report)
+    _check_meter_kinds(parsed, report)
     if report.problems:
         return report
-    touched = _write(parsed, report, communes, progress)
+    # Some rules can only be checked on the result (overlapping meter installations), and the
+    # database may still refuse a row: the writes happen in a savepoint dropped on any problem.
+    savepoint = session.begin_nested()
+    try:
+        touched = _write(parsed, report, communes, progress)
+    except (IntegrityError, DataError) as exc:
+        report.problems.append(Problem("?", 0, f"la base a refusé une ligne : {str(exc.orig).splitlines()[0]}"))
+    if report.problems:
+        savepoint.rollback()
+        return report
     refresh_party_statuses(touched)
     audit.record("import", object_type="billing_export", object_id=directory.name[:64],
                  data={"files": known, "counts": report.counts})
-    session.flush()
+    savepoint.commit()
     return report

@@ -12,6 +12,9 @@ from app.parties.phones import normalise_phone
 
 Parser = Callable[[str], object]
 
+MAX_AMOUNT = Decimal("10000000000")  # NUMERIC(12,2)
+MAX_INTEGER = 2**31 - 1  # INTEGER columns
+
 
 def text(max_length: int, *, required: bool = False) -> Parser:
     def parse(value: str):
@@ -77,6 +80,8 @@ def amount(*, required: bool = True) -> Parser:
             raise ValueError(f"montant invalide « {value} »")
         if number < 0:
             raise ValueError(f"montant négatif « {value} »")
+        if number >= MAX_AMOUNT:
+            raise ValueError(f"montant hors limites « {value} »")
         if number != number.quantize(Decimal("0.01")):
             raise ValueError(f"montant avec plus de deux décimales « {value} »")
         return number.quantize(Decimal("0.01"))
@@ -92,6 +97,8 @@ def integer(*, minimum: int = 0) -> Parser:
         number = int(value)
         if number < minimum:
             raise ValueError(f"nombre inférieur à {minimum}")
+        if number > MAX_INTEGER:
+            raise ValueError(f"nombre trop grand « {value} »")
         return number
 
     return parse

@@ -19,13 +19,14 @@ from app.contracts.models import (
     Payment,
     ServicePoint,
 )
-from app.db import session
+from app.db import money_avg, session
 from app.integration.billing_import import import_directory
-from app.parties.models import Party
+from app.parties.models import Party, PartyEmail, PartyPhone
 from tests.factories import TerritoryFactory
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "data" / "billing"
-TABLES = [Party, ServicePoint, Meter, MeterInstallation, MeterReading, Contract, ContractParty, Invoice, Payment]
+TABLES = [Party, PartyPhone, PartyEmail, ServicePoint, Meter, MeterInstallation, MeterReading, Contract,
+          ContractParty, Invoice, Payment]
 
 
 @pytest.fixture
@@ -60,7 +61,8 @@ def _edit(path: Path, line: int, old: str, new: str) -> None:
 def test_import_creates_everything_with_typed_values(communes, export_dir):
     report = import_directory(export_dir)
     assert report.ok, report.problems
-    assert _counts() == {"party": 4, "service_point": 3, "meter": 4, "meter_installation": 4, "meter_reading": 5,
+    assert _counts() == {"party": 4, "party_phone": 5, "party_email": 2, "service_point": 3, "meter": 4,
+                         "meter_installation": 4, "meter_reading": 5,
                          "contract": 3, "contract_party": 5, "invoice": 4, "payment": 3}
     helene = session.execute(select(Party).where(Party.external_ref == "BP-1001")).scalar_one()
     assert helene.first_name == "Hélène" and helene.territory_id == communes["lyon"].id
@@ -80,13 +82,19 @@ def test_import_creates_everything_with_typed_values(communes, export_dir):
     assert entry.changes["counts"]["party"]["created"] == 4
 
 
+def _snapshot() -> dict:
+    """Every row of every imported table, to prove a second run rewrites nothing."""
+    return {m.__tablename__: sorted(map(tuple, session.execute(select(m.__table__)).all())) for m in TABLES}
+
+
 def test_second_run_changes_nothing(communes, export_dir):
     assert import_directory(export_dir).ok
-    before = _counts()
+    before = _snapshot()
     report = import_directory(export_dir)
     assert report.ok
     assert all(c["created"] == 0 and c["updated"] == 0 for c in report.counts.values()), report.counts
-    assert _counts() == before
+    assert report.counts["meter_installation"]["unchanged"] == 4
+    assert _snapshot() == before  # same rows, same ids, same versions
 
 
 def test_a_changed_value_is_updated_and_audited(communes, export_dir):
@@ -172,4 +180,82 @@ def test_the_command_prints_a_summary_and_fails_on_errors(app, communes, export_
     result = runner.invoke(args=["import", str(export_dir)])
     assert result.exit_code == 1
     assert "invoices.csv, ligne 5 : montant payé supérieur au montant de la facture" in result.output
-    assert "rien n'a été écrit" in result.output
+    assert "Import annulé : 1 problème(s), rien n'a été écrit." in result.output
+
+
+def test_a_changed_phone_is_an_audited_change_of_its_party(communes, export_dir):
+    assert import_directory(export_dir).ok
+    party = session.execute(select(Party).where(Party.external_ref == "BP-1002")).scalar_one()
+    version = party.version
+    _edit(export_dir / "parties.csv", 3, "+33698765432", "06 98 76 54 00")
+    report = import_directory(export_dir)
+    assert report.ok and report.counts["party"]["updated"] == 1 and report.counts["party"]["unchanged"] == 3
+    session.expire_all()
+    party = session.get(Party, party.id)
+    assert [p.number for p in party.phones] == ["+33698765400"] and party.version == version + 1
+    last = session.execute(select(AuditEntry.changes).where(AuditEntry.object_id == str(party.id))
+                           .order_by(AuditEntry.id.desc()).limit(1)).scalar_one()
+    assert last == {"phones": [["+33698765432"], ["+33698765400"]]}
+
+
+def test_a_corrected_installation_date_replaces_the_line(communes, export_dir):
+    assert import_directory(export_dir).ok
+    _edit(export_dir / "meters.csv", 5, "2019-09-02", "2019-09-03")
+    report = import_directory(export_dir)
+    assert report.ok, report.problems
+    dates = session.execute(select(MeterInstallation.installed_on).join(Meter, Meter.id == MeterInstallation.meter_id)
+                            .where(Meter.serial == "GAZ-77001")).scalars().all()
+    assert [d.isoformat() for d in dates] == ["2019-09-03"]
+
+
+def test_two_meters_installed_at_once_on_one_service_point_are_refused(communes, export_dir):
+    with (export_dir / "meters.csv").open("a", encoding="utf-8") as handle:
+        handle.write("GAZ-99999;gas;SP-2003;2024-01-01;\n")
+    report = import_directory(export_dir)
+    assert [str(p) for p in report.problems] == [
+        "meters.csv, ligne 0 : point de desserte SP-2003 : deux compteurs posés en même temps "
+        "(périodes de pose qui se chevauchent)"]
+    assert set(_counts().values()) == {0}
+
+
+def test_a_meter_with_two_kinds_is_refused(communes, export_dir):
+    with (export_dir / "meters.csv").open("a", encoding="utf-8") as handle:
+        handle.write("GAZ-77001;water;SP-2002;2010-01-01;2012-01-01\n")
+    report = import_directory(export_dir)
+    assert any("compteur GAZ-77001 : type « water » différent de la ligne 5" in str(p) for p in report.problems)
+
+
+@pytest.mark.parametrize("filename,line,old,new,message", [
+    ("parties.csv", 3, "CL0001002", "CL0001001", "parties.csv, ligne 3 : customer_number « CL0001001 » déjà utilisé "
+                                                 "à la ligne 2"),
+    ("invoices.csv", 3, "F2024-000102", "F2024-000101", "invoices.csv, ligne 3 : number « F2024-000101 » déjà"),
+])
+def test_a_number_used_twice_is_refused_before_writing(communes, export_dir, filename, line, old, new, message):
+    _edit(export_dir / filename, line, old, new)
+    report = import_directory(export_dir)
+    assert any(str(p).startswith(message) for p in report.problems), [str(p) for p in report.problems]
+    assert set(_counts().values()) == {0}
+
+
+def test_a_number_held_by_another_object_is_refused(communes, export_dir):
+    session.add(Party(number="CL0001001", last_name="Prospect créé dans Guichet"))
+    session.commit()
+    report = import_directory(export_dir)
+    assert [str(p) for p in report.problems] == [
+        "parties.csv, ligne 2 : customer_number « CL0001001 » déjà attribué à un objet créé dans Guichet"]
+
+
+def test_money_stays_exact_in_sql_arithmetic(communes, export_dir):
+    assert import_directory(export_dir).ok
+    amount = session.execute(select(Invoice.amount * 2).where(Invoice.number == "F2024-000101")).scalar_one()
+    assert amount == Decimal("169.20")
+    total = session.execute(select(func.sum(Invoice.amount))).scalar_one()
+    assert total == Decimal("516.85")
+    balance = session.execute(select(func.sum(Invoice.amount - Invoice.amount_paid))).scalar_one()
+    assert balance == Decimal("180.25")
+    assert session.execute(select(Invoice.amount / 3).where(Invoice.number == "F2024-000102")).scalar_one() \
+        == Decimal("30.45")
+    assert session.execute(select(money_avg(Invoice.amount))).scalar_one() == Decimal("129.21")
+    over_100 = session.execute(select(Invoice.number).where(Invoice.amount > Decimal("100"))
+                               .order_by(Invoice.number)).scalars().all()
+    assert over_100 == ["F2024-000221", "F2024-000331"]

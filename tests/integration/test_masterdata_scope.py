@@ -87,3 +87,23 @@ def test_without_party_read_nothing_is_received_even_in_the_agency(data, commune
     _agent, lyon, _nice = data
     designer = AgentFactory(roles=[role_with("concepteur")], territories=[communes["lyon_agency"]])
     assert {name: v for name, v in _everything(designer, lyon).items() if v} == {}
+
+
+def test_a_meter_seen_through_its_history_does_not_open_its_new_premises(data, communes):  # noqa: F811
+    """The Lyon meter LKY-000123 moves to Nice: Lyon still sees the meter, not the Nice premises."""
+    from datetime import date
+
+    from app.contracts.models import MeterInstallation
+
+    agent, lyon, nice = data
+    old_meter = session.execute(select(Meter).where(Meter.serial == "LKY-000123")).scalar_one()
+    nice_installation = session.execute(select(MeterInstallation).where(
+        MeterInstallation.service_point_id == nice["service_point"])).scalar_one()
+    nice_installation.removed_on = date(2024, 9, 1)
+    session.add(MeterInstallation(meter_id=old_meter.id, service_point_id=nice["service_point"],
+                                  installed_on=date(2024, 9, 1)))
+    session.commit()
+    assert contracts.get_meter(agent=agent, meter_id=old_meter.id) is not None
+    assert contracts.current_meter(agent=agent, service_point_id=nice["service_point"]) is None
+    nice_agent = AgentFactory(roles=[role_with("accueil")], territories=[communes["nice_agency"]])
+    assert contracts.current_meter(agent=nice_agent, service_point_id=nice["service_point"]).serial == "LKY-000123"

@@ -123,18 +123,24 @@ def edit_agent(agent_id: int):
     ), 422 if form.errors else status
 
 
+def _attempt(action, success: str) -> None:
+    """Run a service call behind a button, and flash its outcome; a refusal writes nothing."""
+    try:
+        action()
+    except BusinessError as exc:
+        db_session.rollback()  # the redirect that follows is a success status: commit nothing
+        flash(exc.message, "error")
+    else:
+        flash(success, "success")
+
+
 @bp.route("/agents/<int:agent_id>/password", methods=["POST"])
 def reset_password(agent_id: int):
     agent = _agent_or_404(agent_id)
     form = PasswordResetForm()
     if form.validate_on_submit():
-        try:
-            service.reset_password(agent=agent, password=form.password.data)
-        except BusinessError as exc:
-            db_session.rollback()  # the redirect below is a success status: commit nothing
-            flash(exc.message, "error")
-        else:
-            flash(_("Mot de passe réinitialisé ; les sessions ouvertes de l'agent sont fermées."), "success")
+        _attempt(lambda: service.reset_password(agent=agent, password=form.password.data),
+                 _("Mot de passe réinitialisé ; les sessions ouvertes de l'agent sont fermées."))
     return redirect(url_for("admin.edit_agent", agent_id=agent_id))
 
 
@@ -142,13 +148,8 @@ def reset_password(agent_id: int):
 def deactivate(agent_id: int):
     agent = _agent_or_404(agent_id)
     if ConfirmForm().validate_on_submit():
-        try:
-            service.deactivate_agent(agent=agent, actor=current_user)
-        except BusinessError as exc:
-            db_session.rollback()  # the redirect below is a success status: commit nothing
-            flash(exc.message, "error")
-        else:
-            flash(_("Agent désactivé ; ses sessions sont fermées."), "success")
+        _attempt(lambda: service.deactivate_agent(agent=agent, actor=current_user),
+                 _("Agent désactivé ; ses sessions sont fermées."))
     return redirect(url_for("admin.edit_agent", agent_id=agent_id))
 
 

@@ -61,22 +61,22 @@ def _insert_unique(obj, message: str, *, field: str) -> None:
         raise BusinessError(message, field=field) from exc
 
 
-def _roles_by_code(codes: list[str]) -> list[Role]:
+def _by_codes(model, codes: list[str], *, message: str, field: str) -> list:
+    """The rows of model with these codes; a BusinessError names the codes that do not exist."""
     codes = sorted({c.strip() for c in codes if c.strip()})
-    roles = list(session.execute(select(Role).where(Role.code.in_(codes))).scalars()) if codes else []
-    missing = sorted(set(codes) - {r.code for r in roles})
+    found = list(session.execute(select(model).where(model.code.in_(codes))).scalars()) if codes else []
+    missing = sorted(set(codes) - {row.code for row in found})
     if missing:
-        raise BusinessError(f"Rôle inconnu : {', '.join(missing)}", field="roles")
-    return roles
+        raise BusinessError(f"{message} : {', '.join(missing)}", field=field)
+    return found
+
+
+def _roles_by_code(codes: list[str]) -> list[Role]:
+    return _by_codes(Role, codes, message="Rôle inconnu", field="roles")
 
 
 def _territories_by_code(codes: list[str]) -> list[Territory]:
-    codes = sorted({c.strip() for c in codes if c.strip()})
-    found = list(session.execute(select(Territory).where(Territory.code.in_(codes))).scalars()) if codes else []
-    missing = sorted(set(codes) - {t.code for t in found})
-    if missing:
-        raise BusinessError(f"Territoire inconnu : {', '.join(missing)}", field="territories")
-    return found
+    return _by_codes(Territory, codes, message="Territoire inconnu", field="territories")
 
 
 def _check_identity(*, full_name: str, email: str | None, language: str) -> None:

@@ -33,7 +33,7 @@ translations: $(BIN)/.installed
 # After changing user-facing text: extract it and update the English catalogue.
 messages: $(BIN)/.installed
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location -o app/translations/messages.pot .
-	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations --no-location
+	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations --ignore-obsolete
 
 # Runs the application on the embedded default: SQLite, embedded Celery broker, demo data.
 run: setup

@@ -21,6 +21,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from app.db import db
     from app.extensions import babel, csrf, limiter, login_manager, migrate
 
+    web.init_request_id(app)  # before CSRFProtect's hook, so that even its refusals carry an id
     db.init_app(app)
     migrate.init_app(app, db, directory=str(config_module.PROJECT_ROOT / "migrations"), compare_type=True,
                      render_as_batch=True)
@@ -29,6 +30,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     babel.init_app(app, locale_selector=web.select_locale, timezone_selector=web.select_timezone)
     login_manager.init_app(app)
     web.init_app(app)
+
+    from app.audit import display as audit_display
+
+    audit_display.init_app(app)
 
     from app.core.views import bp as core_bp
     from app.security.admin_views import bp as admin_bp

@@ -5,7 +5,7 @@ import re
 import uuid
 from functools import wraps
 
-from flask import Flask, abort, g, jsonify, redirect, render_template, request, url_for
+from flask import Flask, abort, g, has_request_context, jsonify, redirect, render_template, request, url_for
 from flask import session as cookie_session
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -62,21 +62,18 @@ def require_permission(permission: str):
     return decorator
 
 
-def audit_value(value) -> str:
-    """An audited value as people read it: a dash for nothing, lists joined, yes/no."""
-    if value is None or value == []:
-        return "—"
-    if isinstance(value, bool):
-        return _("oui") if value else _("non")
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return str(value)
+# The catalogue is "en"; dates and numbers follow British usage (day before month).
+BABEL_LOCALES = {"fr": "fr_FR", "en": "en_GB"}
 
 
 def select_locale() -> str:
+    if not has_request_context():  # command line, Celery task: the default language
+        return "fr_FR"
     if current_user and current_user.is_authenticated:
-        return current_user.language
-    return request.accept_languages.best_match(["fr", "en"]) or "fr"
+        language = current_user.language
+    else:
+        language = request.accept_languages.best_match(["fr", "en"]) or "fr"
+    return BABEL_LOCALES.get(language, "fr_FR")
 
 
 def select_timezone() -> str:
@@ -99,20 +96,26 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
+def init_request_id(app: Flask) -> None:
+    """Give every request its id first, before CSRF or any other check may refuse it."""
+
+    @app.before_request
+    def _request_id():
+        # A request id from the client is trusted only from our own reverse proxy.
+        header_id = request.headers.get("X-Request-ID", "") if app.config["TRUSTED_PROXY_COUNT"] else ""
+        g.request_id = header_id if REQUEST_ID_RE.match(header_id) else uuid.uuid4().hex
+        set_context(AuditContext(request_id=g.request_id, client_addr=request.remote_addr))
+
+
 def init_app(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message = _l("Connectez-vous pour accéder à Guichet.")
     login_manager.session_protection = None  # our server-side sessions do this job
     app.jinja_env.globals["now_utc"] = lambda: clock.now()
     app.jinja_env.globals["get_locale"] = get_locale
-    app.jinja_env.filters["audit_value"] = audit_value
 
     @app.before_request
     def _open_request():
-        # A request id from the client is trusted only from our own reverse proxy.
-        header_id = request.headers.get("X-Request-ID", "") if app.config["TRUSTED_PROXY_COUNT"] else ""
-        g.request_id = header_id if REQUEST_ID_RE.match(header_id) else uuid.uuid4().hex
-        set_context(AuditContext(request_id=g.request_id, client_addr=request.remote_addr))
         if request.endpoint in PUBLIC_ENDPOINTS:
             return None
         if not current_user.is_authenticated:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask_babel import lazy_gettext as _l
 
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, hash_len=32, salt_len=16)
 
@@ -28,10 +29,10 @@ def needs_rehash(password_hash: str) -> bool:
     return _hasher.check_needs_rehash(password_hash)
 
 
-def check_strength(password: str, *, login: str) -> str | None:
-    """A French message saying why the password is refused, or None."""
+def check_strength(password: str, *, login: str):
+    """A message (translated when shown) saying why the password is refused, or None."""
     if len(password) < MIN_LENGTH:
-        return f"Le mot de passe doit contenir au moins {MIN_LENGTH} caractères."
+        return _l("Le mot de passe doit contenir au moins %(n)s caractères.", n=MIN_LENGTH)
     if login and login.lower() in password.lower():
-        return "Le mot de passe ne doit pas contenir l'identifiant."
+        return _l("Le mot de passe ne doit pas contenir l'identifiant.")
     return None

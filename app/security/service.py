@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -52,7 +53,7 @@ def list_territories() -> list[Territory]:
     return list(session.execute(select(Territory).order_by(Territory.path)).scalars())
 
 
-def _insert_unique(obj, message: str, *, field: str) -> None:
+def _insert_unique(obj, message, *, field: str) -> None:
     """Insert obj; a concurrent insert of the same key becomes a clear refusal, not a 500."""
     try:
         with session.begin_nested():
@@ -67,25 +68,25 @@ def _by_codes(model, codes: list[str], *, message: str, field: str) -> list:
     found = list(session.execute(select(model).where(model.code.in_(codes))).scalars()) if codes else []
     missing = sorted(set(codes) - {row.code for row in found})
     if missing:
-        raise BusinessError(f"{message} : {', '.join(missing)}", field=field)
+        raise BusinessError(_l("%(what)s : %(codes)s", what=message, codes=", ".join(missing)), field=field)
     return found
 
 
 def _roles_by_code(codes: list[str]) -> list[Role]:
-    return _by_codes(Role, codes, message="Rôle inconnu", field="roles")
+    return _by_codes(Role, codes, message=_l("Rôle inconnu"), field="roles")
 
 
 def _territories_by_code(codes: list[str]) -> list[Territory]:
-    return _by_codes(Territory, codes, message="Territoire inconnu", field="territories")
+    return _by_codes(Territory, codes, message=_l("Territoire inconnu"), field="territories")
 
 
 def _check_identity(*, full_name: str, email: str | None, language: str) -> None:
     if not full_name.strip():
-        raise BusinessError("Le nom complet est obligatoire.", field="full_name")
+        raise BusinessError(_l("Le nom complet est obligatoire."), field="full_name")
     if email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
-        raise BusinessError("Adresse e-mail invalide.", field="email")
+        raise BusinessError(_l("Adresse e-mail invalide."), field="email")
     if language not in LANGUAGES:
-        raise BusinessError("Langue inconnue.", field="language")
+        raise BusinessError(_l("Langue inconnue."), field="language")
 
 
 def create_agent(
@@ -102,11 +103,11 @@ def create_agent(
     login = login.strip().lower()
     if not LOGIN_RE.match(login):
         raise BusinessError(
-            "Identifiant invalide : 2 à 64 caractères, lettres minuscules, chiffres, « . », « _ » ou « - ».",
+            _l("Identifiant invalide : 2 à 64 caractères, lettres minuscules, chiffres, « . », « _ » ou « - »."),
             field="login",
         )
     if get_agent_by_login(login=login) is not None:
-        raise BusinessError("Cet identifiant est déjà utilisé.", field="login")
+        raise BusinessError(_l("Cet identifiant est déjà utilisé."), field="login")
     _check_identity(full_name=full_name, email=email, language=language)
     problem = passwords.check_strength(password, login=login)
     if problem:
@@ -122,7 +123,7 @@ def create_agent(
         roles=_roles_by_code(list(role_codes)),
         territories=_territories_by_code(list(territory_codes)),
     )
-    _insert_unique(agent, "Cet identifiant est déjà utilisé.", field="login")
+    _insert_unique(agent, _l("Cet identifiant est déjà utilisé."), field="login")
     return agent
 
 
@@ -142,8 +143,8 @@ def update_agent(
     in between, and the change is refused rather than silently overwriting theirs.
     """
     if expected_version is not None and expected_version != agent.version:
-        raise BusinessError("Cet agent a été modifié entre-temps par quelqu'un d'autre. "
-                            "Rechargez la page pour voir ses nouvelles valeurs.")
+        raise BusinessError(_l("Cet agent a été modifié entre-temps par quelqu'un d'autre. "
+                               "Rechargez la page pour voir ses nouvelles valeurs."))
     _check_identity(full_name=full_name, email=email, language=language)
     roles = _roles_by_code(role_codes)
     territories = _territories_by_code(territory_codes)
@@ -159,7 +160,7 @@ def update_agent(
 def set_language(*, agent: Agent, language: str) -> None:
     """An agent's own choice of interface language."""
     if language not in LANGUAGES:
-        raise BusinessError("Langue inconnue.", field="language")
+        raise BusinessError(_l("Langue inconnue."), field="language")
     agent.language = language
     session.flush()
 
@@ -179,7 +180,7 @@ def reset_password(*, agent: Agent, password: str) -> None:
 def deactivate_agent(*, agent: Agent, actor: Agent | None) -> None:
     """Deactivate an agent and end its sessions at once; an agent cannot deactivate itself."""
     if actor is not None and actor.id == agent.id:
-        raise BusinessError("Vous ne pouvez pas désactiver votre propre compte.")
+        raise BusinessError(_l("Vous ne pouvez pas désactiver votre propre compte."))
     agent.active = False
     end_agent_sessions(agent=agent, reason="deactivated")
     session.flush()
@@ -214,17 +215,17 @@ def create_territory(
 ) -> Territory:
     """Add a territory under parent (None for a region)."""
     if not CODE_RE.match(code):
-        raise BusinessError("Code de territoire invalide.", field="code")
+        raise BusinessError(_l("Code de territoire invalide."), field="code")
     if kind not in Territory.KINDS:
-        raise BusinessError("Type de territoire inconnu.", field="kind")
+        raise BusinessError(_l("Type de territoire inconnu."), field="kind")
     if insee_code is not None and not re.fullmatch(r"[0-9][0-9AB][0-9]{3}", insee_code):
-        raise BusinessError("Code INSEE invalide.", field="insee_code")
+        raise BusinessError(_l("Code INSEE invalide."), field="insee_code")
     if session.execute(select(Territory.id).where(Territory.code == code)).first():
-        raise BusinessError("Ce code de territoire existe déjà.", field="code")
+        raise BusinessError(_l("Ce code de territoire existe déjà."), field="code")
     path = f"{parent.path if parent else '/'}{code}/"
     # parent_id, not parent: the new row must not reach the session through parent.children
     # before the savepoint of _insert_unique.
     territory = Territory(code=code, name=name, kind=kind, parent_id=parent.id if parent else None,
                           insee_code=insee_code, path=path)
-    _insert_unique(territory, "Ce code de territoire existe déjà.", field="code")
+    _insert_unique(territory, _l("Ce code de territoire existe déjà."), field="code")
     return territory

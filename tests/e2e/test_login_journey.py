@@ -55,7 +55,7 @@ def test_administrator_creates_an_agent_who_can_then_log_in(page, browser, live_
     page.get_by_label("Territoires").select_option(["AG-NICE"])
     page.get_by_role("button", name="Créer l'agent").click()
     expect(page.get_by_text("Agent nina.roux créé.")).to_be_visible()
-    expect(page.locator("table.audit")).to_contain_text("create")
+    expect(page.locator("table.audit")).to_contain_text("Création")
     page.screenshot(path=str(SCREENSHOTS / "admin-agent-created.png"), full_page=True)
 
     other = browser.new_context(base_url=live_server, locale="fr-FR").new_page()

@@ -148,7 +148,8 @@ def test_every_change_to_an_agent_writes_before_and_after(client, login_as):
     assert reactivate.changes == {"active": [False, True]}
     # the history is shown on the agent's page
     page = client.get(url).get_data(as_text=True)
-    assert "Nom Changé" in page and "update" in page
+    assert "Modification" in page and "Nom complet : Nom Initial → Nom Changé" in page
+    assert "Mot de passe : (modifié) → (modifié)" in page and "Actif : oui → non" in page
 
 
 def test_an_administrator_cannot_deactivate_itself(client, login_as):

@@ -97,6 +97,7 @@ def test_post_without_csrf_token_is_refused(client, login_as):
     response = client.post("/login", data={"login": agent.login, "password": TEST_PASSWORD})
     assert response.status_code == 400
     assert "formulaire a expiré" in response.get_data(as_text=True)
+    assert response.headers["X-Request-ID"] in response.get_data(as_text=True)  # a reference to quote
 
     login_as("admin")
     response = client.post("/logout")

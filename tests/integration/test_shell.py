@@ -81,3 +81,12 @@ def test_client_request_id_is_trusted_only_behind_our_proxy(app, client, monkeyp
     assert client.get("/health", headers=forged).headers["X-Request-ID"] != "forged-request-id-123"
     monkeypatch.setitem(app.config, "TRUSTED_PROXY_COUNT", 1)
     assert client.get("/health", headers=forged).headers["X-Request-ID"] == "forged-request-id-123"
+
+
+def test_refusals_speak_the_agents_language(client, login_as):
+    login_as("admin", language="en")
+    token = csrf_token(client.get("/admin/agents/new").get_data(as_text=True))
+    response = client.post("/admin/agents/new", data={"csrf_token": token, "login": "x", "full_name": "X",
+                                                      "language": "en", "password": "long-enough-password"})
+    assert response.status_code == 422
+    assert "Invalid login: 2 to 64 characters" in response.get_data(as_text=True)

@@ -1,0 +1,71 @@
+"""How audit entries read on screen: field and action names in the agent's language, values
+formatted, secrets shown as changed."""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from flask import Flask
+from flask_babel import format_datetime
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+from app.audit.service import MASK
+
+FIELDS = {
+    "login": _l("Identifiant"), "full_name": _l("Nom complet"), "email": _l("E-mail"), "language": _l("Langue"),
+    "active": _l("Actif"), "roles": _l("Rôles"), "territories": _l("Territoires"),
+    "password_hash": _l("Mot de passe"), "locked_until": _l("Verrouillé jusqu'à"), "reason": _l("Motif"),
+    "status": _l("Statut"), "phones": _l("Téléphones"), "emails": _l("E-mails"),
+}
+ACTIONS = {
+    "create": _l("Création"), "update": _l("Modification"), "delete": _l("Suppression"),
+    "login": _l("Connexion"), "login.failed": _l("Connexion refusée"), "logout": _l("Déconnexion"),
+    "import": _l("Import"),
+}
+REASONS = {
+    "bad_password": _l("mot de passe erroné"), "bad_password_locked": _l("mot de passe erroné, compte verrouillé"),
+    "unknown_login": _l("identifiant inconnu"), "locked": _l("compte verrouillé"),
+    "inactive": _l("compte désactivé"),
+}
+ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+
+def field_label(key: str) -> str:
+    return str(FIELDS.get(key, key))
+
+
+def action_label(action: str) -> str:
+    return str(ACTIONS.get(action, action))
+
+
+def value_label(value) -> str:
+    """A dash for nothing, yes/no, lists joined, dates in local time, secrets as changed."""
+    if value is None or value == []:
+        return "—"
+    if value == MASK:
+        return _("(modifié)")
+    if isinstance(value, bool):
+        return _("oui") if value else _("non")
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, str) and ISO_DATETIME.match(value):
+        return format_datetime(datetime.fromisoformat(value), "short")
+    if isinstance(value, str) and value in REASONS:
+        return str(REASONS[value])
+    return str(value)
+
+
+def actor_label(label: str | None) -> str:
+    if not label:
+        return "—"
+    if label.startswith("anonymous:"):
+        return _("tentative de connexion (%(login)s)", login=label.split(":", 1)[1])
+    if label.startswith("cli:"):
+        return _("ligne de commande (%(user)s)", user=label.split(":", 1)[1])
+    return label
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters.update(audit_field=field_label, audit_action=action_label,
+                                 audit_value=value_label, audit_actor=actor_label)

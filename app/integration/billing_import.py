@@ -46,6 +46,12 @@ from app.security.models import Territory
 CHUNK = 5000  # keys per IN (...) query or executemany batch
 
 
+def _chunked(values: list):
+    """Successive slices of at most CHUNK values."""
+    for start in range(0, len(values), CHUNK):
+        yield values[start:start + CHUNK]
+
+
 def _among(column, values: list):
     """column IN values. On PostgreSQL as = ANY(array): one parameter instead of thousands,
     which psycopg and SQLAlchemy would otherwise render and parse at every query."""
@@ -57,8 +63,7 @@ def _among(column, values: list):
 def _existing(column, values: Iterable[str]) -> set[str]:
     values = list(set(values))
     found: set[str] = set()
-    for start in range(0, len(values), CHUNK):
-        chunk = values[start:start + CHUNK]
+    for chunk in _chunked(values):
         found.update(session.execute(select(column).where(_among(column, chunk))).scalars())
     return found
 
@@ -120,8 +125,8 @@ def _check_unique_numbers(parsed: Parsed, report: ImportReport) -> None:
         owners: dict[str, str] = {}
         numbers = list(first_line)
         table = db_column.table
-        for start in range(0, len(numbers), CHUNK):
-            stmt = select(db_column, table.c.external_ref).where(_among(db_column, numbers[start:start + CHUNK]))
+        for chunk in _chunked(numbers):
+            stmt = select(db_column, table.c.external_ref).where(_among(db_column, chunk))
             owners.update(session.execute(stmt).all())
         for line, values in rows:
             if values[column] in owners and owners[values[column]] != values["external_ref"]:
@@ -142,8 +147,7 @@ def _check_communes(parsed: Parsed, report: ImportReport, communes: dict[str, in
 def _ids(column_key, column_id, keys: Iterable) -> dict:
     keys = list(set(keys))
     result = {}
-    for start in range(0, len(keys), CHUNK):
-        chunk = keys[start:start + CHUNK]
+    for chunk in _chunked(keys):
         result.update(session.execute(select(column_key, column_id).where(_among(column_key, chunk))).all())
     return result
 
@@ -157,8 +161,7 @@ def _upsert(table: Table, key: str, rows: list[dict], kind: str, report: ImportR
     columns = [c for c in rows[0] if c != key] if rows else []
     existing: dict = {}
     keys = [r[key] for r in rows]
-    for start in range(0, len(keys), CHUNK):
-        chunk = keys[start:start + CHUNK]
+    for chunk in _chunked(keys):
         stmt = select(table.c.id, table.c[key], *[table.c[c] for c in columns]).where(_among(table.c[key], chunk))
         for record in session.execute(stmt):
             existing[record[1]] = record
@@ -177,17 +180,17 @@ def _upsert(table: Table, key: str, rows: list[dict], kind: str, report: ImportR
             report.count(kind, "unchanged")
     if audited:
         audit.record_changes(table.name, changes)
-    for start in range(0, len(inserts), CHUNK):
-        session.execute(insert(table), inserts[start:start + CHUNK])
-        progress(len(inserts[start:start + CHUNK]))
+    for chunk in _chunked(inserts):
+        session.execute(insert(table), chunk)
+        progress(len(chunk))
     if updates:
         values = {c: bindparam(f"v_{c}") for c in columns}
         if "version" in table.c:  # optimistic locking: an edit based on the old row must fail
             values["version"] = table.c.version + 1
         stmt = update(table).where(table.c.id == bindparam("b_id")).values(values)
-        for start in range(0, len(updates), CHUNK):
-            session.connection().execute(stmt, updates[start:start + CHUNK])
-            progress(len(updates[start:start + CHUNK]))
+        for chunk in _chunked(updates):
+            session.connection().execute(stmt, chunk)
+            progress(len(chunk))
     report.count(kind, "created", len(inserts))
     report.count(kind, "updated", len(updates))
     return _ids(table.c[key], table.c.id, keys)
@@ -289,8 +292,8 @@ def _replace_contact_points(party_rows: list[tuple[int, dict]], party_ids: dict)
                                   (PartyEmail.__table__, "address", wanted_emails)):
         ids = list(wanted)
         current: dict[int, list[str]] = {}
-        for start in range(0, len(ids), CHUNK):
-            stmt = (select(table.c.party_id, table.c[column]).where(_among(table.c.party_id, ids[start:start + CHUNK]))
+        for chunk in _chunked(ids):
+            stmt = (select(table.c.party_id, table.c[column]).where(_among(table.c.party_id, chunk))
                     .order_by(table.c.party_id, table.c.position))
             for party_id, value in session.execute(stmt):
                 current.setdefault(party_id, []).append(value)
@@ -298,12 +301,12 @@ def _replace_contact_points(party_rows: list[tuple[int, dict]], party_ids: dict)
         field_name = "phones" if column == "number" else "emails"
         for pid in changed:
             changes.setdefault(pid, {})[field_name] = [current.get(pid, []), wanted[pid]]
-        for start in range(0, len(changed), CHUNK):
-            session.execute(delete(table).where(_among(table.c.party_id, changed[start:start + CHUNK])))
+        for chunk in _chunked(changed):
+            session.execute(delete(table).where(_among(table.c.party_id, chunk)))
         new_rows = [{"party_id": pid, column: value, "position": i}
                     for pid in changed for i, value in enumerate(wanted[pid])]
-        for start in range(0, len(new_rows), CHUNK):
-            session.execute(insert(table), new_rows[start:start + CHUNK])
+        for chunk in _chunked(new_rows):
+            session.execute(insert(table), chunk)
     return changes
 
 
@@ -313,8 +316,8 @@ def _record_contact_changes(changes: dict[int, dict], existed: set[int], report:
     if not changed:
         return
     table = Party.__table__
-    for start in range(0, len(changed), CHUNK):
-        session.execute(update(table).where(_among(table.c.id, changed[start:start + CHUNK]))
+    for chunk in _chunked(changed):
+        session.execute(update(table).where(_among(table.c.id, chunk))
                         .values(version=table.c.version + 1))
     audit.record_changes("party", [(str(pid), changes[pid]) for pid in changed])
     newly_updated = [pid for pid in changed if pid not in report.updated_ids.get("party", set())]
@@ -332,9 +335,9 @@ def _replace_installations(meter_rows, meter_ids: dict, sp_ids: dict, report: Im
             (sp_ids[v["service_point_ref"]], v["installed_on"], v["removed_on"]))
     current: dict[int, dict[tuple, int]] = {}
     ids = list(wanted)
-    for start in range(0, len(ids), CHUNK):
+    for chunk in _chunked(ids):
         stmt = select(table.c.id, table.c.meter_id, table.c.service_point_id, table.c.installed_on,
-                      table.c.removed_on).where(_among(table.c.meter_id, ids[start:start + CHUNK]))
+                      table.c.removed_on).where(_among(table.c.meter_id, chunk))
         for row in session.execute(stmt):
             current.setdefault(row.meter_id, {})[(row.service_point_id, row.installed_on, row.removed_on)] = row.id
     stale, fresh = [], []
@@ -344,10 +347,10 @@ def _replace_installations(meter_rows, meter_ids: dict, sp_ids: dict, report: Im
         fresh += [{"meter_id": meter_id, "service_point_id": sp, "installed_on": on, "removed_on": off}
                   for sp, on, off in lines - before.keys()]
         report.count("meter_installation", "unchanged", len(lines & before.keys()))
-    for start in range(0, len(stale), CHUNK):
-        session.execute(delete(table).where(_among(table.c.id, stale[start:start + CHUNK])))
-    for start in range(0, len(fresh), CHUNK):
-        session.execute(insert(table), fresh[start:start + CHUNK])
+    for chunk in _chunked(stale):
+        session.execute(delete(table).where(_among(table.c.id, chunk)))
+    for chunk in _chunked(fresh):
+        session.execute(insert(table), chunk)
     report.count("meter_installation", "created", len(fresh))
     report.count("meter_installation", "updated", len(stale))
     progress(len(meter_rows))
@@ -377,9 +380,9 @@ def _replace_contract_parties(rows, report: ImportReport, progress) -> set[int]:
     table = ContractParty.__table__
     current: dict[int, set[tuple[int, str]]] = {}
     ids = list(wanted)
-    for start in range(0, len(ids), CHUNK):
+    for chunk in _chunked(ids):
         stmt = select(table.c.contract_id, table.c.party_id, table.c.role).where(
-            _among(table.c.contract_id, ids[start:start + CHUNK]))
+            _among(table.c.contract_id, chunk))
         for contract_id, party_id, role in session.execute(stmt):
             current.setdefault(contract_id, set()).add((party_id, role))
     involved: set[int] = set()
@@ -394,8 +397,8 @@ def _replace_contract_parties(rows, report: ImportReport, progress) -> set[int]:
         session.connection().execute(
             delete(table).where(and_(table.c.contract_id == bindparam("c"), table.c.party_id == bindparam("p"),
                                      table.c.role == bindparam("r"))), removed_rows)
-    for start in range(0, len(added_rows), CHUNK):
-        session.execute(insert(table), added_rows[start:start + CHUNK])
+    for chunk in _chunked(added_rows):
+        session.execute(insert(table), chunk)
     report.count("contract_party", "created", len(added_rows))
     report.count("contract_party", "updated", len(removed_rows))
     progress(len(rows))
@@ -407,8 +410,7 @@ def refresh_party_statuses(party_ids: Iterable[int]) -> int:
     prospect with none. Returns how many statuses changed."""
     ids = list(party_ids)
     changes = []
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
+    for chunk in _chunked(ids):
         statuses = dict(session.execute(select(Party.id, Party.status).where(_among(Party.id, chunk))).all())
         contract_statuses: dict[int, set[str]] = {}
         stmt = (select(ContractParty.party_id, Contract.status)

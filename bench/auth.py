@@ -11,12 +11,13 @@ import os
 import re
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TZ", "UTC")
+
+from bench.fresh import demo_app  # noqa: E402
 
 
 def _stats(samples: list[float]) -> str:
@@ -40,25 +41,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="guichet-bench-"))
-    os.environ["GUICHET_INSTANCE_DIR"] = str(workdir)
-    url = args.database_url or f"sqlite:///{workdir / 'bench.sqlite'}"
+    app, _url, _workdir = demo_app(args.database_url, prefix="guichet-bench-", LOGIN_RATE_LIMIT="100000 per minute")
 
-    from flask_migrate import upgrade
-
-    from app import create_app
-    from app.db import session
     from app.security import passwords
     from app.seed import demo
-    from tests.conftest import recreate_database
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": recreate_database(url), "LOGIN_RATE_LIMIT": "100000 per minute",
-                      "SECRET_KEY": "bench"})
-    with app.app_context():
-        upgrade()
-        demo.seed_demo()
-        session.commit()
-        stored = passwords.hash_password(demo.DEMO_PASSWORD)
+    stored = passwords.hash_password(demo.DEMO_PASSWORD)
 
     print(f"database: {app.config['SQLALCHEMY_DATABASE_URI'].split('://')[0]}")
     rounds = args.rounds

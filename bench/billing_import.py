@@ -16,13 +16,14 @@ import csv
 import os
 import random
 import sys
-import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TZ", "UTC")
+
+from bench.fresh import demo_app  # noqa: E402
 
 COMMUNES = [("69123", "Lyon", "69003"), ("69266", "Villeurbanne", "69100"), ("13055", "Marseille", "13008"),
             ("06088", "Nice", "06000"), ("42218", "Saint-Étienne", "42000")]
@@ -119,17 +120,10 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="guichet-bench-import-"))
-    os.environ["GUICHET_INSTANCE_DIR"] = str(workdir)
-    url = args.database_url or f"sqlite:///{workdir / 'bench.sqlite'}"
+    app, url, workdir = demo_app(args.database_url, prefix="guichet-bench-import-")
 
-    from flask_migrate import upgrade
-
-    from app import create_app
     from app.db import db, session
     from app.integration.billing_import import import_directory
-    from app.seed import demo
-    from tests.conftest import recreate_database
 
     export = workdir / "export"
     export.mkdir()
@@ -137,11 +131,7 @@ def main() -> None:
     size = sum(p.stat().st_size for p in export.glob("*.csv"))
     print(f"export: {args.customers} customers, {lines} lines, {size / 1e6:.1f} MB")
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": recreate_database(url), "SECRET_KEY": "bench"})
     with app.app_context():
-        upgrade()
-        demo.seed_demo()
-        session.commit()
         raw_seconds = raw_load(db.get_engine(), export)
         started = time.perf_counter()
         report = import_directory(export)

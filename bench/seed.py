@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TZ", "UTC")
+
+from bench.fresh import demo_app  # noqa: E402
 
 
 def _database_size(engine, url: str) -> int:
@@ -38,23 +39,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="guichet-bench-seed-"))
-    os.environ["GUICHET_INSTANCE_DIR"] = str(workdir)
-    url = args.database_url or f"sqlite:///{workdir / 'bench.sqlite'}"
+    app, url, _workdir = demo_app(args.database_url, prefix="guichet-bench-seed-")
 
-    from flask_migrate import upgrade
-
-    from app import create_app
     from app.db import db, session
-    from app.seed import demo
     from app.seed.customers import generate_customers
-    from tests.conftest import recreate_database
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": recreate_database(url), "SECRET_KEY": "bench"})
     with app.app_context():
-        upgrade()
-        demo.seed_demo()
-        session.commit()
         done = 0
 
         def progress(n: int) -> None:

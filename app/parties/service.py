@@ -1,11 +1,9 @@
-"""Reading and deriving party data; every read goes through the agent's scope."""
+"""Reading party data; every read goes through the agent's scope."""
 from __future__ import annotations
-
-from sqlalchemy import select
 
 from app.db import session
 from app.parties.models import Party
-from app.security.models import Agent, Territory
+from app.security.models import Agent
 from app.security.scope import get_scoped, scoped_select
 
 READ = "party.read"
@@ -21,9 +19,3 @@ def list_parties(*, agent: Agent, limit: int = 50, offset: int = 0) -> list[Part
     stmt = scoped_select(Party, agent=agent, permission=READ).order_by(Party.last_name, Party.id)
     return list(session.execute(stmt.limit(limit).offset(offset)).scalars())
 
-
-def territory_for_commune(*, insee_code: str | None) -> Territory | None:
-    """The commune territory with this INSEE code, if the utility serves it."""
-    if not insee_code:
-        return None
-    return session.execute(select(Territory).where(Territory.insee_code == insee_code)).scalar_one_or_none()

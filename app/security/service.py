@@ -28,14 +28,12 @@ def get_agent_by_login(*, login: str) -> Agent | None:
     return session.execute(select(Agent).where(Agent.login == login.strip().lower())).scalar_one_or_none()
 
 
-def list_agents(*, search: str | None = None, include_inactive: bool = True) -> list[Agent]:
+def list_agents(*, search: str | None = None) -> list[Agent]:
     """Agents ordered by login, optionally filtered by a fragment of login or name."""
     stmt = select(Agent).order_by(Agent.login)
     if search:
         pattern = f"%{search.strip().lower()}%"
         stmt = stmt.where(func.lower(Agent.login).like(pattern) | func.lower(Agent.full_name).like(pattern))
-    if not include_inactive:
-        stmt = stmt.where(Agent.active.is_(True))
     return list(session.execute(stmt).scalars())
 
 

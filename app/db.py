@@ -155,3 +155,18 @@ class Money(TypeDecorator):
 def money_avg(column):
     """AVG of a Money column as an amount (SQLite's AVG of cents is not typed by SQLAlchemy)."""
     return type_coerce(func.avg(column), Money())
+
+
+def autogenerate_filters(dialect_name: str) -> dict:
+    """What Alembic's comparison of the models with a database must leave out: SQLite's full-text
+    table (and its shadow tables), made by hand in a migration, and the objects declared for the
+    other dialect (``Index(...).ddl_if(dialect=...)``)."""
+
+    def include_name(name, type_, _parent_names) -> bool:
+        return not (type_ == "table" and name and name.startswith("party_search_fts"))
+
+    def include_object(obj, _name, _type, _reflected, _compare_to) -> bool:
+        ddl_if = getattr(obj, "_ddl_if", None)
+        return not (ddl_if and ddl_if.dialect and ddl_if.dialect != dialect_name)
+
+    return {"include_name": include_name, "include_object": include_object}

@@ -12,3 +12,5 @@ from app.contracts.models import (  # noqa: F401
 )
 from app.parties.models import Party, PartyEmail, PartyPhone  # noqa: F401
 from app.security.models import Agent, AgentSession, Role, RolePermission, Territory  # noqa: F401
+from app.api.models import ApiToken  # noqa: F401
+from app.search.models import PartySearch  # noqa: F401

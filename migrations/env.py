@@ -5,7 +5,7 @@ from alembic import context
 from flask import current_app
 
 import app.models  # noqa: F401  (registers every table on the metadata)
-from app.db import Base
+from app.db import Base, autogenerate_filters
 
 config = context.config
 if config.config_file_name and not getattr(config, "guichet_quiet", False):
@@ -28,6 +28,7 @@ def run_migrations_online() -> None:
             connection=connection,
             target_metadata=Base.metadata,
             process_revision_directives=process_revision_directives,
+            **autogenerate_filters(connection.dialect.name),
             **migrate_ext.configure_args,
         )
         with context.begin_transaction():

@@ -41,6 +41,7 @@ from app.integration.billing_files import (
     read_file,
 )
 from app.parties.models import Party, PartyEmail, PartyPhone, PartyStatus
+from app.search import index as search_index
 from app.security.models import Territory
 
 CHUNK = 5000  # keys per IN (...) query or executemany batch
@@ -215,6 +216,7 @@ def _write(parsed: Parsed, report: ImportReport, communes: dict[str, int], progr
         party_ids = _upsert(Party.__table__, "external_ref", party_rows, "party", report, progress, audited=True)
         _record_contact_changes(_replace_contact_points(rows["party"], party_ids), existed, report)
         touched_parties.update(party_ids.values())
+        search_index.refresh(party_ids.values())
 
     sp_rows = [
         {"external_ref": v["external_ref"], "kind": v["kind"], "national_id": v["national_id"],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import Integer, Select, cast, literal, null, select, union_all
+from sqlalchemy import Integer, Select, case, cast, literal, null, select, union_all
 
 from app.contracts.models import Contract, ContractParty, ContractRole, Invoice, Meter, MeterInstallation, ServicePoint
 from app.db import session
@@ -34,8 +34,13 @@ class IdentifierMatch:
 
 
 def _holders_of(contract_ids: Select, field: str) -> Select:
-    return select(ContractParty.party_id, ContractParty.contract_id, literal(field)).where(
+    return select(ContractParty.party_id, ContractParty.contract_id, literal(field),
+                  case((ContractParty.role == ContractRole.HOLDER, 0), else_=1)).where(
         ContractParty.contract_id.in_(contract_ids), ContractParty.role.in_(HOLDING_ROLES))
+
+
+def _direct(party_id, field: str) -> Select:
+    return select(party_id, NO_CONTRACT, literal(field), literal(0))
 
 
 def _candidates(query: str) -> list[Select]:
@@ -44,7 +49,7 @@ def _candidates(query: str) -> list[Select]:
     digits = re.sub(r"\D", "", text)
     selects = []
     if "@" in text:
-        selects.append(select(PartyEmail.party_id, NO_CONTRACT, literal("email"))
+        selects.append(_direct(PartyEmail.party_id, "email")
                        .where(PartyEmail.address == text.lower()))
     if len(digits) >= 6 and re.fullmatch(r"[\d\s.+()-]+", text):
         try:
@@ -52,11 +57,11 @@ def _candidates(query: str) -> list[Select]:
         except BusinessError:
             phone = None
         if phone:
-            selects.append(select(PartyPhone.party_id, NO_CONTRACT, literal("phone")).where(PartyPhone.number == phone))
+            selects.append(_direct(PartyPhone.party_id, "phone").where(PartyPhone.number == phone))
     national_ids = sorted(set(variants) | ({digits} if len(digits) == 14 else set()))
     selects += [
-        select(Party.id, NO_CONTRACT, literal("customer_number")).where(Party.number.in_(variants)),
-        select(Party.id, NO_CONTRACT, literal("external_ref")).where(Party.external_ref.in_(variants)),
+        _direct(Party.id, "customer_number").where(Party.number.in_(variants)),
+        _direct(Party.id, "external_ref").where(Party.external_ref.in_(variants)),
         _holders_of(select(Contract.id).where(Contract.number.in_(variants)), "contract_number"),
         _holders_of(select(Contract.id).join(ServicePoint, ServicePoint.id == Contract.service_point_id)
                     .where(ServicePoint.national_id.in_(national_ids)), "national_id"),
@@ -74,7 +79,8 @@ def find_by_identifier(*, agent: Agent, query: str) -> tuple[list[IdentifierMatc
     if len((query or "").strip()) < 3:
         return [], 0
     rows = session.execute(union_all(*_candidates(query)).limit(MAX_RAW_MATCHES)).all()
-    matches = list(dict.fromkeys(IdentifierMatch(*row) for row in rows))  # unique, in order
+    rows.sort(key=lambda r: (r[3], r[0]))  # holders before co-holders, then the oldest party first
+    matches = list(dict.fromkeys(IdentifierMatch(*row[:3]) for row in rows))  # unique, in order
     party_ids = {m.party_id for m in matches if m.contract_id is None}
     contract_ids = {m.contract_id for m in matches if m.contract_id is not None}
     visible_parties = set(session.execute(

@@ -28,3 +28,15 @@ def tokens(text: str | None) -> list[str]:
 def compact(text: str | None) -> str:
     """The normalised text without spaces: identifiers typed with or without separators."""
     return normalise(text).replace(" ", "")
+
+
+def trigrams(word: str) -> set[str]:
+    """The word's trigrams, padded as pg_trgm pads them: two spaces before, one after."""
+    padded = f"  {word} "
+    return {padded[i:i + 3] for i in range(len(padded) - 2)}
+
+
+def similarity(a: str, b: str) -> float:
+    """Share of trigrams two words have in common (pg_trgm's similarity): 'lefebre'/'lefevre' 0.45."""
+    ta, tb = trigrams(a), trigrams(b)
+    return len(ta & tb) / len(ta | tb) if ta and tb else 0.0

@@ -28,6 +28,7 @@ from sqlalchemy import select
 from app import clock
 from app.db import session
 from app.errors import BusinessError
+from app.search.index import search_row
 from app.security.models import Territory
 
 CHUNK = 10_000  # customers per round trip: ~800 000 rows, a few hundred MB of tuples at most
@@ -35,6 +36,7 @@ CHUNK = 10_000  # customers per round trip: ~800 000 rows, a few hundred MB of t
 COLUMNS = {  # insertion order: parents before children (foreign keys are checked row by row)
     "party": "id number external_ref kind civility first_name last_name company_name birth_date status vulnerable "
              "territory_id created_at updated_at version street address_extra postal_code city insee_code",
+    "party_search": "party_id name first_name address",
     "party_phone": "id party_id number label position",
     "party_email": "id party_id address position",
     "service_point": "id external_ref kind national_id main_residence territory_id street address_extra "
@@ -47,6 +49,8 @@ COLUMNS = {  # insertion order: parents before children (foreign keys are checke
     "payment": "id external_ref invoice_id paid_on amount method",
     "meter_reading": "id external_ref meter_id service_point_id read_on index_value kind",
 }
+
+NO_ID = ("contract_party", "party_search")  # tables without an id sequence of their own
 
 # Postal codes and populations (thousands) of the demo communes; other communes get a postal
 # code built from their département and a middling weight.
@@ -266,6 +270,9 @@ class Generator:
             party_id, f"CL{party_id:08d}", f"GBP{party_id:09d}", "organisation" if org else "person", civility,
             first, last, company, self.day(birth), status, not org and r.random() < 0.03, commune.territory_id,
             self.now, self.now, 1, *address, commune.name, commune.insee))
+        self.rows["party_search"].append(tuple(search_row(
+            party_id, last_name=last, first_name=first, company_name=company, street=address[0],
+            address_extra=address[1], postal_code=address[2], city=commune.name).values()))
         self._phones(party_id, commune.landlines, org)
         if r.random() < (0.8 if org else 0.7):
             local = "contact" if org else self._email_local(first, last, birth)
@@ -409,12 +416,12 @@ def generate_customers(*, count: int, seed: int = 1, progress: Callable[[int], N
     if not communes:
         raise BusinessError("Aucune commune dans les territoires : lancez d'abord « flask seed ».")
     start_ids = {table: connection.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table}").scalar()  # noqa: S608
-                 for table in COLUMNS if table != "contract_party"}
+                 for table in COLUMNS if table not in NO_ID}
     generator = Generator(seed=seed, start_ids=start_ids, communes=communes, today=today or clock.now().date(),
                           postgresql=postgresql)
     if postgresql:
         totals = _load(generator, count, lambda rows: _write_postgresql(raw, rows), progress, overlap=True)
-        for table in (t for t, n in totals.items() if n and t != "contract_party"):  # the ids were ours:
+        for table in (t for t, n in totals.items() if n and t not in NO_ID):  # the ids were ours:
             connection.exec_driver_sql(  # move the sequences past them for the ORM's next inserts
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}")  # noqa: S608
         # Fresh statistics: with the pre-load ones the planner misjudges the scope joins

@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 import app.models  # noqa: F401
-from app.db import Base
+from app.db import Base, autogenerate_filters
 from tests.conftest import database_url, recreate_database
 
 
@@ -32,7 +32,8 @@ def test_migrations_build_the_schema_from_empty_and_match_the_models(app, empty_
     with app.app_context():
         _run(app, empty_database, "upgrade", "head")
         with empty_database.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            context = MigrationContext.configure(connection, opts={
+                "compare_type": True, **autogenerate_filters(connection.dialect.name)})
             differences = compare_metadata(context, Base.metadata)
         assert differences == []
         tables = set(sa.inspect(empty_database).get_table_names())

@@ -1,0 +1,50 @@
+"""API tokens: how another system (telephony, the billing system…) calls Guichet.
+
+A token belongs to one system, is shown once at creation and stored only as its SHA-256 digest
+(a random 256-bit secret needs no slow hash: there is nothing to brute-force), and can be
+revoked. It grants the listed permissions only; the agent on whose behalf a call is made (the
+agent whose telephone rang) lends their geographic scope.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app import clock
+from app.db import Base, UTCDateTime
+from app.security.models import Agent
+
+
+class ApiToken(Base):
+    __tablename__ = "api_token"
+    __audited__ = True
+    __audit_ignored__ = frozenset({"last_used_at", "digest"})
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    system: Mapped[str] = mapped_column(String(100))  # "Téléphonie Lyon (Xivo)"
+    prefix: Mapped[str] = mapped_column(String(12))  # the first characters, to recognise a token in a list
+    digest: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the whole token
+    permissions: Mapped[str] = mapped_column(String(200))  # space-separated codes, e.g. "api.identify"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id", ondelete="SET NULL"))
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    created_by: Mapped[Agent | None] = relationship()
+
+    def __str__(self) -> str:
+        return f"{self.system} ({self.prefix}…)"
+
+    @property
+    def audit_label(self) -> str:
+        return str(self)
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    @property
+    def permission_codes(self) -> list[str]:
+        return self.permissions.split()

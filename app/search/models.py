@@ -1,0 +1,29 @@
+"""The search index of parties: their names and address in normalised form, one row per party.
+
+The texts are normalised in Python (app.search.normalise), the same way on both databases, and
+padded with a space at each end so that " word" finds a word start anywhere, including the
+first. PostgreSQL indexes them with pg_trgm GIN indexes; SQLite with an FTS5 trigram table
+(party_search_fts, external content, kept in step by triggers). Both are created by the migration.
+"""
+from __future__ import annotations
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+
+
+class PartySearch(Base):
+    __tablename__ = "party_search"
+
+    party_id: Mapped[int] = mapped_column(ForeignKey("party.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(420))  # " lefevre jean " / " boulangerie dupont sarl "
+    first_name: Mapped[str] = mapped_column(String(100))  # "jean", for the advanced search's criterion
+    address: Mapped[str] = mapped_column(String(520))  # " 12 rue victor hugo bat a 69003 lyon "
+
+    # Trigram indexes for LIKE '% word%' and the similarity operators; PostgreSQL only (SQLite
+    # has its FTS5 table). GIN only: a GiST index beside it made the planner choose GiST, 18× slower.
+    __table_args__ = tuple(
+        Index(f"ix_party_search_{column}_trgm", column, postgresql_using="gin",
+              postgresql_ops={column: "gin_trgm_ops"}).ddl_if(dialect="postgresql")
+        for column in ("name", "address"))

@@ -1,0 +1,262 @@
+"""The quick search: one typed text → the customers and contracts it designates, in the agent's scope.
+
+Three kinds of match, in one answer:
+  1. exact identifiers (customer number, contract, PDL/PCE, meter, invoice, phone, email), on
+     their unique indexes (app.search.identifiers);
+  2. word prefixes of the name or address, every typed word in any order ("lefevre jean",
+     "saint etienne", "dupont lyon"), accents, case and hyphens ignored;
+  3. when 2 finds too little, names with a typo ("Lefebre" → Lefèvre, "Dupond" → Dupont).
+
+The database only proposes a bounded set of candidates (its trigram index: pg_trgm on
+PostgreSQL, FTS5 on SQLite); which of them match and in what order is decided here, in Python,
+by the same code on both back ends, so the two give the same answers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import Select, String, and_, func, literal, literal_column, or_, select, text
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.contracts.models import Contract, ContractParty, ContractStatus
+from app.db import session
+from app.parties.models import Party, PartyStatus
+from app.search.identifiers import HOLDING_ROLES, find_by_identifier
+from app.search.models import PartySearch
+from app.search.normalise import normalise, similarity
+from app.security.models import Agent
+from app.security.scope import scope_condition, scoped_select
+
+READ = "party.read"
+MAX_QUERY = 200  # characters considered; the rest of a pasted paragraph is ignored
+MAX_WORDS = 6
+CANDIDATES = 200  # rows the database proposes per phase, before ranking
+FUZZY_POOL = 2000  # rows the fuzzy phase looks at before keeping the CANDIDATES most similar
+FUZZY_MIN_LENGTH = 4  # shorter words are only matched as prefixes
+FUZZY_THRESHOLD = 0.4  # trigram similarity of a misspelt word to the right one: lefebre/lefevre 0.45
+HIDDEN_CAP = 100  # "plus de 100 résultats hors de votre périmètre"
+STATUS_ORDER = {PartyStatus.CUSTOMER: 0, PartyStatus.PROSPECT: 1, PartyStatus.FORMER_CUSTOMER: 2}
+
+FIELD_LABELS = {
+    "name": _l("Nom"),
+    "name_fuzzy": _l("Nom (orthographe approchée)"),
+    "address": _l("Adresse"),
+    "customer_number": _l("N° client"),
+    "external_ref": _l("Référence facturation"),
+    "contract_number": _l("N° de contrat"),
+    "national_id": _l("PDL / PCE / n° de point"),
+    "meter_serial": _l("N° de compteur"),
+    "invoice_number": _l("N° de facture"),
+    "phone": _l("Téléphone"),
+    "email": _l("Courriel"),
+}
+
+
+@dataclass
+class Result:
+    party: Party
+    field: str  # why it matched, a key of FIELD_LABELS
+    contract: Contract | None = None  # the contract the match designates (contract, PDL, meter, invoice)
+    main_contract: Contract | None = None  # what to show beside the name
+
+    @property
+    def field_label(self) -> str:
+        return str(FIELD_LABELS[self.field])
+
+    @property
+    def shown_contract(self) -> Contract | None:
+        return self.contract or self.main_contract
+
+
+@dataclass
+class Answer:
+    query: str
+    results: list[Result] = field(default_factory=list)
+    hidden: int = 0  # matches outside the agent's scope, counted only when nothing is visible
+    more: bool = False  # the candidates were cut: the agent should type more
+    too_short: bool = False
+
+    @property
+    def hidden_label(self) -> str:
+        return f"{HIDDEN_CAP - 1}+" if self.hidden >= HIDDEN_CAP else str(self.hidden)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    party_id: int
+    field: str
+    score: float
+    status: str
+    name: str
+
+
+def query_words(query: str | None) -> list[str]:
+    """The normalised words of the query that the text search uses (at most MAX_WORDS)."""
+    return normalise((query or "")[:MAX_QUERY]).split()[:MAX_WORDS]
+
+
+def search(*, agent: Agent, query: str | None, limit: int = 10) -> Answer:
+    """The quick search's answer: identifiers first, then names and addresses, in scope."""
+    query = (query or "")[:MAX_QUERY].strip()
+    answer = Answer(query=query)
+    words = query_words(query)
+    if len("".join(words)) < 2:
+        answer.too_short = bool(query)
+        return answer
+    id_matches, id_hidden = find_by_identifier(agent=agent, query=query)
+    scored, answer.more = _text_matches(words, agent=agent, want=limit)
+    ordered: dict[int, tuple[str, int | None]] = {}
+    for m in id_matches:
+        ordered.setdefault(m.party_id, (m.field, m.contract_id))
+    for s in scored:
+        ordered.setdefault(s.party_id, (s.field, None))
+    picked = list(ordered.items())[:limit]
+    answer.results = _load(agent, picked)
+    if not answer.results:
+        hidden_scored, _more = _text_matches(words, agent=None, want=HIDDEN_CAP)
+        answer.hidden = min(HIDDEN_CAP, id_hidden + len({s.party_id for s in hidden_scored}))
+    return answer
+
+
+# --- text matches -----------------------------------------------------------------------------
+
+def _text_matches(words: list[str], *, agent: Agent | None, want: int) -> tuple[list[_Scored], bool]:
+    """Parties whose name or address matches every word (prefix, else with a typo), best first.
+    agent=None searches everywhere (to count what lies out of scope)."""
+    rows, more = _candidates(words, agent, fuzzy=False)
+    scored = _rank(rows, words, fuzzy=False)
+    if len(scored) < want and any(len(w) >= FUZZY_MIN_LENGTH for w in words):
+        fuzzy_rows, fuzzy_more = _candidates(words, agent, fuzzy=True)
+        seen = {s.party_id for s in scored}
+        scored += [s for s in _rank(fuzzy_rows, words, fuzzy=True) if s.party_id not in seen]
+        more = more or fuzzy_more
+    return scored, more
+
+
+def _candidates(words: list[str], agent: Agent | None, *, fuzzy: bool) -> tuple[list, bool]:
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    stmt = (select(PartySearch.party_id, PartySearch.name, PartySearch.address, Party.status)
+            .join(Party, Party.id == PartySearch.party_id))
+    if agent is not None:
+        stmt = stmt.where(scope_condition(Party, agent=agent, permission=READ))
+    if postgresql:
+        stmt = _postgresql_filter(stmt, words, fuzzy)
+    else:
+        stmt = _sqlite_filter(stmt, words, fuzzy)
+    if stmt is None:
+        return [], False
+    rows = session.execute(stmt.limit(CANDIDATES + 1)).all()
+    return rows[:CANDIDATES], len(rows) > CANDIDATES
+
+
+def _prefix_like(column, word: str) -> ColumnElement[bool]:
+    return column.like(f"% {word}%")  # normalised words are [a-z0-9]: nothing to escape
+
+
+def _postgresql_filter(stmt: Select, words: list[str], fuzzy: bool) -> Select | None:
+    if not fuzzy:
+        indexed = [w for w in words if len(w) >= 2]  # " xy" still gives the index a trigram
+        if not indexed:
+            return None
+        return stmt.where(*(or_(_prefix_like(PartySearch.name, w), _prefix_like(PartySearch.address, w))
+                            for w in indexed))
+    conditions, similarities = [], []
+    for w in words:
+        if len(w) >= FUZZY_MIN_LENGTH:
+            conditions.append(literal(w, String).op("<%")(PartySearch.name))
+            similarities.append(func.word_similarity(w, PartySearch.name))
+        elif len(w) >= 2:
+            conditions.append(or_(_prefix_like(PartySearch.name, w), _prefix_like(PartySearch.address, w)))
+    # Bound the pool first (the GIN index answers "similar enough" fast), then rank only the pool.
+    session.execute(text("SELECT set_config('pg_trgm.word_similarity_threshold', :t, true)"),
+                    {"t": str(FUZZY_THRESHOLD)})
+    pool = stmt.add_columns(sum(similarities).label("closeness")).where(*conditions).limit(FUZZY_POOL).subquery()
+    return (select(pool.c.party_id, pool.c.name, pool.c.address, pool.c.status)
+            .order_by(pool.c.closeness.desc()))
+
+
+def _sqlite_filter(stmt: Select, words: list[str], fuzzy: bool) -> Select | None:
+    fts = "party_search_fts"
+    if not fuzzy:
+        terms = [f'" {w}"' for w in words if len(w) >= 2]  # a space and two letters: one trigram
+        if not terms:
+            return None
+        match = " AND ".join(terms)
+        return stmt.where(PartySearch.party_id.in_(
+            select(literal_column("rowid")).select_from(text(fts)).where(text(f"{fts} MATCH :m"))
+        )).params(m=match)
+    groups = []
+    for w in words:
+        if len(w) >= FUZZY_MIN_LENGTH:  # any of the word's trigrams, in the name; bm25 ranks by how many
+            padded = f" {w} "
+            grams = sorted({padded[i:i + 3] for i in range(len(padded) - 2)})
+            groups.append("{name}: (" + " OR ".join(f'"{g}"' for g in grams) + ")")
+        elif len(w) >= 2:
+            groups.append(f'" {w}"')
+    ranked = (select(literal_column("rowid").label("party_id")).select_from(text(fts))
+              .where(text(f"{fts} MATCH :m")).order_by(text("rank")).limit(FUZZY_POOL).subquery())
+    return (stmt.join(ranked, ranked.c.party_id == PartySearch.party_id)
+            .params(m=" AND ".join(groups)))
+
+
+def _word_score(word: str, name_words: list[str], address_words: list[str], fuzzy: bool) -> tuple[float, str]:
+    """How well one typed word matches: whole word > word start > similar spelling; name > address."""
+    best, where = 0.0, ""
+    for w in name_words:
+        s = 1.0 if w == word else 0.9 if w.startswith(word) else 0.0
+        if not s and fuzzy and len(word) >= FUZZY_MIN_LENGTH and (sim := similarity(word, w)) >= FUZZY_THRESHOLD:
+            s = 0.8 * sim
+        if s > best:
+            best, where = s, "name" if s >= 0.9 else "name_fuzzy"
+    for w in address_words:
+        s = 0.6 if w == word else 0.55 if w.startswith(word) else 0.0
+        if s > best:
+            best, where = s, "address"
+    return best, where
+
+
+def _rank(rows, words: list[str], *, fuzzy: bool) -> list[_Scored]:
+    scored = []
+    for party_id, name, address, status in rows:
+        name_words, address_words = name.split(), address.split()
+        results = [_word_score(w, name_words, address_words, fuzzy) for w in words]
+        if any(score == 0 for score, _ in results):
+            continue
+        wheres = {where for _, where in results}
+        reason = "name_fuzzy" if "name_fuzzy" in wheres else "name" if "name" in wheres else "address"
+        scored.append(_Scored(party_id, reason, sum(s for s, _ in results) / len(results), status, name))
+    # Equal scores: active customers first, then the tighter name ("Paul Dupont" before "Jean-Baptiste
+    # Dupont-Moreau" for "dupont"), then alphabetical.
+    scored.sort(key=lambda s: (-round(s.score, 3), STATUS_ORDER.get(s.status, 9), s.name.count(" "), s.name,
+                               s.party_id))
+    return scored
+
+
+# --- loading what the agent sees ----------------------------------------------------------------
+
+def _load(agent: Agent, picked: list[tuple[int, tuple[str, int | None]]]) -> list[Result]:
+    """The parties (again through the scope: the candidates were read without the ORM) and,
+    for each, the contract to show: the one matched, else the main one (active first)."""
+    if not picked:
+        return []
+    ids = [party_id for party_id, _ in picked]
+    parties = {p.id: p for p in session.execute(
+        scoped_select(Party, agent=agent, permission=READ).where(Party.id.in_(ids))).scalars()}
+    main: dict[int, Contract] = {}
+    contracts: dict[int, Contract] = {}
+    stmt = (scoped_select(Contract, agent=agent, permission=READ).add_columns(ContractParty.party_id)
+            .join(ContractParty, and_(ContractParty.contract_id == Contract.id, ContractParty.role.in_(HOLDING_ROLES)))
+            .where(ContractParty.party_id.in_(ids))
+            .order_by(Contract.status != ContractStatus.ACTIVE, Contract.status != ContractStatus.PENDING,
+                      Contract.start_date.desc()))
+    for contract, party_id in session.execute(stmt):
+        main.setdefault(party_id, contract)
+        contracts[contract.id] = contract
+    results = []
+    for party_id, (reason, contract_id) in picked:
+        if party_id in parties:
+            results.append(Result(party=parties[party_id], field=reason,
+                                  contract=contracts.get(contract_id) if contract_id else None,
+                                  main_contract=main.get(party_id)))
+    return results

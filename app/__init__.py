@@ -36,9 +36,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     audit_display.init_app(app)
 
     from app import models  # noqa: F401  (every table on the metadata)
-    from app.search import index  # noqa: F401  (keeps party_search in step with ORM writes)
-
     from app.core.views import bp as core_bp
+    from app.search import index  # noqa: F401  (keeps party_search in step with ORM writes)
     from app.security.admin_views import bp as admin_bp
     from app.security.views import bp as auth_bp
 

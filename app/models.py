@@ -1,4 +1,5 @@
 """Imports every model module so that the metadata knows all tables (migrations, tests)."""
+from app.api.models import ApiToken  # noqa: F401
 from app.audit.models import AuditEntry  # noqa: F401
 from app.contracts.models import (  # noqa: F401
     Contract,
@@ -11,6 +12,5 @@ from app.contracts.models import (  # noqa: F401
     ServicePoint,
 )
 from app.parties.models import Party, PartyEmail, PartyPhone  # noqa: F401
-from app.security.models import Agent, AgentSession, Role, RolePermission, Territory  # noqa: F401
-from app.api.models import ApiToken  # noqa: F401
 from app.search.models import PartySearch  # noqa: F401
+from app.security.models import Agent, AgentSession, Role, RolePermission, Territory  # noqa: F401

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from app.db import session
 from app.integration.billing_import import import_directory
-from app.parties.models import Party, PartyKind, PartyStatus
+from app.parties.models import Party, PartyKind
 from app.search import index as search_index
 from app.search.models import PartySearch
 from app.search.service import search

@@ -36,14 +36,22 @@ def create_app(test_config: dict | None = None) -> Flask:
     audit_display.init_app(app)
 
     from app import models  # noqa: F401  (every table on the metadata)
+    from app.api.views import bp as api_bp
     from app.core.views import bp as core_bp
+    from app.parties.views import bp as parties_bp
     from app.search import index  # noqa: F401  (keeps party_search in step with ORM writes)
+    from app.search.advanced_views import bp as advanced_bp
+    from app.search.views import bp as search_bp
     from app.security.admin_views import bp as admin_bp
     from app.security.views import bp as auth_bp
 
     app.register_blueprint(core_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(parties_bp)
+    app.register_blueprint(search_bp)
+    app.register_blueprint(advanced_bp)
+    app.register_blueprint(api_bp)
 
     from app import cli
 

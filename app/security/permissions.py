@@ -6,6 +6,7 @@ from flask_babel import lazy_gettext as _l
 CATALOGUE: dict[str, object] = {
     "party.read": _l("Consulter les interlocuteurs et leurs contrats"),
     "party.write": _l("Créer et modifier les interlocuteurs"),
+    "party.export": _l("Exporter des listes d'interlocuteurs et de contrats (CSV)"),
     "contact.create": _l("Tracer les contacts"),
     "dossier.create": _l("Ouvrir des dossiers"),
     "dossier.process": _l("Traiter les étapes des dossiers"),
@@ -14,6 +15,7 @@ CATALOGUE: dict[str, object] = {
     "supervision": _l("Superviser les files de travail"),
     "admin.agents": _l("Administrer les agents, rôles et territoires"),
     "admin.referentials": _l("Administrer les référentiels"),
+    "admin.api_tokens": _l("Administrer les jetons d'accès des systèmes (API)"),
 }
 
 

@@ -15,7 +15,7 @@ STANDARD_ROLES = [
         "party.read", "party.write", "contact.create", "dossier.create", "dossier.process", "document.generate",
     ]),
     ("superviseur", "Superviseur", [
-        "party.read", "contact.create", "dossier.create", "dossier.process", "supervision",
+        "party.read", "party.export", "contact.create", "dossier.create", "dossier.process", "supervision",
     ]),
     ("concepteur", "Concepteur de processus", ["process.design", "admin.referentials"]),
 ]

@@ -21,7 +21,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.contracts.models import Contract, ContractParty, ContractStatus
 from app.db import session
-from app.parties.models import Party, PartyStatus
+from app.parties.models import Party, PartyPhone, PartyStatus
+from app.parties.phones import normalise_phone
 from app.search.identifiers import HOLDING_ROLES, find_by_identifier
 from app.search.models import PartySearch
 from app.search.normalise import normalise, similarity
@@ -260,3 +261,19 @@ def _load(agent: Agent, picked: list[tuple[int, tuple[str, int | None]]]) -> lis
                                   contract=contracts.get(contract_id) if contract_id else None,
                                   main_contract=main.get(party_id)))
     return results
+
+
+# --- caller identification ----------------------------------------------------------------------
+
+def identify_caller(*, agent: Agent, phone: str | None) -> Answer:
+    """The parties in the agent's scope with this phone number (any format; the telephony system's
+    caller number), and how many others have it out of scope. A number that is not one raises
+    BusinessError with a message for the agent."""
+    e164 = normalise_phone((phone or "")[:40])
+    answer = Answer(query=e164)
+    owners = list(session.execute(select(PartyPhone.party_id).where(PartyPhone.number == e164)
+                                  .order_by(PartyPhone.position, PartyPhone.party_id).limit(HIDDEN_CAP)).scalars())
+    owners = list(dict.fromkeys(owners))
+    answer.results = _load(agent, [(party_id, ("phone", None)) for party_id in owners])
+    answer.hidden = len(owners) - len(answer.results)
+    return answer

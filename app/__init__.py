@@ -31,9 +31,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     web.init_app(app)
 
+    from app import labels
     from app.audit import display as audit_display
 
     audit_display.init_app(app)
+    labels.init_app(app)
 
     from app import models  # noqa: F401  (every table on the metadata)
     from app.api.views import bp as api_bp

@@ -35,7 +35,9 @@ MAX_WORDS = 6
 CANDIDATES = 200  # rows the database proposes per phase, before ranking
 FUZZY_POOL = 2000  # rows the fuzzy phase looks at before keeping the CANDIDATES most similar
 FUZZY_MIN_LENGTH = 4  # shorter words are only matched as prefixes
-FUZZY_THRESHOLD = 0.4  # trigram similarity of a misspelt word to the right one: lefebre/lefevre 0.45
+# Trigram similarity a misspelt word needs to the right one (lefebre/lefevre 0.45, dupond/dupont
+# 0.56); one wrong letter in a short word leaves fewer trigrams intact (pacis/paris 0.33).
+FUZZY_THRESHOLD, SHORT_FUZZY_THRESHOLD, SHORT_WORD = 0.4, 0.3, 5
 HIDDEN_CAP = 100  # "plus de 100 résultats hors de votre périmètre"
 STATUS_ORDER = {PartyStatus.CUSTOMER: 0, PartyStatus.PROSPECT: 1, PartyStatus.FORMER_CUSTOMER: 2}
 
@@ -171,7 +173,7 @@ def _postgresql_filter(stmt: Select, words: list[str], fuzzy: bool) -> Select | 
             conditions.append(or_(_prefix_like(PartySearch.name, w), _prefix_like(PartySearch.address, w)))
     # Bound the pool first (the GIN index answers "similar enough" fast), then rank only the pool.
     session.execute(text("SELECT set_config('pg_trgm.word_similarity_threshold', :t, true)"),
-                    {"t": str(FUZZY_THRESHOLD)})
+                    {"t": str(SHORT_FUZZY_THRESHOLD)})
     pool = stmt.add_columns(sum(similarities).label("closeness")).where(*conditions).limit(FUZZY_POOL).subquery()
     return (select(pool.c.party_id, pool.c.name, pool.c.address, pool.c.status)
             .order_by(pool.c.closeness.desc()))
@@ -206,7 +208,8 @@ def _word_score(word: str, name_words: list[str], address_words: list[str], fuzz
     best, where = 0.0, ""
     for w in name_words:
         s = 1.0 if w == word else 0.9 if w.startswith(word) else 0.0
-        if not s and fuzzy and len(word) >= FUZZY_MIN_LENGTH and (sim := similarity(word, w)) >= FUZZY_THRESHOLD:
+        if not s and fuzzy and len(word) >= FUZZY_MIN_LENGTH and (sim := similarity(word, w)) >= (
+                SHORT_FUZZY_THRESHOLD if len(word) <= SHORT_WORD else FUZZY_THRESHOLD):
             s = 0.8 * sim
         if s > best:
             best, where = s, "name" if s >= 0.9 else "name_fuzzy"

@@ -108,7 +108,9 @@ def search(*, agent: Agent, query: str | None, limit: int = 10) -> Answer:
         answer.too_short = bool(query)
         return answer
     id_matches, id_hidden = find_by_identifier(agent=agent, query=query)
-    scored, answer.more = _text_matches(words, agent=agent, want=limit)
+    # An exact identifier settles it: no name or address search for "CL00012345" or an email.
+    decisive = bool(id_matches or id_hidden)
+    scored, answer.more = ([], False) if decisive else _text_matches(words, agent=agent, want=limit)
     ordered: dict[int, tuple[str, int | None]] = {}
     for m in id_matches:
         ordered.setdefault(m.party_id, (m.field, m.contract_id))
@@ -117,7 +119,7 @@ def search(*, agent: Agent, query: str | None, limit: int = 10) -> Answer:
     picked = list(ordered.items())[:limit]
     answer.results = _load(agent, picked)
     if not answer.results:
-        hidden_scored, _more = _text_matches(words, agent=None, want=HIDDEN_CAP)
+        hidden_scored = [] if decisive else _text_matches(words, agent=None, want=HIDDEN_CAP)[0]
         answer.hidden = min(HIDDEN_CAP, id_hidden + len({s.party_id for s in hidden_scored}))
     return answer
 
@@ -129,12 +131,17 @@ def _text_matches(words: list[str], *, agent: Agent | None, want: int) -> tuple[
     agent=None searches everywhere (to count what lies out of scope)."""
     rows, more = _candidates(words, agent, fuzzy=False)
     scored = _rank(rows, words, fuzzy=False)
-    if len(scored) < want and any(len(w) >= FUZZY_MIN_LENGTH for w in words):
+    if len(scored) < want and any(_fuzzy(w) for w in words):
         fuzzy_rows, fuzzy_more = _candidates(words, agent, fuzzy=True)
         seen = {s.party_id for s in scored}
         scored += [s for s in _rank(fuzzy_rows, words, fuzzy=True) if s.party_id not in seen]
         more = more or fuzzy_more
     return scored, more
+
+
+def _fuzzy(word: str) -> bool:
+    """Whether a typo is looked for in this word: a name's, long enough (not a number)."""
+    return len(word) >= FUZZY_MIN_LENGTH and word.isalpha()
 
 
 def _candidates(words: list[str], agent: Agent | None, *, fuzzy: bool) -> tuple[list, bool]:
@@ -166,7 +173,7 @@ def _postgresql_filter(stmt: Select, words: list[str], fuzzy: bool) -> Select | 
                             for w in indexed))
     conditions, similarities = [], []
     for w in words:
-        if len(w) >= FUZZY_MIN_LENGTH:
+        if _fuzzy(w):
             conditions.append(literal(w, String).op("<%")(PartySearch.name))
             similarities.append(func.word_similarity(w, PartySearch.name))
         elif len(w) >= 2:
@@ -191,7 +198,7 @@ def _sqlite_filter(stmt: Select, words: list[str], fuzzy: bool) -> Select | None
         )).params(m=match)
     groups = []
     for w in words:
-        if len(w) >= FUZZY_MIN_LENGTH:  # any of the word's trigrams, in the name; bm25 ranks by how many
+        if _fuzzy(w):  # any of the word's trigrams, in the name; bm25 ranks by how many
             padded = f" {w} "
             grams = sorted({padded[i:i + 3] for i in range(len(padded) - 2)})
             groups.append("{name}: (" + " OR ".join(f'"{g}"' for g in grams) + ")")
@@ -208,7 +215,7 @@ def _word_score(word: str, name_words: list[str], address_words: list[str], fuzz
     best, where = 0.0, ""
     for w in name_words:
         s = 1.0 if w == word else 0.9 if w.startswith(word) else 0.0
-        if not s and fuzzy and len(word) >= FUZZY_MIN_LENGTH and (sim := similarity(word, w)) >= (
+        if not s and fuzzy and _fuzzy(word) and (sim := similarity(word, w)) >= (
                 SHORT_FUZZY_THRESHOLD if len(word) <= SHORT_WORD else FUZZY_THRESHOLD):
             s = 0.8 * sim
         if s > best:

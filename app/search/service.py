@@ -5,7 +5,7 @@ Three kinds of match, in one answer:
      their unique indexes (app.search.identifiers);
   2. word prefixes of the name or address, every typed word in any order ("lefevre jean",
      "saint etienne", "dupont lyon"), accents, case and hyphens ignored;
-  3. when 2 finds too little, names with a typo ("Lefebre" → Lefèvre, "Dupond" → Dupont).
+  3. when 2 finds nothing, names with a typo ("Lefebre" → Lefèvre, "Dupond" → Dupont).
 
 The database only proposes a bounded set of candidates (its trigram index: pg_trgm on
 PostgreSQL, FTS5 on SQLite); which of them match and in what order is decided here, in Python,
@@ -131,12 +131,10 @@ def _text_matches(words: list[str], *, agent: Agent | None, want: int) -> tuple[
     agent=None searches everywhere (to count what lies out of scope)."""
     rows, more = _candidates(words, agent, fuzzy=False)
     scored = _rank(rows, words, fuzzy=False)
-    if len(scored) < want and any(_fuzzy(w) for w in words):
-        fuzzy_rows, fuzzy_more = _candidates(words, agent, fuzzy=True)
-        seen = {s.party_id for s in scored}
-        scored += [s for s in _rank(fuzzy_rows, words, fuzzy=True) if s.party_id not in seen]
-        more = more or fuzzy_more
-    return scored, more
+    if not scored and any(_fuzzy(w) for w in words):  # nothing as typed: then, and only then, typos
+        rows, more = _candidates(words, agent, fuzzy=True)
+        scored = _rank(rows, words, fuzzy=True)
+    return scored[:want], more
 
 
 def _fuzzy(word: str) -> bool:

@@ -38,6 +38,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     labels.init_app(app)
 
     from app import models  # noqa: F401  (every table on the metadata)
+    from app.api.admin_views import bp as api_admin_bp
     from app.api.views import bp as api_bp
     from app.core.views import bp as core_bp
     from app.parties.views import bp as parties_bp
@@ -54,6 +55,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(search_bp)
     app.register_blueprint(advanced_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(api_admin_bp)
 
     from app import cli
 

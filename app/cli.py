@@ -1,4 +1,4 @@
-"""Command-line entry points: ``flask agent …``, ``flask seed``. One commit per command."""
+"""Command-line entry points: ``flask agent …``, ``flask api-token …``, ``flask seed``. One commit per command."""
 from __future__ import annotations
 
 import getpass
@@ -117,6 +117,56 @@ def list_territories_command():
         click.echo(f"{'  ' * territory.depth}{territory.code:12} {territory.kind:8} {territory.name}")
 
 
+api_token_cli = AppGroup("api-token", help="Gérer les jetons d'accès des systèmes (API).")
+
+
+@api_token_cli.command("create")
+@click.option("--system", required=True, help="Nom du système appelant (ex. « Téléphonie Lyon »).")
+@click.option("--permissions", required=True, help="Codes de permissions d'API séparés par des virgules (identify).")
+def create_api_token_command(system, permissions):
+    """Create a token; it is printed once, on the last line, and never again."""
+    from app.api import tokens
+
+    _cli_actor()
+    try:
+        token, plaintext = tokens.create_token(system=system, permissions=_split(permissions), created_by=None)
+    except BusinessError as exc:
+        session.rollback()
+        raise click.ClickException(exc.message) from exc
+    session.commit()
+    click.echo(f"Jeton n° {token.id} créé pour « {token.system} » (permissions : {', '.join(token.permission_codes)}).")
+    click.echo("Copiez-le maintenant, il ne sera plus affiché :", err=True)
+    click.echo(plaintext)
+
+
+@api_token_cli.command("list")
+def list_api_tokens_command():
+    """List tokens (never their value: only its first characters)."""
+    from app.api import tokens
+
+    for token in tokens.list_tokens():
+        state = "actif" if token.is_active else f"révoqué {token.revoked_at:%Y-%m-%d %H:%M}"
+        used = f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "jamais utilisé"
+        click.echo(f"{token.id:>4} {token.prefix}… {state:26} {used:16} {','.join(token.permission_codes):12} "
+                   f"{token.system}")
+
+
+@api_token_cli.command("revoke")
+@click.argument("token_id", type=int)
+def revoke_api_token_command(token_id):
+    """Revoke token TOKEN_ID: every later call with it is refused."""
+    from app.api import tokens
+
+    _cli_actor()
+    try:
+        token = tokens.revoke(token_id=token_id)
+    except BusinessError as exc:
+        session.rollback()
+        raise click.ClickException(exc.message) from exc
+    session.commit()
+    click.echo(f"Jeton n° {token.id} ({token}) révoqué.")
+
+
 @click.command("import")
 @with_appcontext
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -200,5 +250,6 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(agent_cli)
     app.cli.add_command(role_cli)
     app.cli.add_command(territory_cli)
+    app.cli.add_command(api_token_cli)
     app.cli.add_command(seed_command)
     app.cli.add_command(import_command)

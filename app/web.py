@@ -5,7 +5,7 @@ import re
 import uuid
 from functools import wraps
 
-from flask import Flask, abort, g, has_request_context, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, abort, g, has_request_context, jsonify, redirect, render_template, request, url_for
 from flask import session as cookie_session
 from flask_babel import get_locale
 from flask_babel import gettext as _
@@ -17,9 +17,11 @@ from werkzeug.exceptions import HTTPException
 from app import clock
 from app.audit.context import AuditContext, set_context
 from app.db import session as db_session
-from app.extensions import login_manager
+from app.extensions import csrf, login_manager
 
 PUBLIC_ENDPOINTS = {"static", "auth.login", "core.health"}
+# URL prefix → blueprint, for blueprints whose requests carry a token instead of the session.
+TOKEN_AUTHENTICATED: dict[str, str] = {}
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -60,6 +62,28 @@ def require_permission(permission: str):
         return wrapped
 
     return decorator
+
+
+def token_authenticated(bp: Blueprint) -> Blueprint:
+    """Mark a blueprint that authenticates every request itself, with a token in a header.
+
+    The session login gate lets its requests through: they carry no session cookie, and a
+    redirect to the login page would mean nothing to another system. A wrong path or method under
+    its url_prefix, which matches no view, gets its own 404 or 405 rather than a misleading
+    "authentication required". CSRF does not apply: a token that the browser never sends by
+    itself cannot be abused by a forged cross-site request. The blueprint must refuse, in its own
+    before_request, any request without a valid token.
+    """
+    TOKEN_AUTHENTICATED[bp.url_prefix.rstrip("/") + "/"] = bp.name
+    csrf.exempt(bp)
+    return bp
+
+
+def _token_authenticated_request() -> bool:
+    for prefix, name in TOKEN_AUTHENTICATED.items():
+        if request.path.startswith(prefix):
+            return request.url_rule is None or name in request.blueprints
+    return False
 
 
 # The catalogue is "en"; dates and numbers follow British usage (day before month).
@@ -116,7 +140,7 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _open_request():
-        if request.endpoint in PUBLIC_ENDPOINTS:
+        if request.endpoint in PUBLIC_ENDPOINTS or _token_authenticated_request():
             return None
         if not current_user.is_authenticated:
             if request.headers.get("HX-Request"):

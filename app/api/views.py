@@ -1,6 +1,129 @@
-"""The HTTP API for other systems (/api/v1), authenticated by API tokens."""
+"""The HTTP API for other systems (/api/v1), authenticated by API tokens.
+
+Every request carries ``Authorization: Bearer <token>``; never a session cookie, never a token in
+the URL (URLs end up in proxy and server logs). Answers are JSON, errors included. Calls are not
+audited one by one: they read, and the trail would drown in them; creating and revoking tokens is.
+"""
 from __future__ import annotations
 
-from flask import Blueprint
+from functools import wraps
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
+from flask import Blueprint, current_app, g, jsonify, request, url_for
+from flask_babel import gettext as _
+from flask_limiter.util import get_remote_address
+
+from app.api import tokens
+from app.audit.context import AuditContext, set_context
+from app.errors import BusinessError
+from app.extensions import limiter
+from app.search.service import identify_caller
+from app.security.service import get_agent_by_login
+from app.web import token_authenticated
+
+bp = token_authenticated(Blueprint("api", __name__, url_prefix="/api/v1"))
+
+DEFAULT_RATE_LIMIT = "600 per minute"  # per token; API_RATE_LIMIT in the configuration overrides it
+FAILED_RATE_LIMIT = "30 per minute"  # refused credentials, per client address
+
+
+def _bearer() -> str | None:
+    scheme, _sep, credential = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return credential.strip() or None
+
+
+def _rate_key() -> str:
+    """Count per token (its digest: the store never sees a usable token), else per address."""
+    credential = _bearer()
+    return f"api-token:{tokens.digest(credential)}" if credential else f"api-addr:{get_remote_address()}"
+
+
+# Checked by the limiter's own before_request, before the token is even looked up. The second
+# limit counts only refusals, so that trying tokens at random cannot escape the first one by
+# changing token at every call.
+limiter.limit(lambda: current_app.config.get("API_RATE_LIMIT", DEFAULT_RATE_LIMIT), key_func=_rate_key)(bp)
+limiter.limit(FAILED_RATE_LIMIT, key_func=get_remote_address, deduct_when=lambda r: r.status_code == 401)(bp)
+
+
+def error(status: int, message: str, **headers):
+    response = jsonify(error=message)
+    response.headers.update(headers)
+    return response, status
+
+
+@bp.before_request
+def _authenticate():
+    token = tokens.authenticate(_bearer())
+    if token is None:
+        if _bearer():
+            message = _("Jeton d'API invalide ou révoqué.")
+        elif {"token", "access_token"} & request.args.keys():
+            message = _("Le jeton se transmet dans l'en-tête « Authorization: Bearer <jeton> », jamais dans l'URL.")
+        else:
+            message = _("Jeton d'API manquant : envoyez l'en-tête « Authorization: Bearer <jeton> ».")
+        return error(401, message, **{"WWW-Authenticate": 'Bearer realm="guichet"'})
+    g.api_token = token
+    set_context(AuditContext(actor_label=f"api:{token.prefix}", request_id=g.request_id,
+                             client_addr=request.remote_addr))
+    return None
+
+
+def require_api_permission(code: str):
+    """View decorator: 403 unless the calling token was granted code."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            if code not in g.api_token.permission_codes:
+                return error(403, _("Ce jeton n'a pas la permission « %(code)s ».", code=code))
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+@bp.route("/identify")
+@require_api_permission("identify")
+def identify():
+    """The telephony system's question when a phone rings: who is calling this agent?
+
+    The answer is what that agent would see on their screen: the owners of the number within the
+    agent's scope, and how many others own it out of that scope (a count, nothing else).
+    """
+    phone = request.args.get("phone", "").strip()
+    login = request.args.get("agent", "").strip()
+    if not phone:
+        return error(400, _("Le paramètre « phone » (numéro de l'appelant) est obligatoire."))
+    if not login:
+        return error(400, _("Le paramètre « agent » (identifiant de l'agent dont le poste sonne) est obligatoire."))
+    agent = get_agent_by_login(login=login[:64])
+    if agent is None or not agent.active:
+        return error(404, _("Agent inconnu : « %(login)s ».", login=login[:64]))
+    try:
+        answer = identify_caller(agent=agent, phone=phone)
+    except BusinessError as exc:
+        return error(400, exc.message)
+    return jsonify(phone=answer.query, channel="phone", parties=[_party(r) for r in answer.results],
+                   out_of_scope=answer.hidden)
+
+
+def _party(result) -> dict:
+    party, contract = result.party, result.main_contract
+    return {
+        "id": party.id,
+        "number": party.number,
+        "name": party.display_name,
+        "kind": party.kind,
+        "status": party.status,
+        "address": party.address_lines,
+        "main_contract": None if contract is None else {
+            "number": contract.number,
+            "status": contract.status,
+            "offer": contract.offer,
+            "kind": contract.service_point.kind,
+        },
+        # The agent's screen to start the contact from: the customer, with the phone channel chosen.
+        "url": url_for("parties.show", party_id=party.id, channel="phone", _external=True),
+    }

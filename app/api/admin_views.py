@@ -1,0 +1,82 @@
+"""Administration of API tokens: list, create (the token is shown once), revoke."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import StringField
+from wtforms.fields.choices import SelectChoice
+
+from app.api import tokens
+from app.db import session as db_session
+from app.errors import BusinessError
+from app.security.forms import CheckboxListField, ConfirmForm
+from app.web import require_permission
+
+bp = Blueprint("api_admin", __name__, url_prefix="/admin/jetons")
+
+
+class ApiTokenForm(FlaskForm):
+    # Length and presence are the service's rules (the command line goes through them too).
+    system = StringField(_l("Système appelant"), description=_l("Par exemple : Téléphonie Lyon (Xivo)"))
+    permissions = CheckboxListField(_l("Permissions"), choices=[])
+
+
+@bp.before_request
+@require_permission("admin.api_tokens")
+def _guard():
+    """Every page of this blueprint needs admin.api_tokens."""
+
+
+def _form() -> ApiTokenForm:
+    form = ApiTokenForm()
+    form.permissions.choices = [SelectChoice(code, f"{code} — {label}")
+                                for code, label in tokens.API_PERMISSIONS.items()]
+    return form
+
+
+def _list_page(form: ApiTokenForm, status: int = 200):
+    return render_template("admin/api_tokens.html", api_tokens=tokens.list_tokens(), form=form,
+                           permission_labels=tokens.permission_labels), status
+
+
+@bp.route("")
+def index():
+    return _list_page(_form())
+
+
+@bp.route("", methods=["POST"])
+def create():
+    form = _form()
+    if form.validate_on_submit():
+        try:
+            token, plaintext = tokens.create_token(system=form.system.data, permissions=form.permissions.data,
+                                                   created_by=current_user)
+        except BusinessError as exc:
+            field = getattr(form, exc.field or "", None)
+            if field is not None:
+                field.errors = [*field.errors, exc.message]
+            else:
+                flash(exc.message, "error")
+        else:
+            # Rendered, not redirected: the plaintext must not travel through the session cookie.
+            # The page is not cached (Cache-Control: no-store on every page).
+            return render_template("admin/api_token_created.html", token=token, plaintext=plaintext)
+    # 422 makes the request boundary roll back whatever the failed attempt touched.
+    return _list_page(form, 422)
+
+
+@bp.route("/<int:token_id>/revoke", methods=["POST"])
+def revoke(token_id: int):
+    if ConfirmForm().validate_on_submit():
+        try:
+            token = tokens.revoke(token_id=token_id)
+        except BusinessError as exc:
+            db_session.rollback()  # the redirect that follows is a success status: commit nothing
+            flash(exc.message, "error")
+        else:
+            flash(_("Jeton %(token)s révoqué : les appels qui le présentent sont refusés.", token=str(token)),
+                  "success")
+    return redirect(url_for("api_admin.index"))

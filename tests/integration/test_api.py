@@ -1,0 +1,408 @@
+"""The API for other systems: tokens (stored as digests, revocable, scoped), caller identification
+in the named agent's scope, the administration pages and the command line."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import pytest
+from sqlalchemy import func, select, text
+
+from app.api import tokens
+from app.api.models import ApiToken
+from app.audit.models import AuditEntry
+from app.db import session
+from app.errors import BusinessError
+from app.integration.billing_import import import_directory
+from app.parties.models import Party, PartyPhone
+from tests.conftest import csrf_token
+from tests.factories import AgentFactory, role_with
+from tests.integration.test_billing_import import EXAMPLE, communes  # noqa: F401  (fixture)
+
+URL = "/api/v1/identify"
+TOKEN_RE = re.compile(r"gch_[A-Za-z0-9_-]{40,}")
+
+
+def _new_token(*permissions: str, system: str = "Téléphonie") -> str:
+    _token, plaintext = tokens.create_token(system=system, permissions=list(permissions or ["identify"]),
+                                            created_by=None)
+    session.commit()
+    return plaintext
+
+
+def _bearer(plaintext: str) -> dict:
+    return {"Authorization": f"Bearer {plaintext}"}
+
+
+def _token_row(plaintext: str) -> ApiToken:
+    return session.execute(select(ApiToken).where(ApiToken.prefix == plaintext[:12])).scalar_one()
+
+
+def _audit_count() -> int:
+    return session.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
+
+
+@pytest.fixture
+def data(communes):  # noqa: F811
+    """The example customers, plus the Nice bakery as a second owner of Mme Lefèvre's mobile."""
+    assert import_directory(EXAMPLE).ok
+    parties = dict(session.execute(select(Party.number, Party.id)).all())
+    session.add(PartyPhone(party_id=parties["CL0001003"], number="+33612345678", label="mobile", position=9))
+    session.commit()
+    lyon = AgentFactory(roles=[role_with("accueil")], territories=[communes["lyon_agency"]])
+    nice = AgentFactory(roles=[role_with("accueil")], territories=[communes["nice_agency"]])
+    return {**communes, "parties": parties, "lyon": lyon, "nice": nice}  # agents, not communes
+
+
+@pytest.fixture
+def token():
+    return _new_token("identify")
+
+
+def _identify(client, token, phone="06 12 34 56 78", agent=None, **params):
+    query = {"phone": phone, **params}
+    if agent is not None:
+        query["agent"] = agent.login if hasattr(agent, "login") else agent
+    return client.get(URL, query_string=query, headers=_bearer(token))
+
+
+# --- tokens ------------------------------------------------------------------------------------
+
+def test_a_token_is_stored_only_as_its_digest(app_ctx):
+    token, plaintext = tokens.create_token(system="  Téléphonie   Lyon ", permissions=["identify"], created_by=None)
+    session.commit()
+    assert TOKEN_RE.fullmatch(plaintext)
+    assert token.system == "Téléphonie Lyon" and token.permission_codes == ["identify"]
+    assert token.digest == hashlib.sha256(plaintext.encode()).hexdigest()
+    assert token.prefix == plaintext[:12] and len(plaintext) > 40
+    row = session.execute(text("SELECT * FROM api_token WHERE id = :id"), {"id": token.id}).mappings().one()
+    assert plaintext not in json.dumps({k: str(v) for k, v in row.items()})
+    entries = session.execute(select(AuditEntry).where(AuditEntry.object_type == "api_token",
+                                                       AuditEntry.object_id == str(token.id))).scalars().all()
+    assert [e.action for e in entries] == ["create"]
+    assert plaintext not in json.dumps(entries[0].changes) and "digest" not in entries[0].changes
+    assert _new_token() != _new_token()  # random every time
+
+
+def test_authenticate_accepts_the_token_only_while_active(app_ctx):
+    plaintext = _new_token()
+    row = _token_row(plaintext)
+    assert tokens.authenticate(plaintext) is row
+    for wrong in ["", None, plaintext[:-1], plaintext + "x", plaintext.upper(), row.digest, row.prefix,
+                  "gch_" + "A" * 500]:
+        assert tokens.authenticate(wrong) is None
+    tokens.revoke(token_id=row.id)
+    assert tokens.authenticate(plaintext) is None
+    with pytest.raises(BusinessError, match="déjà révoqué"):
+        tokens.revoke(token_id=row.id)
+    with pytest.raises(BusinessError, match="Jeton inconnu"):
+        tokens.revoke(token_id=row.id + 1000)
+
+
+def test_last_use_is_written_at_most_once_a_minute(app_ctx, frozen_clock):
+    plaintext = _new_token()
+    first = frozen_clock.now()
+    assert tokens.authenticate(plaintext).last_used_at == first
+    frozen_clock.advance(seconds=59)
+    assert tokens.authenticate(plaintext).last_used_at == first
+    frozen_clock.advance(seconds=1)
+    assert tokens.authenticate(plaintext).last_used_at == frozen_clock.now()
+
+
+@pytest.mark.parametrize("system,permissions,message", [
+    ("", ["identify"], "Le nom du système est obligatoire."),
+    ("  \t ", ["identify"], "Le nom du système est obligatoire."),
+    ("x" * 101, ["identify"], "ne doit pas dépasser 100 caractères"),
+    ("Téléphonie", [], "au moins une permission"),
+    ("Téléphonie", ["identify", "admin.agents"], "Permission d'API inconnue : admin.agents"),
+])
+def test_token_creation_refuses_bad_input(app_ctx, system, permissions, message):
+    with pytest.raises(BusinessError, match=re.escape(message)):
+        tokens.create_token(system=system, permissions=permissions, created_by=None)
+    assert session.execute(select(func.count()).select_from(ApiToken)).scalar_one() == 0
+
+
+# --- authentication of API calls -----------------------------------------------------------------
+
+def _assert_json_error(response, status: int, fragment: str = "") -> str:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.is_json
+    message = response.get_json()["error"]
+    assert fragment in message
+    return message
+
+
+def test_a_call_without_a_token_is_refused(client, data):
+    response = client.get(URL, query_string={"phone": "0612345678", "agent": data["lyon"].login})
+    _assert_json_error(response, 401, "Authorization: Bearer")
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("header", ["Bearer gch_not-a-real-token", "Bearer ", "Basic dXNlcjpwYXNz", "gch_x"])
+def test_a_wrong_token_is_refused(client, data, header):
+    response = client.get(URL, query_string={"phone": "0612345678", "agent": data["lyon"].login},
+                          headers={"Authorization": header})
+    _assert_json_error(response, 401)
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_token_in_the_query_string_is_refused(client, data, token):
+    for name in ("access_token", "token"):
+        response = client.get(URL, query_string={"phone": "0612345678", "agent": data["lyon"].login, name: token})
+        _assert_json_error(response, 401, "jamais dans l'URL")
+
+
+def test_a_revoked_token_is_refused(client, data, token):
+    assert _identify(client, token, agent=data["lyon"]).status_code == 200
+    tokens.revoke(token_id=_token_row(token).id)
+    session.commit()
+    _assert_json_error(_identify(client, token, agent=data["lyon"]), 401, "invalide ou révoqué")
+
+
+def test_a_browser_session_does_not_open_the_api(client, login_as, data):
+    login_as("admin", territories=[data["lyon_agency"]])
+    response = client.get(URL, query_string={"phone": "0612345678", "agent": data["lyon"].login})
+    _assert_json_error(response, 401)
+
+
+def test_a_token_without_the_permission_gets_403(client, data, monkeypatch):
+    monkeypatch.setitem(tokens.API_PERMISSIONS, "billing.read", "Lire la facturation")
+    other = _new_token("billing.read")
+    _assert_json_error(_identify(client, other, agent=data["lyon"]), 403, "identify")
+
+
+def test_api_errors_are_json(client, token):
+    _assert_json_error(client.post(URL, headers=_bearer(token)), 405)
+    _assert_json_error(client.get("/api/v1/nothing-here", headers=_bearer(token)), 404)
+    _assert_json_error(client.get("/api/v1/nothing-here"), 404)  # a path is no secret; data are
+
+
+# --- caller identification -----------------------------------------------------------------------
+
+def test_identify_answers_within_the_named_agents_scope(client, data, token):
+    lyon_id, nice_id = data["parties"]["CL0001001"], data["parties"]["CL0001003"]
+    response = _identify(client, token, agent=data["lyon"])
+    assert response.status_code == 200 and response.is_json
+    body = response.get_json()
+    assert body == {
+        "phone": "+33612345678",
+        "channel": "phone",
+        "parties": [{
+            "id": lyon_id,
+            "number": "CL0001001",
+            "name": "Mme Hélène Lefèvre",
+            "kind": "person",
+            "status": "customer",
+            "address": ["12 rue Victor-Hugo", "Bât. B", "69002 Lyon"],
+            "main_contract": {"number": "EL-2019-000311", "status": "active", "offer": "Électricité Base 6 kVA",
+                              "kind": "electricity"},
+            "url": f"http://localhost/clients/{lyon_id}?channel=phone",
+        }],
+        "out_of_scope": 1,  # the Nice bakery: counted, never shown
+    }
+    raw = response.get_data(as_text=True)
+    for secret in ("Boulangerie", "CL0001003", "Jean-Médecin", "06000", f"/clients/{nice_id}"):
+        assert secret not in raw
+
+    body = _identify(client, token, agent=data["nice"]).get_json()
+    assert [p["id"] for p in body["parties"]] == [nice_id] and body["out_of_scope"] == 1
+    assert "Lefèvre" not in json.dumps(body, ensure_ascii=False) and "CL0001001" not in json.dumps(body)
+
+
+@pytest.mark.parametrize("phone", ["06 12 34 56 78", "+33612345678", "0033612345678", "06.12.34.56.78",
+                                   "+33 (0)6 12 34 56 78"])
+def test_every_format_of_the_number_gives_the_same_answer(client, data, token, phone):
+    expected = _identify(client, token, phone="0612345678", agent=data["lyon"]).get_json()
+    assert expected["parties"]
+    assert _identify(client, token, phone=phone, agent=data["lyon"]).get_json() == expected
+
+
+def test_the_agent_login_is_case_insensitive(client, data, token):
+    body = _identify(client, token, agent=data["lyon"].login.upper()).get_json()
+    assert [p["number"] for p in body["parties"]] == ["CL0001001"]
+
+
+def test_an_unknown_number_gives_an_empty_answer(client, data, token):
+    body = _identify(client, token, phone="01 23 45 67 89", agent=data["lyon"]).get_json()
+    assert body == {"phone": "+33123456789", "channel": "phone", "parties": [], "out_of_scope": 0}
+
+
+def test_an_agent_without_party_read_sees_nobody(client, data, token):
+    clerk = AgentFactory(roles=[role_with("sans_lecture", ["contact.create"])], territories=[data["lyon_agency"]])
+    body = _identify(client, token, agent=clerk).get_json()
+    assert body["parties"] == [] and body["out_of_scope"] == 2
+
+
+@pytest.mark.parametrize("params,status,fragment", [
+    ({"phone": ""}, 400, "« phone »"),
+    ({"phone": "   "}, 400, "« phone »"),
+    ({"phone": "abc"}, 400, "abc"),
+    ({"phone": "%"}, 400, "Numéro de téléphone"),
+    ({"phone": "06 12"}, 400, "Numéro de téléphone"),
+    ({"phone": "9" * 500}, 400, "Numéro de téléphone"),
+    ({"phone": "' OR 1=1 --"}, 400, "Numéro de téléphone"),
+    ({"agent": ""}, 400, "« agent »"),
+    ({"agent": "personne"}, 404, "Agent inconnu"),
+    ({"agent": "x" * 500}, 404, "Agent inconnu"),
+    ({"agent": "%"}, 404, "Agent inconnu"),
+])
+def test_bad_input_gets_a_clear_json_refusal(client, data, token, params, status, fragment):
+    query = {"phone": "0612345678", "agent": data["lyon"].login, **params}
+    _assert_json_error(client.get(URL, query_string=query, headers=_bearer(token)), status, fragment)
+
+
+def test_a_missing_phone_parameter_is_400(client, data, token):
+    response = client.get(URL, query_string={"agent": data["lyon"].login}, headers=_bearer(token))
+    _assert_json_error(response, 400, "« phone »")
+
+
+def test_an_inactive_agent_is_unknown(client, data, token):
+    data["lyon"].active = False
+    session.commit()
+    _assert_json_error(_identify(client, token, agent=data["lyon"]), 404, "Agent inconnu")
+
+
+def test_calls_are_not_audited_but_the_last_use_is_kept(client, data, token):
+    before = _audit_count()
+    assert _identify(client, token, agent=data["lyon"]).status_code == 200
+    assert _identify(client, token, agent=data["lyon"]).status_code == 200
+    assert _audit_count() == before
+    assert _token_row(token).last_used_at is not None
+
+
+def test_the_api_is_rate_limited_per_token(app, client, data, token, monkeypatch):
+    monkeypatch.setitem(app.config, "API_RATE_LIMIT", "2 per minute")
+    assert _identify(client, token, agent=data["lyon"]).status_code == 200
+    assert _identify(client, token, agent=data["lyon"]).status_code == 200
+    _assert_json_error(_identify(client, token, agent=data["lyon"]), 429)
+    other = _new_token(system="Téléphonie Nice")
+    assert _identify(client, other, agent=data["nice"]).status_code == 200  # another token, its own count
+
+
+def test_refused_tokens_are_rate_limited_per_address(client, data):
+    headers = {}
+    for attempt in range(30):
+        headers = {"Authorization": f"Bearer gch_wrong{attempt}"}
+        assert client.get(URL, query_string={"phone": "0612345678"}, headers=headers).status_code == 401
+    _assert_json_error(client.get(URL, query_string={"phone": "0612345678"}, headers=headers), 429)
+
+
+# --- administration pages ------------------------------------------------------------------------
+
+def _admin_token_page(client) -> str:
+    return client.get("/admin/jetons").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("method,path", [
+    ("get", "/admin/jetons"),
+    ("post", "/admin/jetons"),
+    ("post", "/admin/jetons/{id}/revoke"),
+])
+def test_token_administration_needs_admin_api_tokens(client, login_as, token, method, path):
+    row = _token_row(token)
+    login_as("back_office")
+    form_token = csrf_token(client.get("/").get_data(as_text=True))
+    url = path.format(id=row.id)
+    data = {"csrf_token": form_token, "system": "Intrus", "permissions": ["identify"]}
+    response = client.get(url) if method == "get" else client.post(url, data=data)
+    assert response.status_code == 403
+    assert "habilitation" in response.get_data(as_text=True)
+    assert session.execute(select(func.count()).select_from(ApiToken)).scalar_one() == 1
+    assert _token_row(token).is_active
+
+
+def test_the_agents_page_links_to_the_tokens(client, login_as):
+    login_as("admin")
+    assert 'href="/admin/jetons"' in client.get("/admin/agents").get_data(as_text=True)
+
+
+def test_create_shows_the_token_once_and_revoke_stops_it(client, login_as, data):
+    admin = login_as("admin")
+    page = _admin_token_page(client)
+    assert "Aucun jeton." in page
+    response = client.post("/admin/jetons", data={"csrf_token": csrf_token(page), "system": "Téléphonie Lyon",
+                                                  "permissions": ["identify"]})
+    created = response.get_data(as_text=True)
+    assert response.status_code == 200
+    (plaintext,) = TOKEN_RE.findall(created)
+    assert "ne sera plus jamais affiché" in created
+    assert response.headers["Cache-Control"] == "no-store"
+    row = _token_row(plaintext)
+    assert row.created_by_id == admin.id and row.system == "Téléphonie Lyon"
+    entry = session.execute(select(AuditEntry).where(AuditEntry.object_type == "api_token",
+                                                     AuditEntry.object_id == str(row.id))).scalar_one()
+    assert entry.action == "create" and entry.actor_id == admin.id
+
+    assert _identify(client, plaintext, agent=data["lyon"]).status_code == 200
+    listing = _admin_token_page(client)
+    assert plaintext not in listing and TOKEN_RE.search(listing) is None
+    assert row.prefix in listing and "Téléphonie Lyon" in listing and admin.login in listing
+
+    response = client.post(f"/admin/jetons/{row.id}/revoke", data={"csrf_token": csrf_token(listing)})
+    assert response.status_code == 302
+    assert _token_row(plaintext).revoked_at is not None
+    assert "révoqué" in _admin_token_page(client)
+    _assert_json_error(_identify(client, plaintext, agent=data["lyon"]), 401)
+    actions = session.execute(select(AuditEntry.action, AuditEntry.actor_id).where(
+        AuditEntry.object_type == "api_token", AuditEntry.object_id == str(row.id)).order_by(AuditEntry.id)).all()
+    assert actions == [("create", admin.id), ("update", admin.id)]
+
+
+def test_revoke_needs_the_csrf_token(client, login_as, token):
+    login_as("admin")
+    response = client.post(f"/admin/jetons/{_token_row(token).id}/revoke", data={})
+    assert response.status_code == 400
+    assert _token_row(token).is_active
+
+
+@pytest.mark.parametrize("form,message", [
+    ({"system": "", "permissions": ["identify"]}, "Le nom du système est obligatoire."),
+    ({"system": "y" * 150, "permissions": ["identify"]}, "ne doit pas dépasser 100 caractères"),
+    ({"system": "Téléphonie"}, "au moins une permission"),
+])
+def test_create_refusals_are_shown_and_write_nothing(client, login_as, form, message):
+    login_as("admin")
+    response = client.post("/admin/jetons", data={"csrf_token": csrf_token(_admin_token_page(client)), **form})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert message in html.replace("&#39;", "'") and TOKEN_RE.search(html) is None
+    assert session.execute(select(func.count()).select_from(ApiToken)).scalar_one() == 0
+
+
+# --- command line --------------------------------------------------------------------------------
+
+def test_cli_create_list_revoke(app, data):
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["api-token", "create", "--system", "Téléphonie", "--permissions", "identify"])
+    assert result.exit_code == 0, result.output
+    plaintext = result.stdout.strip().splitlines()[-1]
+    assert TOKEN_RE.fullmatch(plaintext)
+    row = _token_row(plaintext)
+    assert row.digest == hashlib.sha256(plaintext.encode()).hexdigest() and row.created_by_id is None
+    entry = session.execute(select(AuditEntry).where(AuditEntry.object_type == "api_token")).scalar_one()
+    assert entry.actor_label.startswith("cli:")
+
+    listing = runner.invoke(args=["api-token", "list"])
+    assert listing.exit_code == 0 and row.prefix in listing.output and "actif" in listing.output
+    assert plaintext not in listing.output
+
+    revoked = runner.invoke(args=["api-token", "revoke", str(row.id)])
+    assert revoked.exit_code == 0, revoked.output
+    session.expire_all()  # the command wrote through its own session
+    assert "révoqué" in revoked.output and _token_row(plaintext).revoked_at is not None
+    assert tokens.authenticate(plaintext) is None
+    assert "révoqué" in runner.invoke(args=["api-token", "list"]).output
+
+    again = runner.invoke(args=["api-token", "revoke", str(row.id)])
+    assert again.exit_code != 0 and "déjà révoqué" in again.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--system", "Téléphonie", "--permissions", "everything"], "Permission d'API inconnue : everything"),
+    (["--system", " ", "--permissions", "identify"], "Le nom du système est obligatoire."),
+])
+def test_cli_create_refuses_bad_input(app, args, message):
+    result = app.test_cli_runner().invoke(args=["api-token", "create", *args])
+    assert result.exit_code != 0 and message in result.output
+    assert session.execute(select(func.count()).select_from(ApiToken)).scalar_one() == 0

@@ -150,7 +150,8 @@ def start_server(database_url: str, port: int) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "bench", "FLASK_APP": "app:create_app",
            "GUICHET_INSTANCE_DIR": tempfile.mkdtemp(prefix="guichet-bench-search-")}
     process = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "--workers", "1", "--threads", "2",  # noqa: S603
-                                "--bind", f"127.0.0.1:{port}", "app:create_app()"], cwd=ROOT, env=env,
+                                "--keep-alive", "300", "--bind", f"127.0.0.1:{port}", "app:create_app()"],
+                               cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(300):
         try:

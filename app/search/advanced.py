@@ -267,6 +267,12 @@ def _word_prefixes(column, text: str) -> list[ColumnElement[bool]]:
     return [column.like(f"% {w}%") for w in words]  # normalised words are [a-z0-9]: nothing to escape
 
 
+def _in_address(pattern: str) -> list[ColumnElement[bool]]:
+    """A LIKE on the address: the trigram index is on name || address (which ends with the
+    address, so the pattern means the same there), the address column decides."""
+    return [PartySearch.text.like(pattern), PartySearch.address.like(pattern)]
+
+
 def _territory_subtree(agent: Agent, territory_id: int) -> Select | None:
     """Ids of the territory and everything under it, if the agent may see it; else None."""
     path = session.execute(select(Territory.path).where(
@@ -319,14 +325,15 @@ def _party_conditions(c: Criteria, agent: Agent) -> list[ColumnElement[bool]]:
     if c.company:
         conditions += [*_word_prefixes(PartySearch.name, c.company), Party.kind == PartyKind.ORGANISATION]
     if c.address:
-        conditions += _word_prefixes(PartySearch.address, c.address)
+        words = _words(c.address)
+        conditions += [cond for w in words for cond in _in_address(f"% {w}%")] if words else [false()]
     if c.commune:
         code = c.commune.strip().upper()
         if INSEE_RE.match(code):
             conditions.append(Party.insee_code == code)
         else:  # the city closes the address text: " 12 rue x 69003 lyon "
             phrase = " ".join(_words(c.commune))
-            conditions.append(PartySearch.address.like(f"% {phrase} ") if phrase else false())
+            conditions += _in_address(f"% {phrase} ") if phrase else [false()]
     if c.status:
         conditions.append(Party.status == c.status)
     if c.since_from or c.since_to:
@@ -354,7 +361,7 @@ def _parties_statement(agent: Agent, c: Criteria) -> Select:
             .where(*_party_conditions(c, agent)))
     if c.postcode:
         stmt = stmt.where(_postcode(Party.postal_code, c.postcode),  # digits only, or nothing
-                          PartySearch.address.like(f"% {normalise(c.postcode)}%"))  # the index narrows
+                          *_in_address(f"% {normalise(c.postcode)}%"))  # the index narrows
     if c.contract_status or c.kind or c.offer:  # one contract having all of them, not one each
         held = _held_in_scope(agent, ContractParty.party_id)
         if c.contract_status:

@@ -21,9 +21,18 @@ class PartySearch(Base):
     first_name: Mapped[str] = mapped_column(String(100))  # "jean", for the advanced search's criterion
     address: Mapped[str] = mapped_column(String(520))  # " 12 rue victor hugo bat a 69003 lyon "
 
-    # Trigram indexes for LIKE '% word%' and the similarity operators; PostgreSQL only (SQLite
-    # has its FTS5 table). GIN only: a GiST index beside it made the planner choose GiST, 18× slower.
-    __table_args__ = tuple(
-        Index(f"ix_party_search_{column}_trgm", column, postgresql_using="gin",
-              postgresql_ops={column: "gin_trgm_ops"}).ddl_if(dialect="postgresql")
-        for column in ("name", "address"))
+    # Trigram indexes, PostgreSQL only (SQLite has its FTS5 table). GIN only: a GiST index beside
+    # it made the planner choose GiST, 18× slower. One index on name || address serves "every
+    # word somewhere in the name or the address" as a single index scan (measured at a million
+    # parties: 3.8 ms, against 13-21 ms for a BitmapOr of two indexes per word); the one on name
+    # serves the similarity operators (typos) and the advanced search's name criteria.
+    __table_args__ = (
+        Index("ix_party_search_name_trgm", "name", postgresql_using="gin",
+              postgresql_ops={"name": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
+    )
+
+
+# Name and address together, as the second index knows them.
+PartySearch.text = PartySearch.__table__.c.name + PartySearch.__table__.c.address
+Index("ix_party_search_text_trgm", PartySearch.text.label("text"), postgresql_using="gin",
+      postgresql_ops={"text": "gin_trgm_ops"}).ddl_if(dialect="postgresql")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, String, and_, func, literal, literal_column, or_, select, text
+from sqlalchemy import Select, String, and_, func, literal, literal_column, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.contracts.models import Contract, ContractParty, ContractStatus
@@ -27,7 +27,7 @@ from app.search.identifiers import HOLDING_ROLES, find_by_identifier
 from app.search.models import PartySearch
 from app.search.normalise import normalise, similarity
 from app.security.models import Agent
-from app.security.scope import scope_condition, scoped_select
+from app.security.scope import scope_condition, scoped_select, visible_territory_ids
 
 READ = "party.read"
 MAX_QUERY = 200  # characters considered; the rest of a pasted paragraph is ignored
@@ -143,23 +143,44 @@ def _fuzzy(word: str) -> bool:
 
 
 def _candidates(words: list[str], agent: Agent | None, *, fuzzy: bool) -> tuple[list, bool]:
-    postgresql = session.get_bind().dialect.name == "postgresql"
-    stmt = (select(PartySearch.party_id, PartySearch.name, PartySearch.address, Party.status)
-            .join(Party, Party.id == PartySearch.party_id))
-    if agent is not None:
-        stmt = stmt.where(scope_condition(Party, agent=agent, permission=READ))
-    if postgresql:
-        stmt = _postgresql_filter(stmt, words, fuzzy)
-    else:
-        stmt = _sqlite_filter(stmt, words, fuzzy)
-    if stmt is None:
+    """At most CANDIDATES rows (party id, name, address, status) for _rank, and whether there were more.
+
+    In scope first by the party's own commune, which costs nothing; only when that does not
+    fill the quota, by the full scope rule, whose other half (a contract on premises in the
+    territory) costs four index lookups per row: "martin" at a million parties 21 → 6 ms."""
+    if agent is None:
+        scopes = [None]
+    elif not agent.is_active or not agent.can(READ):
         return [], False
-    rows = session.execute(stmt.limit(CANDIDATES + 1)).all()
+    else:
+        territory_ids = list(session.execute(visible_territory_ids(agent)).scalars())  # as values: the planner
+        scopes = [Party.territory_id.in_(territory_ids),  # then knows how many parties they hold
+                  scope_condition(Party, agent=agent, permission=READ)]
+        if fuzzy:  # the similarity search on the index is the cost here: run it once
+            scopes = scopes[1:]
+    for scope in scopes:
+        stmt = (select(PartySearch.party_id, PartySearch.name, PartySearch.address, Party.status)
+                .join(Party, Party.id == PartySearch.party_id))
+        if scope is not None:
+            stmt = stmt.where(scope)
+        if session.get_bind().dialect.name == "postgresql":
+            stmt = _postgresql_filter(stmt, words, fuzzy)
+        else:
+            stmt = _sqlite_filter(stmt, words, fuzzy)
+        if stmt is None:
+            return [], False
+        rows = session.execute(stmt.limit(CANDIDATES + 1)).all()
+        if len(rows) > CANDIDATES:
+            break
     return rows[:CANDIDATES], len(rows) > CANDIDATES
 
 
-def _prefix_like(column, word: str) -> ColumnElement[bool]:
-    return column.like(f"% {word}%")  # normalised words are [a-z0-9]: nothing to escape
+def _somewhere(word: str) -> ColumnElement[bool]:
+    """The word in the name or the address, for the index. A substring, which the index finds
+    twice as fast as a word start (fewer, rarer trigrams); _rank keeps only word starts. Two
+    letters need the space before them to make a trigram."""
+    pattern = f"% {word}%" if len(word) < 3 else f"%{word}%"  # normalised words are [a-z0-9]: no escaping
+    return PartySearch.text.like(pattern)
 
 
 def _postgresql_filter(stmt: Select, words: list[str], fuzzy: bool) -> Select | None:
@@ -167,18 +188,18 @@ def _postgresql_filter(stmt: Select, words: list[str], fuzzy: bool) -> Select | 
         indexed = [w for w in words if len(w) >= 2]  # " xy" still gives the index a trigram
         if not indexed:
             return None
-        return stmt.where(*(or_(_prefix_like(PartySearch.name, w), _prefix_like(PartySearch.address, w))
-                            for w in indexed))
+        return stmt.where(*(_somewhere(w) for w in indexed))
     conditions, similarities = [], []
     for w in words:
         if _fuzzy(w):
             conditions.append(literal(w, String).op("<%")(PartySearch.name))
             similarities.append(func.word_similarity(w, PartySearch.name))
         elif len(w) >= 2:
-            conditions.append(or_(_prefix_like(PartySearch.name, w), _prefix_like(PartySearch.address, w)))
+            conditions.append(_somewhere(w))
     # Bound the pool first (the GIN index answers "similar enough" fast), then rank only the pool.
+    short = any(_fuzzy(w) and len(w) <= SHORT_WORD for w in words)
     session.execute(text("SELECT set_config('pg_trgm.word_similarity_threshold', :t, true)"),
-                    {"t": str(SHORT_FUZZY_THRESHOLD)})
+                    {"t": str(SHORT_FUZZY_THRESHOLD if short else FUZZY_THRESHOLD)})
     pool = stmt.add_columns(sum(similarities).label("closeness")).where(*conditions).limit(FUZZY_POOL).subquery()
     return (select(pool.c.party_id, pool.c.name, pool.c.address, pool.c.status)
             .order_by(pool.c.closeness.desc()))

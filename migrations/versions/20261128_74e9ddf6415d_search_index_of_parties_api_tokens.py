@@ -58,9 +58,10 @@ def upgrade():
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")  # a trusted extension since PostgreSQL 13
-        for column in ("name", "address"):
-            op.create_index(f"ix_party_search_{column}_trgm", "party_search", [column], postgresql_using="gin",
-                            postgresql_ops={column: "gin_trgm_ops"})
+        op.create_index("ix_party_search_name_trgm", "party_search", ["name"], postgresql_using="gin",
+                        postgresql_ops={"name": "gin_trgm_ops"})
+        op.create_index("ix_party_search_text_trgm", "party_search", [sa.text("(name || address) gin_trgm_ops")],
+                        postgresql_using="gin")
     else:
         op.execute("CREATE VIRTUAL TABLE party_search_fts USING fts5(name, address, content='party_search', "
                    "content_rowid='party_id', tokenize='trigram')")

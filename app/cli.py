@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -246,10 +247,26 @@ def _seed_customers(count: int, random_seed: int) -> None:
     click.echo("Clients fictifs : " + " ; ".join(f"{table} {n}" for table, n in counts.items()))
 
 
+search_cli = AppGroup("search", help="Index de recherche des interlocuteurs.")
+
+
+@search_cli.command("reindex")
+def reindex_command():
+    """Rebuild the search index of every party (after a restore, or a change of normalisation)."""
+    from app.search import index
+
+    _cli_actor()
+    started = time.perf_counter()
+    count = index.rebuild()
+    session.commit()
+    click.echo(f"Index de recherche reconstruit : {count} interlocuteurs en {time.perf_counter() - started:.1f} s.")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(agent_cli)
     app.cli.add_command(role_cli)
     app.cli.add_command(territory_cli)
     app.cli.add_command(api_token_cli)
+    app.cli.add_command(search_cli)
     app.cli.add_command(seed_command)
     app.cli.add_command(import_command)

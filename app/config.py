@@ -73,6 +73,7 @@ def from_env() -> dict:
         "RATELIMIT_SWALLOW_ERRORS": True,
         "RATELIMIT_HEADERS_ENABLED": True,
         "LOGIN_RATE_LIMIT": _env("LOGIN_RATE_LIMIT", "10 per minute"),
+        "API_RATE_LIMIT": _env("API_RATE_LIMIT", "600 per minute"),  # per API token
         "LOGIN_MAX_FAILURES": _env_int("LOGIN_MAX_FAILURES", 5),
         "LOGIN_LOCK_MINUTES": _env_int("LOGIN_LOCK_MINUTES", 15),
         "SESSION_IDLE_TIMEOUT": timedelta(minutes=_env_int("SESSION_IDLE_MINUTES", 30)),

@@ -22,7 +22,7 @@ from app.web import token_authenticated
 
 bp = token_authenticated(Blueprint("api", __name__, url_prefix="/api/v1"))
 
-DEFAULT_RATE_LIMIT = "600 per minute"  # per token; API_RATE_LIMIT in the configuration overrides it
+DEFAULT_RATE_LIMIT = "600 per minute"  # per token, when the configuration has no API_RATE_LIMIT
 FAILED_RATE_LIMIT = "30 per minute"  # refused credentials, per client address
 
 

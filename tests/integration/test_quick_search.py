@@ -3,7 +3,7 @@ addresses, identifiers, scope. Runs unchanged on SQLite (FTS5) and PostgreSQL (p
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.db import session
 from app.integration.billing_import import import_directory
@@ -12,7 +12,7 @@ from app.search import index as search_index
 from app.search.models import PartySearch
 from app.search.service import search
 from tests.factories import AgentFactory, TerritoryFactory, role_with
-from tests.integration.test_billing_import import EXAMPLE, communes  # noqa: F401  (fixture)
+from tests.integration.test_billing_import import EXAMPLE, _edit, communes, export_dir  # noqa: F401  (fixtures)
 
 # number, first name, last name or company, status, street, postal code, city, territory key
 PEOPLE = [
@@ -159,3 +159,23 @@ def test_rebuild_gives_back_the_same_index(agents):
     assert _numbers(search(agent=agents["both"], query="dupont"))[0] == "CL9000004"
     assert before[session.execute(select(Party.id).where(Party.number == "CL9000005")).scalar_one()] == (
         " n diaye aicha ", "aicha", " 3 rue de la republique 42000 saint etienne ")
+
+
+def test_flask_search_reindex_rebuilds_the_index(app, agents):
+    session.execute(PartySearch.__table__.delete().where(PartySearch.party_id.in_(
+        select(Party.id).where(Party.number == "CL9000004"))))
+    session.commit()
+    assert "CL9000004" not in _numbers(search(agent=agents["both"], query="dupont"))
+    result = app.test_cli_runner().invoke(args=["search", "reindex"])
+    assert result.exit_code == 0, result.output
+    total = session.execute(select(func.count()).select_from(Party)).scalar_one()
+    assert f"Index de recherche reconstruit : {total} interlocuteurs" in result.output
+    session.expire_all()
+    assert _numbers(search(agent=agents["both"], query="dupont"))[0] == "CL9000004"
+
+
+def test_a_name_changed_by_the_billing_import_is_found_under_the_new_name(agents, export_dir):  # noqa: F811
+    _edit(export_dir / "parties.csv", 2, "Lefèvre", "Lefèvre-Dumas")
+    assert import_directory(export_dir).ok
+    session.commit()
+    assert _numbers(search(agent=agents["lyon"], query="dumas helene")) == ["CL0001001"]

@@ -26,7 +26,7 @@ class ApiToken(Base):
     system: Mapped[str] = mapped_column(String(100))  # "Téléphonie Lyon (Xivo)"
     prefix: Mapped[str] = mapped_column(String(12))  # the first characters, to recognise a token in a list
     digest: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the whole token
-    permissions: Mapped[str] = mapped_column(String(200))  # space-separated codes of app.api.tokens.API_PERMISSIONS, e.g. "identify"
+    permissions: Mapped[str] = mapped_column(String(200))  # codes of tokens.API_PERMISSIONS: "identify"
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id", ondelete="SET NULL"))
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

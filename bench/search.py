@@ -58,7 +58,7 @@ def build_mix(session, agent, count: int, seed: int = 7) -> list[tuple[str, str,
     from app.parties.models import Party, PartyEmail, PartyPhone
     from app.parties.phones import display_phone
     from app.search.normalise import normalise
-    from app.security.scope import scoped_select
+    from app.security.scope import scope_condition, scoped_select
 
     rng = random.Random(seed)
     max_id = session.execute(select(func.max(Party.id))).scalar_one()
@@ -73,7 +73,9 @@ def build_mix(session, agent, count: int, seed: int = 7) -> list[tuple[str, str,
             contract = session.execute(
                 select(Contract, ServicePoint).join(ContractParty, ContractParty.contract_id == Contract.id)
                 .join(ServicePoint, ServicePoint.id == Contract.service_point_id)
-                .where(ContractParty.party_id == p.id, ContractParty.role == "holder")).first()
+                .where(ContractParty.party_id == p.id, ContractParty.role == "holder",  # the agent's own: a
+                       scope_condition(Contract, agent=agent, permission="party.read"))).first()  # second home
+                # elsewhere is someone else's
             query = None
             if kind == "name":
                 query = f"{p.last_name} {p.first_name}"

@@ -74,7 +74,7 @@ def build_mix(session, agent, count: int, seed: int = 7) -> list[tuple[str, str,
                 select(Contract, ServicePoint).join(ContractParty, ContractParty.contract_id == Contract.id)
                 .join(ServicePoint, ServicePoint.id == Contract.service_point_id)
                 .where(ContractParty.party_id == p.id, ContractParty.role == "holder",  # the agent's own: a
-                       scope_condition(Contract, agent=agent, permission="party.read"))).first()  # second home
+                       scope_condition(ServicePoint, agent=agent, permission="party.read"))).first()  # second home
                 # elsewhere is someone else's
             query = None
             if kind == "name":

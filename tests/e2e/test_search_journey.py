@@ -59,3 +59,25 @@ def test_identify_a_caller_and_start_the_contact(page, live_server):
     expect(page.locator("#contact-channel")).to_contain_text("Téléphone")
     expect(page.locator("#party-name")).to_have_text("Mme Hélène Lefèvre")
     assert page.console_errors == [], page.console_errors
+
+
+def test_advanced_search_combines_sorts_and_exports_for_a_supervisor(page, live_server):
+    _log_in(page, "superviseur.ara")
+    page.locator("#advanced-search-link").click()
+    expect(page.locator("#advanced-prompt")).to_be_visible()
+    page.get_by_label("Commune (nom ou code INSEE)").fill("lyon")
+    page.get_by_label("Statut du client").select_option("customer")
+    page.locator("#advanced-submit").click()
+    expect(page).to_have_url(re.compile(r"commune=lyon.*status=customer|status=customer.*commune=lyon"))
+    rows = page.locator("#advanced-results tbody tr")
+    expect(rows.first).to_be_visible()
+    expect(page.locator("#advanced-results")).to_contain_text("Hélène Lefèvre")
+    expect(page.locator("#advanced-results")).not_to_contain_text("Boulangerie")  # Nice: another region
+    page.locator("#advanced-results th a.sort-link").first.click()
+    expect(page.locator("#advanced-results th[aria-sort]")).to_have_count(1)
+    page.screenshot(path=str(SCREENSHOTS / "advanced-search.png"), full_page=True)
+    with page.expect_download() as download:
+        page.locator("#export-csv").click()
+    body = download.value.path().read_bytes().decode("utf-8-sig")
+    assert "Lefèvre" in body and "Boulangerie" not in body
+    assert page.console_errors == [], page.console_errors

@@ -21,7 +21,7 @@ from app.search.normalise import normalise
 
 NAME_FIELDS = ("last_name", "first_name", "company_name")
 ADDRESS_FIELDS = ("street", "address_extra", "postal_code", "city")
-SOURCE_FIELDS = NAME_FIELDS + ADDRESS_FIELDS
+SOURCE_FIELDS = NAME_FIELDS + ADDRESS_FIELDS + ("territory_id",)
 CHUNK = 2000
 
 
@@ -31,19 +31,20 @@ def _padded(parts: Iterable[str | None]) -> str:
 
 
 def search_row(party_id: int, *, last_name=None, first_name=None, company_name=None, street=None,
-               address_extra=None, postal_code=None, city=None) -> dict:
-    """The party_search row of a party, from its name and address fields."""
+               address_extra=None, postal_code=None, city=None, territory_id=None) -> dict:
+    """The party_search row of a party, from its name, address and territory."""
     return {"party_id": party_id,
             "name": _padded((last_name, first_name, company_name))[:420],
             "first_name": normalise(first_name)[:100],
-            "address": _padded((street, address_extra, postal_code, city))[:520]}
+            "address": _padded((street, address_extra, postal_code, city))[:520],
+            "territory_id": territory_id}
 
 
 def _upsert(connection, rows: list[dict]) -> None:
     insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
     stmt = insert(PartySearch.__table__)
     stmt = stmt.on_conflict_do_update(index_elements=["party_id"], set_={
-        c: stmt.excluded[c] for c in ("name", "first_name", "address")})
+        c: stmt.excluded[c] for c in ("name", "first_name", "address", "territory_id")})
     for start in range(0, len(rows), CHUNK):
         connection.execute(stmt, rows[start:start + CHUNK])
 

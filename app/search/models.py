@@ -7,7 +7,7 @@ first. PostgreSQL indexes them with pg_trgm GIN indexes; SQLite with an FTS5 tri
 """
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
@@ -20,6 +20,9 @@ class PartySearch(Base):
     name: Mapped[str] = mapped_column(String(420))  # " lefevre jean " / " boulangerie dupont sarl "
     first_name: Mapped[str] = mapped_column(String(100))  # "jean", for the advanced search's criterion
     address: Mapped[str] = mapped_column(String(520))  # " 12 rue victor hugo bat a 69003 lyon "
+    # The party's own territory (copied): the cheap half of the scope rule, checked on this table
+    # before the expensive half (contracts on premises in the territory) joins anything.
+    territory_id: Mapped[int | None] = mapped_column(Integer)
 
     # Trigram indexes, PostgreSQL only (SQLite has its FTS5 table). GIN only: a GiST index beside
     # it made the planner choose GiST, 18× slower. One index on name || address serves "every

@@ -142,22 +142,25 @@ def _fuzzy(word: str) -> bool:
     return len(word) >= FUZZY_MIN_LENGTH and word.isalpha()
 
 
+def _threshold(word: str) -> float:
+    return SHORT_FUZZY_THRESHOLD if len(word) <= SHORT_WORD else FUZZY_THRESHOLD
+
+
 def _candidates(words: list[str], agent: Agent | None, *, fuzzy: bool) -> tuple[list, bool]:
     """At most CANDIDATES rows (party id, name, address, status) for _rank, and whether there were more.
 
-    In scope first by the party's own commune, which costs nothing; only when that does not
-    fill the quota, by the full scope rule, whose other half (a contract on premises in the
-    territory) costs four index lookups per row: "martin" at a million parties 21 → 6 ms."""
+    In scope first by the party's own territory, read on party_search itself; only when that
+    does not fill the quota, by the full scope rule, whose other half (a contract on premises in
+    the territory) costs four index lookups per row: at a million parties, "martin" 21 → 6 ms,
+    the typo "canus maryse" 145 → 59 ms."""
     if agent is None:
         scopes = [None]
     elif not agent.is_active or not agent.can(READ):
         return [], False
     else:
         territory_ids = list(session.execute(visible_territory_ids(agent)).scalars())  # as values: the planner
-        scopes = [Party.territory_id.in_(territory_ids),  # then knows how many parties they hold
+        scopes = [PartySearch.territory_id.in_(territory_ids),  # then knows how many parties they hold
                   scope_condition(Party, agent=agent, permission=READ)]
-        if fuzzy:  # the similarity search on the index is the cost here: run it once
-            scopes = scopes[1:]
     for scope in scopes:
         stmt = (select(PartySearch.party_id, PartySearch.name, PartySearch.address, Party.status)
                 .join(Party, Party.id == PartySearch.party_id))
@@ -192,8 +195,11 @@ def _postgresql_filter(stmt: Select, words: list[str], fuzzy: bool) -> Select | 
     conditions, similarities = [], []
     for w in words:
         if _fuzzy(w):
-            conditions.append(literal(w, String).op("<%")(PartySearch.name))
-            similarities.append(func.word_similarity(w, PartySearch.name))
+            similarity_of_w = func.word_similarity(w, PartySearch.name)
+            # The operator uses the index, at the lowest threshold of the query's words; each word's
+            # own threshold then drops rows before the scope check, which costs more per row.
+            conditions += [literal(w, String).op("<%")(PartySearch.name), similarity_of_w >= _threshold(w)]
+            similarities.append(similarity_of_w)
         elif len(w) >= 2:
             conditions.append(_somewhere(w))
     # Bound the pool first (the GIN index answers "similar enough" fast), then rank only the pool.
@@ -234,8 +240,7 @@ def _word_score(word: str, name_words: list[str], address_words: list[str], fuzz
     best, where = 0.0, ""
     for w in name_words:
         s = 1.0 if w == word else 0.9 if w.startswith(word) else 0.0
-        if not s and fuzzy and _fuzzy(word) and (sim := similarity(word, w)) >= (
-                SHORT_FUZZY_THRESHOLD if len(word) <= SHORT_WORD else FUZZY_THRESHOLD):
+        if not s and fuzzy and _fuzzy(word) and (sim := similarity(word, w)) >= _threshold(word):
             s = 0.8 * sim
         if s > best:
             best, where = s, "name" if s >= 0.9 else "name_fuzzy"

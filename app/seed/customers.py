@@ -36,7 +36,7 @@ CHUNK = 10_000  # customers per round trip: ~800 000 rows, a few hundred MB of t
 COLUMNS = {  # insertion order: parents before children (foreign keys are checked row by row)
     "party": "id number external_ref kind civility first_name last_name company_name birth_date status vulnerable "
              "territory_id created_at updated_at version street address_extra postal_code city insee_code",
-    "party_search": "party_id name first_name address",
+    "party_search": "party_id name first_name address territory_id",
     "party_phone": "id party_id number label position",
     "party_email": "id party_id address position",
     "service_point": "id external_ref kind national_id main_residence territory_id street address_extra "
@@ -272,7 +272,8 @@ class Generator:
             self.now, self.now, 1, *address, commune.name, commune.insee))
         self.rows["party_search"].append(tuple(search_row(
             party_id, last_name=last, first_name=first, company_name=company, street=address[0],
-            address_extra=address[1], postal_code=address[2], city=commune.name).values()))
+            address_extra=address[1], postal_code=address[2], city=commune.name,
+            territory_id=commune.territory_id).values()))
         self._phones(party_id, commune.landlines, org)
         if r.random() < (0.8 if org else 0.7):
             local = "contact" if org else self._email_local(first, last, birth)

@@ -52,6 +52,7 @@ def upgrade():
     sa.Column('name', sa.String(length=420), nullable=False),
     sa.Column('first_name', sa.String(length=100), nullable=False),
     sa.Column('address', sa.String(length=520), nullable=False),
+    sa.Column('territory_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['party_id'], ['party.id'], name=op.f('fk_party_search_party_id_party'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('party_id', name=op.f('pk_party_search'))
     )
@@ -70,7 +71,8 @@ def upgrade():
 
     # The parties already there (imported before this version).
     party = sa.table("party", *(sa.column(c) for c in (
-        "id", "last_name", "first_name", "company_name", "street", "address_extra", "postal_code", "city")))
+        "id", "last_name", "first_name", "company_name", "street", "address_extra", "postal_code", "city",
+        "territory_id")))
     last_id = 0
     while True:
         rows = bind.execute(sa.select(party).where(party.c.id > last_id).order_by(party.c.id).limit(5000)).all()
@@ -79,7 +81,8 @@ def upgrade():
         bind.execute(party_search.insert(), [
             {"party_id": r.id, "name": _padded(r.last_name, r.first_name, r.company_name)[:420],
              "first_name": normalise(r.first_name)[:100],
-             "address": _padded(r.street, r.address_extra, r.postal_code, r.city)[:520]} for r in rows])
+             "address": _padded(r.street, r.address_extra, r.postal_code, r.city)[:520],
+             "territory_id": r.territory_id} for r in rows])
         last_id = rows[-1].id
 
 

@@ -134,12 +134,16 @@ def test_wildcards_are_not_wildcards(agents):
         search(agent=agents["both"], query="dupont"))
 
 
-def test_the_index_follows_orm_edits_and_deletions(agents):
+def test_the_index_follows_orm_edits_and_deletions(agents, communes):  # noqa: F811
     party = session.execute(select(Party).where(Party.number == "CL9000006")).scalar_one()
     party.last_name, party.city = "Œuvrard", "Villeurbanne"
     session.commit()
     assert _numbers(search(agent=agents["lyon"], query="oeuvrard")) == ["CL9000006"]
     assert search(agent=agents["lyon"], query="coeur").results == []
+    party.territory_id, party.city = communes["nice"].id, "Nice"  # moved: the scope follows
+    session.commit()
+    assert search(agent=agents["lyon"], query="oeuvrard").hidden == 1
+    assert _numbers(search(agent=agents["nice"], query="oeuvrard nice")) == ["CL9000006"]
     party_id = party.id
     session.delete(party)
     session.commit()

@@ -355,6 +355,13 @@ def _postcode(column, postcode: str) -> ColumnElement[bool]:
     return column == postcode if len(postcode) == 5 else column.startswith(postcode)
 
 
+def _contract_conditions(c: Criteria) -> list[ColumnElement[bool]]:
+    """Criteria on a contract and its service point (joined)."""
+    return [condition for wanted, condition in (
+        (c.contract_status, Contract.status == c.contract_status), (c.kind, ServicePoint.kind == c.kind),
+        (c.offer, Contract.offer == c.offer)) if wanted]
+
+
 def _parties_statement(agent: Agent, c: Criteria) -> Select:
     stmt = (scoped_select(Party, agent=agent, permission=READ)
             .outerjoin(PartySearch, PartySearch.party_id == Party.id)
@@ -362,15 +369,9 @@ def _parties_statement(agent: Agent, c: Criteria) -> Select:
     if c.postcode:
         stmt = stmt.where(_postcode(Party.postal_code, c.postcode),  # digits only, or nothing
                           *_in_address(f"% {normalise(c.postcode)}%"))  # the index narrows
-    if c.contract_status or c.kind or c.offer:  # one contract having all of them, not one each
-        held = _held_in_scope(agent, ContractParty.party_id)
-        if c.contract_status:
-            held = held.where(Contract.status == c.contract_status)
-        if c.kind:
-            held = held.where(ServicePoint.kind == c.kind)
-        if c.offer:
-            held = held.where(Contract.offer == c.offer)
-        stmt = stmt.where(Party.id.in_(held))
+    contract_conditions = _contract_conditions(c)
+    if contract_conditions:  # one contract having all of them, not one each
+        stmt = stmt.where(Party.id.in_(_held_in_scope(agent, ContractParty.party_id).where(*contract_conditions)))
     if c.overdue:
         stmt = stmt.where(Party.id.in_(_held_in_scope(agent, ContractParty.party_id).where(_overdue(Contract.id))))
     if c.territory is not None:
@@ -390,12 +391,7 @@ def _contracts_statement(agent: Agent, c: Criteria) -> Select:
             .where(holder.role.in_(HOLDING_ROLES), *party_conditions)))
     if c.postcode:
         stmt = stmt.where(_postcode(ServicePoint.postal_code, c.postcode))
-    if c.contract_status:
-        stmt = stmt.where(Contract.status == c.contract_status)
-    if c.kind:
-        stmt = stmt.where(ServicePoint.kind == c.kind)
-    if c.offer:
-        stmt = stmt.where(Contract.offer == c.offer)
+    stmt = stmt.where(*_contract_conditions(c))
     if c.overdue:
         stmt = stmt.where(_overdue(Contract.id))
     if c.territory is not None:

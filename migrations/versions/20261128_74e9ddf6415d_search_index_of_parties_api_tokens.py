@@ -56,6 +56,7 @@ def upgrade():
     sa.ForeignKeyConstraint(['party_id'], ['party.id'], name=op.f('fk_party_search_party_id_party'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('party_id', name=op.f('pk_party_search'))
     )
+    op.create_index("ix_party_search_name_sort", "party_search", ["name", "party_id"])
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")  # a trusted extension since PostgreSQL 13

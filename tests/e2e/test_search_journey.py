@@ -14,6 +14,7 @@ pytestmark = pytest.mark.e2e
 def test_keyboard_only_quick_search_opens_the_customer(page, live_server):
     _log_in(page, "accueil.lyon")
     expect(page.locator("#agent-name")).to_be_visible()
+    page.wait_for_load_state()  # the deferred script has set up its keys
     page.keyboard.press("/")  # from anywhere on the page
     expect(page.locator("#quick-search")).to_be_focused()
     page.keyboard.type("lefevre hel")  # word order, no accent, a partial first name

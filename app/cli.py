@@ -4,6 +4,7 @@ from __future__ import annotations
 import getpass
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -19,6 +20,16 @@ agent_cli = AppGroup("agent", help="Gérer les agents (comptes utilisateurs).")
 
 def _cli_actor() -> None:
     set_actor(actor_id=None, actor_label=f"cli:{getpass.getuser()}")
+
+
+@contextmanager
+def _refused_as_click_error():
+    """A BusinessError rolls the command's writes back and ends it with its message (exit 1)."""
+    try:
+        yield
+    except BusinessError as exc:
+        session.rollback()
+        raise click.ClickException(exc.message) from exc
 
 
 def _split(value: str) -> list[str]:
@@ -41,7 +52,7 @@ def create_agent_command(login, full_name, email, language, roles, territories):
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     _cli_actor()
-    try:
+    with _refused_as_click_error():
         agent = service.create_agent(
             login=login,
             full_name=full_name or login,
@@ -51,9 +62,6 @@ def create_agent_command(login, full_name, email, language, roles, territories):
             role_codes=_split(roles),
             territory_codes=_split(territories),
         )
-    except BusinessError as exc:
-        session.rollback()
-        raise click.ClickException(exc.message) from exc
     session.commit()
     click.echo(f"Agent « {agent.login} » créé (rôles : {', '.join(map(str, agent.roles)) or 'aucun'} ; "
                f"territoires : {', '.join(t.code for t in agent.territories) or 'aucun'}).")
@@ -96,15 +104,12 @@ def add_territory_command(code, name, kind, parent_code):
     from app.security import service
 
     _cli_actor()
-    try:
+    with _refused_as_click_error():
         parent = service.get_territory_by_code(code=parent_code) if parent_code else None
         if parent_code and parent is None:
             raise BusinessError(f"Territoire parent inconnu : {parent_code}")
         territory = service.create_territory(code=code, name=name, kind=kind, parent=parent,
                                              insee_code=code if kind == "commune" else None)
-    except BusinessError as exc:
-        session.rollback()
-        raise click.ClickException(exc.message) from exc
     session.commit()
     click.echo(f"Territoire {territory.code} ({territory.name}) créé : {territory.path}")
 
@@ -129,11 +134,8 @@ def create_api_token_command(system, permissions):
     from app.api import tokens
 
     _cli_actor()
-    try:
+    with _refused_as_click_error():
         token, plaintext = tokens.create_token(system=system, permissions=_split(permissions), created_by=None)
-    except BusinessError as exc:
-        session.rollback()
-        raise click.ClickException(exc.message) from exc
     session.commit()
     click.echo(f"Jeton n° {token.id} créé pour « {token.system} » (permissions : {', '.join(token.permission_codes)}).")
     click.echo("Copiez-le maintenant, il ne sera plus affiché :", err=True)
@@ -159,11 +161,8 @@ def revoke_api_token_command(token_id):
     from app.api import tokens
 
     _cli_actor()
-    try:
+    with _refused_as_click_error():
         token = tokens.revoke(token_id=token_id)
-    except BusinessError as exc:
-        session.rollback()
-        raise click.ClickException(exc.message) from exc
     session.commit()
     click.echo(f"Jeton n° {token.id} ({token}) révoqué.")
 
@@ -235,12 +234,9 @@ def _seed_customers(count: int, random_seed: int) -> None:
     from app.audit import service as audit
     from app.seed.customers import generate_customers
 
-    try:
-        with click.progressbar(length=count, label="Clients fictifs", show_pos=True, file=sys.stderr) as bar:
-            counts = generate_customers(count=count, seed=random_seed, progress=bar.update)
-    except BusinessError as exc:
-        session.rollback()
-        raise click.ClickException(exc.message) from exc
+    with _refused_as_click_error(), click.progressbar(length=count, label="Clients fictifs", show_pos=True,
+                                                      file=sys.stderr) as bar:
+        counts = generate_customers(count=count, seed=random_seed, progress=bar.update)
     audit.record("seed_customers", object_type="synthetic_data", object_id=str(count),
                  data={"customers": count, "random_seed": random_seed, "rows": counts})
     session.commit()

@@ -54,9 +54,10 @@ def error(status: int, message: str, **headers):
 
 @bp.before_request
 def _authenticate():
-    token = tokens.authenticate(_bearer())
+    credential = _bearer()
+    token = tokens.authenticate(credential)
     if token is None:
-        if _bearer():
+        if credential:
             message = _("Jeton d'API invalide ou révoqué.")
         elif {"token", "access_token"} & request.args.keys():
             message = _("Le jeton se transmet dans l'en-tête « Authorization: Bearer <jeton> », jamais dans l'URL.")

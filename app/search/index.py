@@ -1,8 +1,8 @@
 """Keeping party_search in step with the parties.
 
 Every way a party is written reaches it: the ORM (an after_flush hook, for the screens), the
-billing import (refresh() on the parties it wrote), the synthetic-data generator (rows() for
-its own COPY), and `flask search reindex` rebuilds it all after a restore or a change of the
+billing import (refresh() on the parties it wrote), the synthetic-data generator (search_row()
+for its own COPY), and `flask search reindex` rebuilds it all after a restore or a change of the
 normalisation.
 """
 from __future__ import annotations

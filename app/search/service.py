@@ -164,15 +164,13 @@ def _candidates(words: list[str], agent: Agent | None, *, fuzzy: bool) -> tuple[
                   scope_condition(Party, agent=agent, permission=READ)]
         if fuzzy:
             scopes = scopes[1:]
+    text_filter = _postgresql_filter if session.get_bind().dialect.name == "postgresql" else _sqlite_filter
     for scope in scopes:
         stmt = (select(PartySearch.party_id, PartySearch.name, PartySearch.address, Party.status)
                 .join(Party, Party.id == PartySearch.party_id))
         if scope is not None:
             stmt = stmt.where(scope)
-        if session.get_bind().dialect.name == "postgresql":
-            stmt = _postgresql_filter(stmt, words, fuzzy)
-        else:
-            stmt = _sqlite_filter(stmt, words, fuzzy)
+        stmt = text_filter(stmt, words, fuzzy)
         if stmt is None:
             return [], False
         rows = session.execute(stmt.limit(CANDIDATES + 1)).all()

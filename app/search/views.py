@@ -16,10 +16,9 @@ QUICK_LIMIT = 8  # what fits under the box
 PAGE_LIMIT = 30
 
 
-def result_url(result: service.Result, channel: str | None = None) -> str:
+def result_url(result: service.Result) -> str:
     """Where a result leads: the party, with the matched contract selected."""
-    return url_for("parties.show", party_id=result.party.id, contract=result.contract.id if result.contract else None,
-                   channel=channel)
+    return url_for("parties.show", party_id=result.party.id, contract=result.contract.id if result.contract else None)
 
 
 @bp.app_context_processor

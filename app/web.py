@@ -81,7 +81,7 @@ def token_authenticated(bp: Blueprint) -> Blueprint:
 
 def _token_authenticated_request() -> bool:
     for prefix, name in TOKEN_AUTHENTICATED.items():
-        if request.path.startswith(prefix):
+        if (request.path + "/").startswith(prefix):  # "/api/v1" too, not only "/api/v1/…"
             return request.url_rule is None or name in request.blueprints
     return False
 
@@ -117,7 +117,7 @@ def _load_agent(agent_id: str):
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+    return (request.path + "/").startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
 def init_request_id(app: Flask) -> None:

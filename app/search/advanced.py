@@ -585,14 +585,18 @@ def export_count(*, agent: Agent, criteria: Criteria) -> int:
     return _capped_count(_ids_statement(agent, criteria, DEFAULT_SORT[criteria.mode], False), EXPORT_CAP)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@")
+
+
 def _cell(value) -> str:
-    """A CSV cell; text that a spreadsheet would run as a formula is quoted with an apostrophe."""
+    """A CSV cell; text that a spreadsheet would run as a formula is quoted with an apostrophe,
+    including after leading blanks or line breaks (spreadsheets skip them before an "=")."""
     if value is None:
         return ""
     if isinstance(value, date):
         return value.strftime("%d/%m/%Y")
     text = str(value)
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return f"'{text}" if text.lstrip(" \t\r\n")[:1] in FORMULA_STARTS or text[:1] in ("\t", "\r") else text
 
 
 def _party_line(row: PartyRow) -> list:

@@ -584,12 +584,14 @@ def test_export_is_cut_at_the_cap_with_a_last_line_saying_so(client, login_as, d
 
 def test_export_neutralises_spreadsheet_formulas(client, login_as, data):
     session.add(Party(number="CL8400000", last_name="=HYPERLINK(\"http://x\")", first_name="Mercier",
-                      street="@SUM(A1)", status="prospect", territory_id=data.communes["lyon"].id))
+                      street="@SUM(A1)", address_extra=" \n=cmd|' /C calc'!A0", status="prospect",
+                      territory_id=data.communes["lyon"].id))
     session.commit()
     _lyon_agent(login_as, data, "superviseur")
     rows = _csv(client.get("/recherche/avancee/export.csv?name=hyperlink"))
     [row] = rows[1:]
     assert row[4] == "'=HYPERLINK(\"http://x\")" and row[8] == "'@SUM(A1)"
+    assert row[9] == "' \n=cmd|' /C calc'!A0"  # blanks before the "=" do not hide it
 
 
 def test_export_refuses_empty_or_invalid_criteria(client, login_as, data):

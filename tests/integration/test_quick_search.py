@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from app.contracts.models import Contract, ContractParty, ContractRole, ServicePoint
 from app.db import session
 from app.integration.billing_import import import_directory
 from app.parties.models import Party, PartyKind
@@ -104,8 +105,55 @@ def test_out_of_scope_parties_are_counted_never_shown(agents):
     answer = search(agent=lyon, query="jean martin")  # Jean Martin lives in Nice; Jeanne in Lyon
     assert _numbers(answer) == ["CL9000008"] and answer.hidden == 0  # counted only when nothing is shown
     assert search(agent=nice, query="lefevre").hidden == 2  # Jean and Hélène; Lefebvre would be a typo
-    assert search(agent=nice, query="lefebre").hidden == 3  # a typo: Jean and Hélène Lefèvre, Marie Lefebvre
+    # Only what matches as typed is counted: similar spellings elsewhere are no evidence of a duplicate
+    # (at a million parties nearly every misspelt name would count "100+").
+    assert search(agent=nice, query="lefebre").hidden == 0
     assert search(agent=nice, query="CL9000001").hidden == 1
+
+
+def _many(communes, count: int, last_name: str, territory: str = "lyon") -> None:  # noqa: F811
+    session.add_all(Party(number=f"CL95{i:05d}", kind=PartyKind.PERSON, first_name="Paul", last_name=last_name,
+                          status="customer", street="1 rue Pasteur", postal_code="69003", city="Lyon",
+                          territory_id=communes[territory].id) for i in range(count))
+    session.commit()
+
+
+def test_an_exact_name_is_never_crowded_out_by_longer_ones(agents, communes):  # noqa: F811
+    _many(communes, 250, "Martinez")  # more than the database proposes for "martin" as a word start
+    session.add(Party(number="CL9600002", kind=PartyKind.PERSON, first_name="Zoé", last_name="Martin",
+                      status="former_customer", territory_id=communes["lyon"].id))  # written after them
+    session.commit()
+    answer = search(agent=agents["lyon"], query="martin")
+    assert _numbers(answer)[:2] == ["CL9000008", "CL9600002"]  # Jeanne Martin, then the former customer
+    assert {r.field for r in answer.results[:2]} == {"name"}
+    assert answer.more  # and the agent is told to type more
+    assert _numbers(search(agent=agents["lyon"], query="martinez"))[0].startswith("CL95")
+
+
+def test_a_party_seen_through_a_contract_is_found_among_many_in_the_territory(agents, communes):  # noqa: F811
+    _many(communes, 250, "Dupontel")
+    # Aaron Dupontel lives in Nice; the Lyon agent sees him only through his contract on premises in Lyon.
+    aaron = Party(number="CL9600001", kind=PartyKind.PERSON, first_name="Aaron", last_name="Dupontel",
+                  status="customer", street="5 avenue Foch", postal_code="06000", city="Nice",
+                  territory_id=communes["nice"].id)
+    lyon_contract = session.execute(
+        select(Contract).join(ServicePoint).where(ServicePoint.territory_id == communes["lyon"].id)
+        .order_by(Contract.id)).scalars().first()
+    session.add_all([aaron, ContractParty(contract=lyon_contract, party=aaron, role=ContractRole.PAYER)])
+    session.commit()
+    assert _numbers(search(agent=agents["lyon"], query="dupontel"))[0] == "CL9600001"
+    assert _numbers(search(agent=agents["lyon"], query="dupontel aaron")) == ["CL9600001"]
+
+
+def test_the_count_out_of_scope_says_more_than_a_hundred_only_above_a_hundred(agents, communes):  # noqa: F811
+    _many(communes, 100, "Zanzibar", territory="nice")
+    answer = search(agent=agents["lyon"], query="zanzibar")
+    assert answer.results == [] and answer.hidden == 100 and answer.hidden_label == "100"
+    _many_more = Party(number="CL9700001", kind=PartyKind.PERSON, last_name="Zanzibar", status="customer",
+                       territory_id=communes["nice"].id)
+    session.add(_many_more)
+    session.commit()
+    assert search(agent=agents["lyon"], query="zanzibar").hidden_label == "100+"
 
 
 def test_an_agent_without_territory_or_permission_finds_nothing(agents, communes):  # noqa: F811

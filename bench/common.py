@@ -1,0 +1,68 @@
+"""What the HTTP benchmarks share: a gunicorn server on a database, a logged-in agent, percentiles."""
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TZ", "UTC")
+
+from app.seed.demo import DEMO_PASSWORD  # noqa: E402
+
+
+def start_server(database_url: str, port: int) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "bench", "FLASK_APP": "app:create_app",
+           "GUICHET_INSTANCE_DIR": tempfile.mkdtemp(prefix="guichet-bench-search-")}
+    process = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "--workers", "1", "--threads", "2",  # noqa: S603
+                                "--keep-alive", "300", "--bind", f"127.0.0.1:{port}", "app:create_app()"],
+                               cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(300):
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/health")
+            if connection.getresponse().status == 200:
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit("the server did not start")
+
+
+class Client:
+    """A logged-in agent's browser, as far as the benchmark needs one."""
+
+    def __init__(self, port: int, login: str) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.cookies: dict[str, str] = {}
+        page = self.get("/login")
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+        body = urllib.parse.urlencode({"login": login, "password": DEMO_PASSWORD, "csrf_token": token})
+        self.request("POST", "/login", body, {"Content-Type": "application/x-www-form-urlencoded"})
+        if "Camille" not in self.get("/") and "Bonjour" not in self.get("/"):
+            raise SystemExit("could not log in")
+
+    def request(self, method: str, path: str, body=None, headers=None) -> str:
+        headers = {**(headers or {}), "Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        self.connection.request(method, path, body, headers)
+        response = self.connection.getresponse()
+        for header in response.headers.get_all("Set-Cookie") or []:
+            name, value = header.split(";", 1)[0].split("=", 1)
+            self.cookies[name] = value
+        return response.read().decode()
+
+    def get(self, path: str) -> str:
+        return self.request("GET", path)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] * 1000

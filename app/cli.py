@@ -129,15 +129,19 @@ api_token_cli = AppGroup("api-token", help="Gérer les jetons d'accès des syst�
 @api_token_cli.command("create")
 @click.option("--system", required=True, help="Nom du système appelant (ex. « Téléphonie Lyon »).")
 @click.option("--permissions", required=True, help="Codes de permissions d'API séparés par des virgules (identify).")
-def create_api_token_command(system, permissions):
+@click.option("--territories", required=True,
+              help="Codes des territoires du jeton, séparés par des virgules : il ne répond que pour eux.")
+def create_api_token_command(system, permissions, territories):
     """Create a token; it is printed once, on the last line, and never again."""
     from app.api import tokens
 
     _cli_actor()
     with _refused_as_click_error():
-        token, plaintext = tokens.create_token(system=system, permissions=_split(permissions), created_by=None)
+        token, plaintext = tokens.create_token(system=system, permissions=_split(permissions),
+                                               territory_codes=_split(territories), created_by=None)
     session.commit()
-    click.echo(f"Jeton n° {token.id} créé pour « {token.system} » (permissions : {', '.join(token.permission_codes)}).")
+    click.echo(f"Jeton n° {token.id} créé pour « {token.system} » (permissions : {', '.join(token.permission_codes)} ; "
+               f"territoires : {', '.join(t.code for t in token.territories)}).")
     click.echo("Copiez-le maintenant, il ne sera plus affiché :", err=True)
     click.echo(plaintext)
 
@@ -151,7 +155,21 @@ def list_api_tokens_command():
         state = "actif" if token.is_active else f"révoqué {token.revoked_at:%Y-%m-%d %H:%M}"
         used = f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "jamais utilisé"
         click.echo(f"{token.id:>4} {token.prefix}… {state:26} {used:16} {','.join(token.permission_codes):12} "
-                   f"{token.system}")
+                   f"{','.join(t.code for t in token.territories) or '(aucun territoire)':24} {token.system}")
+
+
+@api_token_cli.command("territories")
+@click.argument("token_id", type=int)
+@click.option("--territories", required=True, help="Codes des nouveaux territoires, séparés par des virgules.")
+def set_api_token_territories_command(token_id, territories):
+    """Replace the territories of token TOKEN_ID (at least one)."""
+    from app.api import tokens
+
+    _cli_actor()
+    with _refused_as_click_error():
+        token = tokens.set_territories(token_id=token_id, territory_codes=_split(territories))
+    session.commit()
+    click.echo(f"Jeton n° {token.id} ({token}) : territoires {', '.join(t.code for t in token.territories)}.")
 
 
 @api_token_cli.command("revoke")
@@ -222,6 +240,7 @@ def seed_command(if_empty, customers, random_seed):
                    f"agents : {created['agents']} créés.")
         if customers:
             _seed_customers(customers, random_seed)
+    _seed_postal_codes()
     demo_agents = demo.existing_demo_agents()
     if demo_agents:
         click.echo(f"Comptes de démonstration (mot de passe commun : {demo.DEMO_PASSWORD}) :")
@@ -241,6 +260,51 @@ def _seed_customers(count: int, random_seed: int) -> None:
                  data={"customers": count, "random_seed": random_seed, "rows": counts})
     session.commit()
     click.echo("Clients fictifs : " + " ; ".join(f"{table} {n}" for table, n in counts.items()))
+
+
+postal_code_cli = AppGroup("postal-codes", help="Référentiel des codes postaux (base de La Poste).")
+
+
+@postal_code_cli.command("load")
+@click.option("--file", "path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Fichier codes-postaux.json (par défaut : celui du paquet npm codes-postaux).")
+def load_postal_codes_command(path):
+    """Replace the postal code reference with the file's content, in one transaction."""
+    from app.parties import addresses
+
+    _cli_actor()
+    rows = _read_postal_codes(path or addresses.DEFAULT_POSTAL_CODE_FILE)
+    previous = addresses.replace_postal_codes(rows)
+    session.commit()
+    _echo_postal_codes(rows, previous)
+
+
+def _read_postal_codes(path: Path) -> list[dict[str, str]]:
+    from app.parties import addresses
+
+    try:
+        return addresses.read_postal_code_file(path)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise click.ClickException(f"Fichier des codes postaux illisible ({path}) : {exc}") from exc
+
+
+def _echo_postal_codes(rows: list[dict[str, str]], previous: int | None) -> None:
+    communes = len({row["insee_code"] for row in rows})
+    codes = len({row["postal_code"] for row in rows})
+    click.echo(f"Codes postaux : {len(rows)} lignes ({codes} codes postaux, {communes} communes)"
+               + (f" ; {previous} remplacées." if previous is not None else "."))
+
+
+def _seed_postal_codes() -> None:
+    """The demo gets the postal code reference when it has none and the npm package is there."""
+    from app.parties import addresses
+
+    if addresses.is_loaded() or not addresses.DEFAULT_POSTAL_CODE_FILE.exists():
+        return
+    rows = _read_postal_codes(addresses.DEFAULT_POSTAL_CODE_FILE)
+    addresses.replace_postal_codes(rows)
+    session.commit()
+    _echo_postal_codes(rows, None)
 
 
 search_cli = AppGroup("search", help="Index de recherche des interlocuteurs.")
@@ -264,5 +328,6 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(territory_cli)
     app.cli.add_command(api_token_cli)
     app.cli.add_command(search_cli)
+    app.cli.add_command(postal_code_cli)
     app.cli.add_command(seed_command)
     app.cli.add_command(import_command)

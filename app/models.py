@@ -11,6 +11,7 @@ from app.contracts.models import (  # noqa: F401
     Payment,
     ServicePoint,
 )
+from app.parties.addresses import PostalCode  # noqa: F401
 from app.parties.models import Party, PartyEmail, PartyPhone  # noqa: F401
 from app.search.models import PartySearch  # noqa: F401
 from app.security.models import Agent, AgentSession, Role, RolePermission, Territory  # noqa: F401

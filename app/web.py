@@ -7,7 +7,7 @@ from functools import wraps
 
 from flask import Blueprint, Flask, abort, g, has_request_context, jsonify, redirect, render_template, request, url_for
 from flask import session as cookie_session
-from flask_babel import get_locale
+from flask_babel import format_currency, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -100,6 +100,13 @@ def select_locale() -> str:
     return BABEL_LOCALES.get(language, "fr_FR")
 
 
+def money(amount) -> str:
+    """An amount in euros as the agent reads it: "1 234,56 €" in French (Babel's CLDR format)."""
+    if amount is None:
+        return "—"
+    return format_currency(amount, "EUR")
+
+
 def select_timezone() -> str:
     from flask import current_app
 
@@ -137,6 +144,7 @@ def init_app(app: Flask) -> None:
     login_manager.session_protection = None  # our server-side sessions do this job
     app.jinja_env.globals["now_utc"] = lambda: clock.now()
     app.jinja_env.globals["get_locale"] = get_locale
+    app.jinja_env.filters["money"] = money
 
     @app.before_request
     def _open_request():

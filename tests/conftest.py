@@ -206,3 +206,29 @@ def login_as(app, auth):
         return agent
 
     return _login_as
+
+
+# Departments whose postal codes the ``postal_codes`` fixture loads: the demo territories' and a few more.
+POSTAL_CODE_DEPARTMENTS = ("69", "42", "01", "38", "06", "13", "75")
+
+
+@pytest.fixture(scope="session")
+def _postal_code_rows():
+    """The reference rows of POSTAL_CODE_DEPARTMENTS, read once per run from the npm package."""
+    from app.parties.addresses import DEFAULT_POSTAL_CODE_FILE, read_postal_code_file
+
+    if not DEFAULT_POSTAL_CODE_FILE.exists():
+        pytest.fail(f"{DEFAULT_POSTAL_CODE_FILE} is missing: run `make assets` (npm ci) first")
+    return [row for row in read_postal_code_file(DEFAULT_POSTAL_CODE_FILE)
+            if row["postal_code"][:2] in POSTAL_CODE_DEPARTMENTS]
+
+
+@pytest.fixture
+def postal_codes(_transaction, _postal_code_rows):
+    """The postal code reference of a few departments (69, 42, 01, 38, 06, 13, 75), in the test's
+    transaction; returns the loaded rows ({postal_code, insee_code, commune, routing_label})."""
+    from app.parties.addresses import replace_postal_codes
+
+    replace_postal_codes(_postal_code_rows)
+    db_session.commit()
+    return _postal_code_rows

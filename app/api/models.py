@@ -2,19 +2,28 @@
 
 A token belongs to one system, is shown once at creation and stored only as its SHA-256 digest
 (a random 256-bit secret needs no slow hash: there is nothing to brute-force), and can be
-revoked. It grants the listed permissions only; the agent on whose behalf a call is made (the
-agent whose telephone rang) lends their geographic scope.
+revoked. It grants the listed permissions only, and only over its own territories: a call made
+on behalf of an agent (the agent whose telephone rang) sees what lies both in that agent's scope
+and under the token's territories. A token bound to no territory (those created before tokens
+had territories) answers for nobody until an administrator gives it some.
 """
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import Column, ForeignKey, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import clock
 from app.db import Base, UTCDateTime
-from app.security.models import Agent
+from app.security.models import Agent, Territory
+
+api_token_territory = Table(
+    "api_token_territory",
+    Base.metadata,
+    Column("token_id", ForeignKey("api_token.id", ondelete="CASCADE"), primary_key=True),
+    Column("territory_id", ForeignKey("territory.id", ondelete="RESTRICT"), primary_key=True, index=True),
+)
 
 
 class ApiToken(Base):
@@ -33,6 +42,10 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     created_by: Mapped[Agent | None] = relationship()
+    # The token answers only under these territories (and everything below them); none: nothing.
+    territories: Mapped[list[Territory]] = relationship(
+        secondary=api_token_territory, order_by="Territory.path", lazy="selectin"
+    )
 
     def __str__(self) -> str:
         return f"{self.system} ({self.prefix}…)"

@@ -1,9 +1,13 @@
-"""API tokens: creation, authentication, revocation. Functions flush; the caller commits.
+"""API tokens: creation, territories, authentication, revocation. Functions flush; the caller commits.
 
 The plaintext of a token exists only in the answer to its creation. The database keeps its
 SHA-256 digest, and authentication looks that digest up on its unique index: comparing digests
 in the database reveals nothing about the token through timing, and a stolen copy of the table
 gives no usable token.
+
+A token is bound to territories, at least one at creation: a call it makes on behalf of an agent
+is answered only for an agent whose territories meet the token's, and shows only what lies in
+both scopes. A token left with no territory (one created before this rule) answers for nobody.
 """
 from __future__ import annotations
 
@@ -18,7 +22,9 @@ from app import clock
 from app.api.models import ApiToken
 from app.db import session
 from app.errors import BusinessError
-from app.security.models import Agent
+from app.security.models import Agent, Territory
+from app.security.scope import subtrees_overlap
+from app.security.service import _territories_by_code
 
 TOKEN_PREFIX = "gch_"  # noqa: S105  (not a secret) recognisable in a configuration file or a secret scanner's report
 SHOWN_PREFIX = 12  # characters kept in clear to tell tokens apart in a list ("gch_" + 8 random)
@@ -58,13 +64,25 @@ def _check_system(system: str | None) -> str:
     return system
 
 
-def create_token(*, system: str, permissions, created_by: Agent | None) -> tuple[ApiToken, str]:
-    """A new token for system with these permissions, and its plaintext: the only time it exists."""
+def _check_territories(codes) -> list[Territory]:
+    """The territories with these codes, in tree order: at least one, every one known."""
+    codes = [c for c in (codes or ()) if c and c.strip()]
+    if not codes:
+        raise BusinessError(_l("Choisissez au moins un territoire pour ce jeton : il ne répond que pour "
+                               "les agents et les clients de ses territoires."), field="territories")
+    return sorted(_territories_by_code(codes), key=lambda t: t.path)
+
+
+def create_token(*, system: str, permissions, territory_codes, created_by: Agent | None) -> tuple[ApiToken, str]:
+    """A new token for system with these permissions over these territories (at least one), and
+    its plaintext: the only time it exists."""
     system = _check_system(system)
     codes = _check_permissions(permissions)
+    territories = _check_territories(territory_codes)
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(system=system, prefix=plaintext[:SHOWN_PREFIX], digest=digest(plaintext),
-                     permissions=" ".join(codes), created_by=created_by, created_at=clock.now())
+                     permissions=" ".join(codes), territories=territories, created_by=created_by,
+                     created_at=clock.now())
     session.add(token)
     session.flush()
     return token, plaintext
@@ -87,11 +105,27 @@ def get_token(*, token_id: int) -> ApiToken | None:
     return session.get(ApiToken, token_id)
 
 
-def revoke(*, token_id: int) -> ApiToken:
-    """Revoke a token: every later call with it is refused. The audit trail records who did it."""
+def _existing_token(token_id: int) -> ApiToken:
     token = get_token(token_id=token_id)
     if token is None:
         raise BusinessError(_l("Jeton inconnu : %(id)s.", id=token_id))
+    return token
+
+
+def set_territories(*, token_id: int, territory_codes) -> ApiToken:
+    """Replace the territories of an active token (at least one). The audit trail records the
+    territories before and after, and who changed them."""
+    token = _existing_token(token_id)
+    if not token.is_active:
+        raise BusinessError(_l("Ce jeton est révoqué : ses territoires ne peuvent plus être modifiés."))
+    token.territories = _check_territories(territory_codes)
+    session.flush()
+    return token
+
+
+def revoke(*, token_id: int) -> ApiToken:
+    """Revoke a token: every later call with it is refused. The audit trail records who did it."""
+    token = _existing_token(token_id)
     if not token.is_active:
         raise BusinessError(_l("Ce jeton est déjà révoqué."))
     token.revoked_at = clock.now()
@@ -107,3 +141,8 @@ def list_tokens() -> list[ApiToken]:
 
 def permission_labels(token: ApiToken) -> list[str]:
     return [str(API_PERMISSIONS.get(code, code)) for code in token.permission_codes]
+
+
+def agent_within_token(agent: Agent, token: ApiToken) -> bool:
+    """Whether token may act for agent: the agent's territories and the token's overlap."""
+    return subtrees_overlap(agent.territories, token.territories)

@@ -17,6 +17,7 @@ from app.audit.context import AuditContext, set_context
 from app.errors import BusinessError
 from app.extensions import limiter
 from app.search.service import identify_caller
+from app.security.scope import territory_ids_under
 from app.security.service import get_agent_by_login
 from app.web import token_authenticated
 
@@ -90,8 +91,11 @@ def require_api_permission(code: str):
 def identify():
     """The telephony system's question when a phone rings: who is calling this agent?
 
-    The answer is what that agent would see on their screen: the owners of the number within the
-    agent's scope, and how many others own it out of that scope (a count, nothing else).
+    The answer is what that agent would see on their screen, narrowed to the token's territories:
+    the owners of the number within both scopes, and how many others own it (a count, nothing
+    else). A token acts only for an active agent whose territories meet its own; any other login,
+    unknown, deactivated or out of the token's territories, gets one and the same 404, so that
+    the answer never tells which logins exist elsewhere.
     """
     phone = request.args.get("phone", "").strip()
     login = request.args.get("agent", "").strip()
@@ -99,11 +103,12 @@ def identify():
         return error(400, _("Le paramètre « phone » (numéro de l'appelant) est obligatoire."))
     if not login:
         return error(400, _("Le paramètre « agent » (identifiant de l'agent dont le poste sonne) est obligatoire."))
+    token = g.api_token
     agent = get_agent_by_login(login=login[:64])
-    if agent is None or not agent.active:
-        return error(404, _("Agent inconnu : « %(login)s ».", login=login[:64]))
+    if agent is None or not agent.active or not tokens.agent_within_token(agent, token):
+        return error(404, _("Agent inconnu ou hors du périmètre de ce jeton."))
     try:
-        answer = identify_caller(agent=agent, phone=phone)
+        answer = identify_caller(agent=agent, phone=phone, within=territory_ids_under(token.territories))
     except BusinessError as exc:
         return error(400, exc.message)
     return jsonify(phone=answer.query, channel="phone", parties=[_party(r) for r in answer.results],

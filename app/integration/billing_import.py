@@ -216,7 +216,6 @@ def _write(parsed: Parsed, report: ImportReport, communes: dict[str, int], progr
         party_ids = _upsert(Party.__table__, "external_ref", party_rows, "party", report, progress, audited=True)
         _record_contact_changes(_replace_contact_points(rows["party"], party_ids), existed, report)
         touched_parties.update(party_ids.values())
-        search_index.refresh(party_ids.values())
 
     sp_rows = [
         {"external_ref": v["external_ref"], "kind": v["kind"], "national_id": v["national_id"],
@@ -226,7 +225,11 @@ def _write(parsed: Parsed, report: ImportReport, communes: dict[str, int], progr
         for _l, v in rows.get("service_point", [])
     ]
     if sp_rows:
-        _upsert(ServicePoint.__table__, "external_ref", sp_rows, "service_point", report, progress)
+        written = _upsert(ServicePoint.__table__, "external_ref", sp_rows, "service_point", report, progress)
+        # Premises perhaps now in another commune: their parties may be seen from another territory.
+        touched_parties.update(session.execute(
+            select(ContractParty.party_id).join(Contract, Contract.id == ContractParty.contract_id)
+            .where(_among(Contract.service_point_id, list(written.values())))).scalars())
     sp_ids = _ids(ServicePoint.external_ref, ServicePoint.id,
                   [v["service_point_ref"] for k in ("meter", "reading", "contract") for _l, v in rows.get(k, [])])
 
@@ -281,6 +284,8 @@ def _write(parsed: Parsed, report: ImportReport, communes: dict[str, int], progr
     ]
     if payment_rows:
         _upsert(Payment.__table__, "external_ref", payment_rows, "payment", report, progress)
+    # Names, addresses, and where each party is seen from (its contracts' premises) in the index.
+    search_index.refresh(touched_parties)
     return touched_parties
 
 

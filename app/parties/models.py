@@ -106,6 +106,11 @@ class PartyPhone(Base):
         return self.number
 
     @property
+    def audit_label(self) -> str:
+        """How the party's audit entries list it: its label changing is a change too."""
+        return f"{self.number} ({self.label})" if self.label else self.number
+
+    @property
     def display(self) -> str:
         return display_phone(self.number)
 

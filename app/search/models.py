@@ -7,7 +7,7 @@ first. PostgreSQL indexes them with pg_trgm GIN indexes; SQLite with an FTS5 tri
 """
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base
@@ -20,9 +20,13 @@ class PartySearch(Base):
     name: Mapped[str] = mapped_column(String(420))  # " lefevre jean " / " boulangerie dupont sarl "
     first_name: Mapped[str] = mapped_column(String(100))  # "jean", for the advanced search's criterion
     address: Mapped[str] = mapped_column(String(520))  # " 12 rue victor hugo bat a 69003 lyon "
-    # The party's own territory (copied): the cheap half of the scope rule, checked on this table
-    # before the expensive half (contracts on premises in the territory) joins anything.
-    territory_id: Mapped[int | None] = mapped_column(Integer)
+    # Where the party is seen from: the paths of its own territory and of its contracts' premises,
+    # space-separated and space-padded (" /REG-84/AG-LYON/69123/ /REG-93/AG-NICE/06088/ "). An
+    # agent's scope is then one LIKE " <path>%" per territory of theirs, on this very row: a search
+    # reads candidates in index order and stops at the quota, without joining contracts for
+    # every candidate out of the territory (the scope rule's expensive half, which the planner
+    # turned into a hash of every party with a contract in the territory: 0.9 s at a million).
+    scope_paths: Mapped[str] = mapped_column(Text, default=" ", server_default=" ")
 
     # Trigram indexes, PostgreSQL only (SQLite has its FTS5 table). GIN only: a GiST index beside
     # it made the planner choose GiST, 18× slower. One index on name || address serves "every

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, String, and_, case, func, literal, literal_column, or_, select, text
+from sqlalchemy import Select, String, and_, false, func, literal, literal_column, or_, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.contracts.models import Contract, ContractParty, ContractStatus
@@ -27,7 +27,7 @@ from app.search.identifiers import HOLDING_ROLES, find_by_identifier
 from app.search.models import PartySearch
 from app.search.normalise import normalise, similarity
 from app.security.models import Agent
-from app.security.scope import scope_condition, scoped_select, visible_territory_ids
+from app.security.scope import scoped_select
 
 READ = "party.read"
 MAX_QUERY = 200  # characters considered; the rest of a pasted paragraph is ignored
@@ -39,7 +39,6 @@ FUZZY_MIN_LENGTH = 4  # shorter words are only matched as prefixes
 # 0.56); one wrong letter in a short word leaves fewer trigrams intact (pacis/paris 0.33).
 FUZZY_THRESHOLD, SHORT_FUZZY_THRESHOLD, SHORT_WORD = 0.4, 0.3, 5
 HIDDEN_CAP = 100  # "100+ résultats hors de votre périmètre": counted up to 101
-MAX_LISTED_TERRITORIES = 500  # beyond, the scope's territories are a subquery (SQLite's bind-variable limit)
 STATUS_ORDER = {PartyStatus.CUSTOMER: 0, PartyStatus.PROSPECT: 1, PartyStatus.FORMER_CUSTOMER: 2}
 
 FIELD_LABELS = {
@@ -150,24 +149,25 @@ def _threshold(word: str) -> float:
 
 
 def _scope(agent: Agent) -> ColumnElement[bool]:
-    """The agent's scope on a party_search row joined to its party: the party's own territory, read
-    on party_search itself and listed as values (the planner then knows how many parties they
-    hold), before the full rule, whose other half (a contract on premises in the territory) costs
-    four index lookups per row and is only evaluated for the rows the first half left out."""
-    ids = list(session.execute(visible_territory_ids(agent)).scalars())
-    own = PartySearch.territory_id.in_(ids if len(ids) <= MAX_LISTED_TERRITORIES else visible_territory_ids(agent))
-    return or_(own, scope_condition(Party, agent=agent, permission=READ))
+    """The agent's geographic scope on a party_search row: one of the paths the party is seen from
+    lies under one of the agent's territories. The same rule as Party.scope_clause (own territory
+    or a contract's premises), read on the row itself; _load applies the rule itself again."""
+    paths = [t.path for t in agent.territories]
+    if not paths:
+        return false()
+    return or_(*(PartySearch.scope_paths.contains(f" {path}", autoescape=True) for path in paths))
 
 
 def _candidates(words: list[str], agent: Agent | None, *, fuzzy: bool) -> tuple[list, bool]:
-    """At most 2 × CANDIDATES rows (party id, name, address, status) for _rank, and whether there
-    were more than the database proposed.
+    """Rows (party id, name, address, status) for _rank, and whether the database had more.
 
-    Word starts, in two reads. First the parties having one of the typed words as a whole word of
-    their name, those with the most such words first, active customers first, then by name: the
-    exact name is never crowded out by longer ones ("martin" among 250 "Martinez"). Then any word
-    start anywhere, in no order, up to the quota. Typos: the FUZZY_POOL closest spellings in the
-    whole base, then the scope on those only, closest first."""
+    Word starts, in up to three reads of at most CANDIDATES rows each, in no particular order (an
+    order would make the database read every match: "jean" at a million parties, 150 ms): the
+    parties with every typed word as a whole word of their name, then as a whole word of the name
+    or the address, then as word starts anywhere. So an exact name is never crowded out by longer
+    ones ("martin" among 250 "Martinez"), nor a name by addresses ("rue Saint-Martin").
+    Typos: the FUZZY_POOL closest spellings in the whole base, then the scope on those only,
+    closest first."""
     if agent is not None and (not agent.is_active or not agent.can(READ)):
         return [], False
     base = (select(PartySearch.party_id, PartySearch.name, PartySearch.address, Party.status)
@@ -181,17 +181,21 @@ def _candidates(words: list[str], agent: Agent | None, *, fuzzy: bool) -> tuple[
     if fuzzy:
         rows = session.execute(stmt.limit(CANDIDATES + 1)).all()
         return rows[:CANDIDATES], len(rows) > CANDIDATES
-    rows = []
-    whole = [w for w in words if len(w) >= 3 and w.isalpha()]  # two letters make a poor index key
+    passes = []
+    whole = [w for w in words if len(w) >= 3 and w.isalpha()]  # shorter: too common to narrow anything
     if whole:
-        in_name = [PartySearch.name.like(f"% {w} %") for w in whole]
-        exact = (_sqlite_whole_names(stmt, whole) if sqlite else stmt.where(or_(*in_name)))
-        how_many = sum((case((c, 1), else_=0) for c in in_name), literal(0))
-        status_rank = case(STATUS_ORDER, value=Party.status, else_=len(STATUS_ORDER))
-        rows = session.execute(exact.order_by(how_many.desc(), status_rank, PartySearch.name, PartySearch.party_id)
-                               .limit(CANDIDATES)).all()
+        if sqlite:
+            passes += [_sqlite_whole_words(stmt, whole, "{name}: "), _sqlite_whole_words(stmt, whole, "")]
+        else:
+            passes += [stmt.where(*(PartySearch.name.like(f"% {w} %") for w in whole)),
+                       stmt.where(*(PartySearch.text.like(f"% {w} %") for w in whole))]
+    rows, seen = [], set()
+    for exact in passes:
+        for row in session.execute(exact.limit(CANDIDATES)):
+            if row.party_id not in seen:
+                seen.add(row.party_id)
+                rows.append(row)
     others = session.execute(stmt.limit(CANDIDATES + 1)).all()
-    seen = {r.party_id for r in rows}
     rows += [r for r in others[:CANDIDATES] if r.party_id not in seen]
     return rows, len(others) > CANDIDATES
 
@@ -256,14 +260,15 @@ def _sqlite_filter(stmt: Select, words: list[str], fuzzy: bool) -> Select | None
             .params(m=" AND ".join(groups)))
 
 
-def _sqlite_whole_names(stmt: Select, whole: list[str]) -> Select:
-    """stmt (already filtered by _sqlite_filter) further limited to parties with one of these
-    words as a whole word of their name, found by the FTS table."""
+def _sqlite_whole_words(stmt: Select, whole: list[str], column: str) -> Select:
+    """stmt (already filtered by _sqlite_filter) further limited, through the FTS table, to the
+    parties with every one of these words as a whole word (column "{name}: " for the name only)."""
     fts = "party_search_fts"
-    match = "{name}: (" + " OR ".join(f'" {w} "' for w in whole) + ")"
+    match = " AND ".join(f'{column}" {w} "' for w in whole)
+    key = "name_words" if column else "whole_words"
     return stmt.where(PartySearch.party_id.in_(
-        select(literal_column("rowid")).select_from(text(fts)).where(text(f"{fts} MATCH :whole"))
-    )).params(whole=match)
+        select(literal_column("rowid")).select_from(text(fts)).where(text(f"{fts} MATCH :{key}"))
+    )).params(**{key: match})
 
 
 def _word_score(word: str, name_words: list[str], address_words: list[str], fuzzy: bool) -> tuple[float, str]:
@@ -330,15 +335,23 @@ def _load(agent: Agent, picked: list[tuple[int, tuple[str, int | None]]]) -> lis
 
 # --- caller identification ----------------------------------------------------------------------
 
-def identify_caller(*, agent: Agent, phone: str | None) -> Answer:
+def identify_caller(*, agent: Agent, phone: str | None, within: Select | None = None) -> Answer:
     """The parties in the agent's scope with this phone number (any format; the telephony system's
     caller number), and how many others have it out of scope. A number that is not one raises
-    BusinessError with a message for the agent."""
+    BusinessError with a message for the agent.
+
+    within, a subquery of territory ids (an API token's), narrows the scope further: a party is
+    shown only if it is also in scope under those territories, and counts as out of scope if not."""
     e164 = normalise_phone((phone or "")[:40])
     answer = Answer(query=e164)
     owners = list(session.execute(select(PartyPhone.party_id).where(PartyPhone.number == e164)
                                   .order_by(PartyPhone.position, PartyPhone.party_id).limit(HIDDEN_CAP)).scalars())
     owners = list(dict.fromkeys(owners))
-    answer.results = _load(agent, [(party_id, ("phone", None)) for party_id in owners])
+    shown = owners
+    if within is not None and owners:
+        inside = set(session.execute(select(Party.id).where(Party.id.in_(owners), Party.scope_clause(within)))
+                     .scalars())
+        shown = [party_id for party_id in owners if party_id in inside]
+    answer.results = _load(agent, [(party_id, ("phone", None)) for party_id in shown])
     answer.hidden = len(owners) - len(answer.results)
     return answer

@@ -11,6 +11,7 @@ from a missing one.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TypeVar
 
 from flask import abort
@@ -37,12 +38,27 @@ class TerritoryScoped:
         return cls.territory_id.in_(territory_ids)
 
 
-def visible_territory_ids(agent: Agent) -> Select:
-    """Subquery of the ids of the territories granted to agent and everything under them."""
-    paths = [t.path for t in agent.territories]
+def territory_ids_under(territories: Iterable[Territory]) -> Select:
+    """Subquery of the ids of these territories and everything under them (none: no id)."""
+    paths = [t.path for t in territories]
     if not paths:
         return select(Territory.id).where(false())
     return select(Territory.id).where(or_(*(Territory.path.startswith(p, autoescape=True) for p in paths)))
+
+
+def visible_territory_ids(agent: Agent) -> Select:
+    """Subquery of the ids of the territories granted to agent and everything under them."""
+    return territory_ids_under(agent.territories)
+
+
+def subtrees_overlap(some: Iterable[Territory], others: Iterable[Territory]) -> bool:
+    """Whether the territories under some and those under others have at least one in common.
+
+    Two subtrees of one tree meet only when one's root lies under the other's (or is it), so
+    comparing the materialised paths answers without a query; an empty side meets nothing.
+    """
+    other_paths = [t.path for t in others]
+    return any(p.startswith(o) or o.startswith(p) for p in (t.path for t in some) for o in other_paths)
 
 
 def scope_condition(model: type, *, agent: Agent, permission: str) -> ColumnElement[bool]:

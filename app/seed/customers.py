@@ -36,7 +36,7 @@ CHUNK = 10_000  # customers per round trip: ~800 000 rows, a few hundred MB of t
 COLUMNS = {  # insertion order: parents before children (foreign keys are checked row by row)
     "party": "id number external_ref kind civility first_name last_name company_name birth_date status vulnerable "
              "territory_id created_at updated_at version street address_extra postal_code city insee_code",
-    "party_search": "party_id name first_name address territory_id",
+    "party_search": "party_id name first_name address scope_paths",
     "party_phone": "id party_id number label position",
     "party_email": "id party_id address position",
     "service_point": "id external_ref kind national_id main_residence territory_id street address_extra "
@@ -155,6 +155,7 @@ def _pools(seed: int) -> dict[str, list[str]]:
 
 class Commune(NamedTuple):
     territory_id: int
+    path: str  # the territory's, for the search index's scope
     insee: str
     name: str
     streets: list[tuple[str, str]]  # (street, postal code): one street, one postal code
@@ -163,7 +164,7 @@ class Commune(NamedTuple):
 
 def _communes(rows, streets: list[str], rng: random.Random) -> tuple[list[Commune], list[float]]:
     communes, weights, landlines = [], [], {}
-    for territory_id, insee, name in rows:
+    for territory_id, path, insee, name in rows:
         dept = "20" if insee[:2] in ("2A", "2B") else insee[:2]
         codes, population = KNOWN_COMMUNES.get(insee, ([f"{dept}{int(insee[2:]) % 100 * 10:03d}"], 40))
         zone = next((z for z, depts in LANDLINE_ZONES.items() if dept in depts.split()), "4")
@@ -171,7 +172,7 @@ def _communes(rows, streets: list[str], rng: random.Random) -> tuple[list[Commun
         own = [(street, rng.choice(codes)) for street in COMMON_STREETS + tuple(rng.sample(streets, 375))]
         if zone not in landlines:
             landlines[zone] = _allocated(f"+33{zone}", 2)
-        communes.append(Commune(territory_id, insee, name, own, landlines[zone]))
+        communes.append(Commune(territory_id, path, insee, name, own, landlines[zone]))
         weights.append(population)
     return communes, list(itertools.accumulate(weights))
 
@@ -210,7 +211,7 @@ class Generator:
         u = r.random()
         n = 0 if u < 0.03 else 1 if u < 0.90 else 2
         late = r.random() < 0.068  # 1-3 overdue invoices on the first active contract: ~6 % of customers
-        statuses, first_kind = [], None
+        statuses, first_kind, seen_from = [], None, [commune]
         for i in range(n):
             kind = r.choices(FIRST_KIND, FIRST_KIND_WEIGHTS)[0] if i == 0 else \
                 r.choice([k for k in KINDS if k != first_kind])
@@ -221,26 +222,28 @@ class Generator:
             status, contract_id = self._contract(kind, where, self._address(where) if elsewhere else address,
                                                  main, org, late)
             late = late and status != "active"
+            seen_from.append(where)
             statuses.append((status, main))
             self.rows["contract_party"].append((contract_id, party_id, "holder"))
             if not org and r.random() < (0.10 if i == 0 else 0.02):
-                self._extra_party(contract_id, status, "co_holder", commune, address, names[2])
+                self._extra_party(contract_id, status, "co_holder", commune, address, names[2], where)
             elif r.random() < 0.015:
-                where = r.choices(self.communes, cum_weights=self.cum)[0]
-                self._extra_party(contract_id, status, "payer", where, self._address(where), None)
-        self._party(party_id, commune, address, names, self._status([s for s, _ in statuses]), org)
+                home = r.choices(self.communes, cum_weights=self.cum)[0]
+                self._extra_party(contract_id, status, "payer", home, self._address(home), None, where)
+        self._party(party_id, commune, address, names, self._status([s for s, _ in statuses]), org, seen_from)
 
     @staticmethod
     def _status(contract_statuses: list[str]) -> str:  # as billing_import.refresh_party_statuses derives it
         return ("customer" if {"active", "pending"} & set(contract_statuses)
                 else "former_customer" if contract_statuses else "prospect")
 
-    def _extra_party(self, contract_id, status, role, commune, address, last_name) -> None:
-        """A spouse on the same address (co-holder) or a relative elsewhere paying the bills."""
+    def _extra_party(self, contract_id, status, role, commune, address, last_name, contract_commune) -> None:
+        """A spouse on the same address (co-holder) or a relative elsewhere paying the bills, on a
+        contract whose premises are in contract_commune."""
         party_id = next(self.ids["party"])
         self.rows["contract_party"].append((contract_id, party_id, role))
         names = self._person(last_name if self.r.random() < 0.7 else None)
-        self._party(party_id, commune, address, names, self._status([status]), False)
+        self._party(party_id, commune, address, names, self._status([status]), False, [commune, contract_commune])
 
     def _person(self, last_name: str | None = None) -> tuple:
         r, pools = self.r, self.pools
@@ -258,7 +261,8 @@ class Generator:
                                           c=r.choice(pools["companies"]))
         return None, None, None, name, None
 
-    def _party(self, party_id, commune, address, names, status, org) -> None:
+    def _party(self, party_id, commune, address, names, status, org, seen_from: list[Commune]) -> None:
+        """The party's rows; seen_from: its commune and those of its contracts' premises."""
         r = self.r
         civility, first, last, company, birth = names
         u = r.random()  # typing noise of real billing data
@@ -273,7 +277,7 @@ class Generator:
         self.rows["party_search"].append(tuple(search_row(
             party_id, last_name=last, first_name=first, company_name=company, street=address[0],
             address_extra=address[1], postal_code=address[2], city=commune.name,
-            territory_id=commune.territory_id).values()))
+            scope_paths=[c.path for c in seen_from]).values()))
         self._phones(party_id, commune.landlines, org)
         if r.random() < (0.8 if org else 0.7):
             local = "contact" if org else self._email_local(first, last, birth)
@@ -412,7 +416,7 @@ def generate_customers(*, count: int, seed: int = 1, progress: Callable[[int], N
     raw = connection.connection.driver_connection
     postgresql = connection.dialect.name == "postgresql"
     communes = session.execute(
-        select(Territory.id, Territory.insee_code, Territory.name)
+        select(Territory.id, Territory.path, Territory.insee_code, Territory.name)
         .where(Territory.kind == "commune", Territory.insee_code.is_not(None)).order_by(Territory.insee_code)).all()
     if not communes:
         raise BusinessError("Aucune commune dans les territoires : lancez d'abord « flask seed ».")

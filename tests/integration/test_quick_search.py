@@ -111,10 +111,10 @@ def test_out_of_scope_parties_are_counted_never_shown(agents):
     assert search(agent=nice, query="CL9000001").hidden == 1
 
 
-def _many(communes, count: int, last_name: str, territory: str = "lyon") -> None:  # noqa: F811
+def _many(communes, count: int, last_name: str, territory: str = "lyon", first: int = 0) -> None:  # noqa: F811
     session.add_all(Party(number=f"CL95{i:05d}", kind=PartyKind.PERSON, first_name="Paul", last_name=last_name,
                           status="customer", street="1 rue Pasteur", postal_code="69003", city="Lyon",
-                          territory_id=communes[territory].id) for i in range(count))
+                          territory_id=communes[territory].id) for i in range(first, first + count))
     session.commit()
 
 
@@ -131,7 +131,8 @@ def test_an_exact_name_is_never_crowded_out_by_longer_ones(agents, communes):  #
 
 
 def test_a_party_seen_through_a_contract_is_found_among_many_in_the_territory(agents, communes):  # noqa: F811
-    _many(communes, 250, "Dupontel")
+    _many(communes, 150, "Dupontel")
+    _many(communes, 100, "Dupontelli", first=10_000)  # 250 word-start matches in Lyon: more than the quota
     # Aaron Dupontel lives in Nice; the Lyon agent sees him only through his contract on premises in Lyon.
     aaron = Party(number="CL9600001", kind=PartyKind.PERSON, first_name="Aaron", last_name="Dupontel",
                   status="customer", street="5 avenue Foch", postal_code="06000", city="Nice",
@@ -197,6 +198,26 @@ def test_the_index_follows_orm_edits_and_deletions(agents, communes):  # noqa: F
     session.commit()
     assert session.get(PartySearch, party_id) is None
     assert search(agent=agents["lyon"], query="oeuvrard").results == []
+
+
+def test_the_index_follows_contracts_given_taken_and_moved(agents, communes):  # noqa: F811
+    nice_jean = session.execute(select(Party).where(Party.number == "CL9000007")).scalar_one()  # lives in Nice
+    contract = session.execute(select(Contract).join(ServicePoint).where(
+        ServicePoint.territory_id == communes["lyon"].id).order_by(Contract.id)).scalars().first()
+    assert _numbers(search(agent=agents["lyon"], query="martin jean")) == ["CL9000008"]  # Jeanne only
+    link = ContractParty(contract=contract, party=nice_jean, role=ContractRole.PAYER)
+    session.add(link)
+    session.commit()  # he pays a contract on premises in Lyon: the Lyon agent now sees him
+    assert "CL9000007" in _numbers(search(agent=agents["lyon"], query="martin jean"))
+    contract.service_point.territory_id = communes["nice"].id  # the premises are moved to Nice
+    session.commit()
+    assert "CL9000007" not in _numbers(search(agent=agents["lyon"], query="martin jean"))
+    contract.service_point.territory_id = communes["lyon"].id
+    session.commit()
+    assert "CL9000007" in _numbers(search(agent=agents["lyon"], query="martin jean"))
+    session.delete(link)
+    session.commit()  # no longer
+    assert _numbers(search(agent=agents["lyon"], query="martin jean")) == ["CL9000008"]
 
 
 def test_rebuild_gives_back_the_same_index(agents):

@@ -8,7 +8,14 @@ from werkzeug.exceptions import NotFound
 
 from app.db import session
 from app.security.models import Agent
-from app.security.scope import TerritoryScoped, get_scoped, get_scoped_or_404, scoped_select
+from app.security.scope import (
+    TerritoryScoped,
+    get_scoped,
+    get_scoped_or_404,
+    scoped_select,
+    subtrees_overlap,
+    territory_ids_under,
+)
 from tests.factories import AgentFactory, TerritoryFactory, role_with
 
 
@@ -118,3 +125,28 @@ def test_scope_is_applied_by_the_database_in_one_statement(tree, _transaction):
     assert labels == {"a", "agency_a", "south"}
     assert len(statements) == 1
     assert "territory" in statements[0] and "scope_probe" in statements[0]
+
+
+def test_territory_ids_under_covers_the_given_subtrees_only(tree):
+    def labels(territories) -> set[str]:
+        stmt = Probe.__table__.select().where(Probe.scope_clause(territory_ids_under(territories)))
+        return {row.label for row in session.execute(stmt)}
+
+    assert labels([tree["agency_a"]]) == {"a", "agency_a"}
+    assert labels([tree["north"]]) == {"a", "b", "agency_a"}
+    assert labels([tree["agency_b"], tree["south"]]) == {"b", "south"}
+    assert labels([]) == set()
+
+
+def test_two_subtrees_overlap_when_one_root_lies_under_the_other(tree):
+    north, south, agency_a, agency_b = tree["north"], tree["south"], tree["agency_a"], tree["agency_b"]
+    commune_a = TerritoryFactory(parent=agency_a, kind="commune", code="11112")
+    look_alike = TerritoryFactory(parent=north, code="AG-AB")
+    assert subtrees_overlap([agency_a], [agency_a])
+    assert subtrees_overlap([agency_a], [north]) and subtrees_overlap([north], [agency_a])
+    assert subtrees_overlap([commune_a], [agency_a]) and subtrees_overlap([agency_a], [commune_a])
+    assert subtrees_overlap([agency_b, south], [commune_a, south])
+    assert not subtrees_overlap([agency_a], [agency_b])
+    assert not subtrees_overlap([agency_a], [look_alike]) and not subtrees_overlap([look_alike], [agency_a])
+    assert not subtrees_overlap([north], [south])
+    assert not subtrees_overlap([], [north]) and not subtrees_overlap([north], [])

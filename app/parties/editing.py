@@ -172,12 +172,12 @@ def _phone_row_errors(rows: list[dict]) -> dict[str, str]:
 def _emails(values: list[str]) -> list[str]:
     result: list[str] = []
     for i, value in enumerate(values):
-        address = _text(value)
+        address = _text(value).lower()  # as the billing import stores them: the search compares lowercase
         if not address:
             continue
         if len(address) > 254 or not _EMAIL.fullmatch(address):
             raise BusinessError(_l("Adresse e-mail invalide : « %(address)s ».", address=address), field=f"emails-{i}")
-        if address.lower() in (a.lower() for a in result):
+        if address in result:
             raise BusinessError(_l("Cette adresse est déjà saisie."), field=f"emails-{i}")
         result.append(address)
     if len(result) > MAX_EMAILS:

@@ -139,6 +139,12 @@ def _text_matches(words: list[str], *, agent: Agent | None, want: int,
     return scored[:want], more
 
 
+def rows_matching(words: list[str], *, agent: Agent) -> list:
+    """The candidate rows (party id, normalised name, normalised address, status) having every word
+    as a word start of the name or address, in the agent's scope: for other matchers (duplicates)."""
+    return _candidates([w for w in words if w][:MAX_WORDS * 2], agent, fuzzy=False)[0]
+
+
 def _fuzzy(word: str) -> bool:
     """Whether a typo is looked for in this word: a name's, long enough (not a number)."""
     return len(word) >= FUZZY_MIN_LENGTH and word.isalpha()

@@ -16,6 +16,12 @@ LABELS: dict[str, dict[str, object]] = {
     # How the customer reached us: the contact channel (canal) chosen when a contact starts.
     "channel": {"phone": _l("Téléphone"), "front_desk": _l("Accueil physique"), "letter": _l("Courrier"),
                 "email": _l("Courriel"), "web": _l("Internet / espace client")},
+    "invoice_status": {"open": _l("À payer"), "paid": _l("Payée"), "partially_paid": _l("Partiellement payée"),
+                       "cancelled": _l("Annulée")},
+    "reading_kind": {"actual": _l("Réel"), "estimated": _l("Estimé"), "customer": _l("Autorelevé")},
+    # The billing system's codes (app/seed/customers.py METHODS; "sepa" in bench/party_view.py).
+    "payment_method": {"prelevement": _l("Prélèvement"), "sepa": _l("Prélèvement"), "carte": _l("Carte bancaire"),
+                       "virement": _l("Virement"), "cheque": _l("Chèque"), "especes": _l("Espèces")},
 }
 CHANNELS = tuple(LABELS["channel"])
 

@@ -17,6 +17,12 @@ FIELDS = {
     "active": _l("Actif"), "roles": _l("Rôles"), "territories": _l("Territoires"),
     "password_hash": _l("Mot de passe"), "locked_until": _l("Verrouillé jusqu'à"), "reason": _l("Motif"),
     "status": _l("Statut"), "phones": _l("Téléphones"), "emails": _l("E-mails"),
+    # Parties (the customer view's history shows which fields changed).
+    "number": _l("N° client"), "kind": _l("Type"), "civility": _l("Civilité"), "first_name": _l("Prénom"),
+    "last_name": _l("Nom"), "company_name": _l("Raison sociale"), "birth_date": _l("Date de naissance"),
+    "vulnerable": _l("Client fragile"), "territory_id": _l("Territoire"), "street": _l("Adresse"),
+    "address_extra": _l("Complément d'adresse"), "postal_code": _l("Code postal"), "city": _l("Commune"),
+    "insee_code": _l("Code INSEE"), "external_ref": _l("Référence facturation"),
 }
 ACTIONS = {
     "create": _l("Création"), "update": _l("Modification"), "delete": _l("Suppression"),

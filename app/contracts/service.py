@@ -1,21 +1,28 @@
 """Reading contracts and business objects; every read goes through the agent's scope."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import and_, exists, func, or_, select, type_coerce
+from sqlalchemy.orm import joinedload
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.contracts.models import (
     Contract,
     ContractParty,
     Invoice,
+    InvoiceStatus,
     Meter,
     MeterInstallation,
     MeterReading,
     Payment,
     ServicePoint,
 )
-from app.db import session
+from app.db import Money, session
 from app.security.models import Agent
-from app.security.scope import get_scoped, scoped_select
+from app.security.scope import get_scoped, scope_condition, scoped_select
 
 READ = "party.read"
 
@@ -30,7 +37,9 @@ def list_contracts_of_party(*, agent: Agent, party_id: int) -> list[Contract]:
     stmt = (
         scoped_select(Contract, agent=agent, permission=READ)
         .where(Contract.id.in_(select(ContractParty.contract_id).where(ContractParty.party_id == party_id)))
-        .order_by(Contract.status != "active", Contract.start_date.desc())
+        .order_by(Contract.status != "active", Contract.start_date.desc(), Contract.id)
+        # Every caller shows the service point: one joined query, not one more per contract.
+        .options(joinedload(Contract.service_point))
     )
     return list(session.execute(stmt).scalars())
 
@@ -52,6 +61,7 @@ def current_meter(*, agent: Agent, service_point_id: int) -> Meter | None:
         .where(MeterInstallation.service_point_id == service_point_id, MeterInstallation.removed_on.is_(None))
         .order_by(MeterInstallation.installed_on.desc())
         .limit(1)
+        .options(joinedload(MeterInstallation.meter))
     )
     installation = session.execute(stmt).scalar_one_or_none()
     return installation.meter if installation else None
@@ -72,13 +82,14 @@ def get_reading(*, agent: Agent, reading_id: int) -> MeterReading | None:
     return get_scoped(MeterReading, reading_id, agent=agent, permission=READ)
 
 
-def list_invoices(*, agent: Agent, contract_id: int, limit: int = 48) -> list[Invoice]:
+def list_invoices(*, agent: Agent, contract_id: int, limit: int = 48, offset: int = 0) -> list[Invoice]:
     """The contract's invoices, newest first."""
     stmt = (
         scoped_select(Invoice, agent=agent, permission=READ)
         .where(Invoice.contract_id == contract_id)
-        .order_by(Invoice.issued_on.desc())
+        .order_by(Invoice.issued_on.desc(), Invoice.id.desc())
         .limit(limit)
+        .offset(offset)
     )
     return list(session.execute(stmt).scalars())
 
@@ -94,3 +105,96 @@ def list_payments(*, agent: Agent, invoice_id: int) -> list[Payment]:
         .order_by(Payment.paid_on)
     )
     return list(session.execute(stmt).scalars())
+
+
+# --- Reads of the customer view (app/parties/overview.py): each one statement, whatever the volume.
+
+def unpaid_condition() -> ColumnElement[bool]:
+    """An invoice still owed: not cancelled and not fully paid (whatever its status says)."""
+    return and_(Invoice.status != InvoiceStatus.CANCELLED, Invoice.amount > Invoice.amount_paid)
+
+
+@dataclass(frozen=True)
+class Overdue:
+    """What is owed past its due date: the sum of the balances and the oldest due date."""
+
+    amount: Decimal
+    since: date | None
+    invoices: int
+
+
+def _overdue(agent: Agent, where: ColumnElement[bool], today: date) -> Overdue:
+    stmt = select(
+        type_coerce(func.sum(Invoice.amount - Invoice.amount_paid), Money()),
+        func.min(Invoice.due_on),
+        func.count(),
+    ).where(scope_condition(Invoice, agent=agent, permission=READ), where, unpaid_condition(), Invoice.due_on < today)
+    amount, since, count = session.execute(stmt).one()
+    return Overdue(amount=amount if amount is not None else Decimal("0.00"), since=since, invoices=count)
+
+
+def overdue_of_party(*, agent: Agent, party_id: int, today: date) -> Overdue:
+    """Overdue over all the party's contracts the agent may read."""
+    contract_ids = select(ContractParty.contract_id).where(ContractParty.party_id == party_id)
+    return _overdue(agent, Invoice.contract_id.in_(contract_ids), today)
+
+
+def overdue_of_contract(*, agent: Agent, contract_id: int, today: date) -> Overdue:
+    return _overdue(agent, Invoice.contract_id == contract_id, today)
+
+
+def next_due_invoice(*, agent: Agent, contract_id: int, today: date) -> Invoice | None:
+    """The unpaid invoice falling due next (today or later)."""
+    stmt = (
+        scoped_select(Invoice, agent=agent, permission=READ)
+        .where(Invoice.contract_id == contract_id, unpaid_condition(), Invoice.due_on >= today)
+        .order_by(Invoice.due_on, Invoice.id)
+        .limit(1)
+    )
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def list_contract_payments(*, agent: Agent, contract_id: int, limit: int = 10) -> list[Payment]:
+    """The latest payments on the contract's invoices, newest first, with their invoice."""
+    stmt = (
+        scoped_select(Payment, agent=agent, permission=READ)
+        .join(Invoice, Invoice.id == Payment.invoice_id)
+        .where(Invoice.contract_id == contract_id)
+        .order_by(Payment.paid_on.desc(), Payment.id.desc())
+        .limit(limit)
+        .options(joinedload(Payment.invoice))
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def during_contract(contract: Contract, read_on) -> ColumnElement[bool]:
+    """A reading date within the contract's period: the premises' earlier readings belong to the
+    previous occupant, not to this customer."""
+    after_start = read_on >= contract.start_date
+    return and_(after_start, read_on <= contract.end_date) if contract.end_date else after_start
+
+
+def list_contract_readings(*, agent: Agent, contract: Contract, limit: int = 13) -> list[MeterReading]:
+    """The latest readings at the contract's service point during the contract, newest first,
+    with their meter."""
+    stmt = (
+        scoped_select(MeterReading, agent=agent, permission=READ)
+        .where(MeterReading.service_point_id == contract.service_point_id,
+               during_contract(contract, MeterReading.read_on))
+        .order_by(MeterReading.read_on.desc(), MeterReading.id.desc())
+        .limit(limit)
+        .options(joinedload(MeterReading.meter))
+    )
+    return list(session.execute(stmt).scalars())
+
+
+def readings_of_party_condition(party_id: int) -> ColumnElement[bool]:
+    """Readings taken at one of the party's contracts' service points while that contract ran."""
+    return exists(
+        select(Contract.id)
+        .join(ContractParty, ContractParty.contract_id == Contract.id)
+        .where(ContractParty.party_id == party_id,
+               Contract.service_point_id == MeterReading.service_point_id,
+               MeterReading.read_on >= Contract.start_date,
+               or_(Contract.end_date.is_(None), MeterReading.read_on <= Contract.end_date))
+    )

@@ -1,17 +1,35 @@
-"""The party page: who the customer is, how to reach them, their contracts. A simple page until
-the 360° view; the quick search and caller identification open it."""
+"""The 360° customer view: who the customer is, alerts, contracts, the current contract's details,
+the "informer le client" panel and the history. The quick search, caller identification and the
+advanced search open it (``?contract=`` selects a contract, ``?channel=`` names an incoming
+contact's channel)."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, current_app, render_template, request
 from flask_login import current_user
 
-from app.contracts.service import list_contracts_of_party
-from app.labels import CHANNELS
+from app.labels import CHANNELS, choices
+from app.parties import overview, timeline
 from app.parties.models import Party
 from app.security.scope import get_scoped_or_404
 from app.web import require_permission
 
 bp = Blueprint("parties", __name__, url_prefix="/clients")
+
+EDIT_ENDPOINT = "party_edit.edit"
+
+
+def _history_filters() -> dict:
+    channel = request.args.get("history_channel") or None
+    return {
+        "page": request.args.get("history_page", 1, type=int),
+        "kind": request.args.get("history_type") or None,
+        "channel": channel if channel in CHANNELS else None,
+    }
+
+
+def _incoming_channel() -> str | None:
+    channel = request.args.get("channel")
+    return channel if channel in CHANNELS else None
 
 
 @bp.route("/<int:party_id>")
@@ -19,10 +37,27 @@ bp = Blueprint("parties", __name__, url_prefix="/clients")
 def show(party_id: int):
     agent = current_user
     party = get_scoped_or_404(Party, party_id, agent=agent, permission="party.read")
-    contracts = list_contracts_of_party(agent=agent, party_id=party.id)
-    selected = request.args.get("contract", type=int)
-    if selected not in {c.id for c in contracts}:
-        selected = contracts[0].id if contracts else None
-    channel = request.args.get("channel")
-    return render_template("parties/show.html", party=party, contracts=contracts, selected=selected,
-                           channel=channel if channel in CHANNELS else None)
+    history = _history_filters()
+    view = overview.build(agent=agent, party=party, requested_contract=request.args.get("contract", type=int),
+                          invoices_page=request.args.get("invoices_page", 1, type=int),
+                          history_page=history["page"], history_kind=history["kind"],
+                          history_channel=history["channel"])
+    # The edit page arrives with its own blueprint; until then the button is not shown.
+    can_edit = agent.can("party.write") and EDIT_ENDPOINT in current_app.view_functions
+    return render_template("parties/show.html", view=view, party=party, channel=_incoming_channel(),
+                           can_edit=can_edit, edit_endpoint=EDIT_ENDPOINT, history=view.history,
+                           history_types=timeline.type_choices(),
+                           # The channel filter appears once a source has channels (contacts).
+                           history_channels=choices("channel") if timeline.has_channel_sources() else [])
+
+
+@bp.route("/<int:party_id>/historique")
+@require_permission("party.read")
+def history(party_id: int):
+    """The history list alone (htmx swaps it in place; it also opens on its own)."""
+    agent = current_user
+    party = get_scoped_or_404(Party, party_id, agent=agent, permission="party.read")
+    filters = _history_filters()
+    page = timeline.history(agent=agent, party_id=party.id, page=filters["page"], kind=filters["kind"],
+                            channel=filters["channel"])
+    return render_template("parties/_history.html", party=party, history=page, channel=_incoming_channel())

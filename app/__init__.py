@@ -42,6 +42,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from app.api.views import bp as api_bp
     from app.core.views import bp as core_bp
     from app.parties.edit_views import bp as party_edit_bp
+    from app.parties.prospect_views import bp as prospects_bp
     from app.parties.views import bp as parties_bp
     from app.search import index  # noqa: F401  (keeps party_search in step with ORM writes)
     from app.search.advanced_views import bp as advanced_bp
@@ -54,6 +55,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(parties_bp)
     app.register_blueprint(party_edit_bp)
+    app.register_blueprint(prospects_bp)
     app.register_blueprint(search_bp)
     app.register_blueprint(advanced_bp)
     app.register_blueprint(api_bp)

@@ -201,7 +201,7 @@ class _Plan:
     emails: list[str] | None = None
 
 
-def _plan(party: Party, changes: dict) -> _Plan:
+def plan_changes(party: Party, changes: dict) -> _Plan:
     """Validate every requested change; all the refusals at once, in InvalidChanges."""
     plan, errors = _Plan(), {}
 
@@ -362,7 +362,7 @@ def update_party(*, agent: Agent, party_id: int, expected_version: int, changes:
         raise PartyNotFound(party_id)
     if party.version != expected_version:
         raise _conflict(party, expected_version=expected_version, seen_audit_id=seen_audit_id)
-    plan = _plan(party, changes)
+    plan = plan_changes(party, changes)
     new_territory = plan.columns.get("territory_id", party.territory_id)
     if new_territory != party.territory_id and not _stays_in_scope(
             agent=agent, party_id=party.id, territory_id=new_territory):

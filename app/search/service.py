@@ -167,11 +167,12 @@ def _scope(agent: Agent) -> ColumnElement[bool]:
 def _candidates(words: list[str], agent: Agent | None, *, fuzzy: bool) -> tuple[list, bool]:
     """Rows (party id, name, address, status) for _rank, and whether the database had more.
 
-    Word starts, in up to three reads of at most CANDIDATES rows each, in no particular order (an
-    order would make the database read every match: "jean" at a million parties, 150 ms): the
-    parties with every typed word as a whole word of their name, then as a whole word of the name
-    or the address, then as word starts anywhere. So an exact name is never crowded out by longer
-    ones ("martin" among 250 "Martinez"), nor a name by addresses ("rue Saint-Martin").
+    Word starts: one read of the matches, in no particular order (an order would make the database
+    read every match: "jean" at a million parties, 150 ms). When there are more than CANDIDATES,
+    two more reads, also capped, propose first the parties with every typed word as a whole word
+    of their name, then as a whole word of the name or the address. So an exact name is never
+    crowded out by longer ones ("martin" among 250 "Martinez"), nor a name by addresses ("rue
+    Saint-Martin"), and a selective query costs a single read.
     Typos: the FUZZY_POOL closest spellings in the whole base, then the scope on those only,
     closest first."""
     if agent is not None and (not agent.is_active or not agent.can(READ)):
@@ -187,6 +188,9 @@ def _candidates(words: list[str], agent: Agent | None, *, fuzzy: bool) -> tuple[
     if fuzzy:
         rows = session.execute(stmt.limit(CANDIDATES + 1)).all()
         return rows[:CANDIDATES], len(rows) > CANDIDATES
+    rows = session.execute(stmt.limit(CANDIDATES + 1)).all()
+    if len(rows) <= CANDIDATES:  # every match is there: nothing can have been crowded out
+        return rows, False
     passes = []
     whole = [w for w in words if len(w) >= 3 and w.isalpha()]  # shorter: too common to narrow anything
     if whole:
@@ -195,15 +199,13 @@ def _candidates(words: list[str], agent: Agent | None, *, fuzzy: bool) -> tuple[
         else:
             passes += [stmt.where(*(PartySearch.name.like(f"% {w} %") for w in whole)),
                        stmt.where(*(PartySearch.text.like(f"% {w} %") for w in whole))]
-    rows, seen = [], set()
-    for exact in passes:
-        for row in session.execute(exact.limit(CANDIDATES)):
+    exact, seen = [], set()
+    for stmt_pass in passes:
+        for row in session.execute(stmt_pass.limit(CANDIDATES)):
             if row.party_id not in seen:
                 seen.add(row.party_id)
-                rows.append(row)
-    others = session.execute(stmt.limit(CANDIDATES + 1)).all()
-    rows += [r for r in others[:CANDIDATES] if r.party_id not in seen]
-    return rows, len(others) > CANDIDATES
+                exact.append(row)
+    return exact + [r for r in rows[:CANDIDATES] if r.party_id not in seen], True
 
 
 def _somewhere(word: str) -> ColumnElement[bool]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Select, String, and_, false, func, literal, literal_column, or_, select, text
+from sqlalchemy import Select, String, and_, false, func, literal, literal_column, or_, select, text, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.contracts.models import Contract, ContractParty, ContractStatus
@@ -314,19 +314,22 @@ def _rank(rows, words: list[str], *, fuzzy: bool) -> list[_Scored]:
 
 # --- loading what the agent sees ----------------------------------------------------------------
 
-def _load(agent: Agent, picked: list[tuple[int, tuple[str, int | None]]]) -> list[Result]:
+def _load(agent: Agent, picked: list[tuple[int, tuple[str, int | None]]], within: Select | None = None) -> list[Result]:
     """The parties (again through the scope: the candidates were read without the ORM) and,
-    for each, the contract to show: the one matched, else the main one (active first)."""
+    for each, the contract to show: the one matched, else the main one (active first). within
+    (territory ids) narrows the agent's scope further, for parties and contracts alike."""
     if not picked:
         return []
     ids = [party_id for party_id, _ in picked]
-    parties = {p.id: p for p in session.execute(
-        scoped_select(Party, agent=agent, permission=READ).where(Party.id.in_(ids))).scalars()}
+    party_stmt = scoped_select(Party, agent=agent, permission=READ).where(Party.id.in_(ids))
+    if within is not None:
+        party_stmt = party_stmt.where(Party.scope_clause(within))
+    parties = {p.id: p for p in session.execute(party_stmt).scalars()}
     main: dict[int, Contract] = {}
     contracts: dict[int, Contract] = {}
     stmt = (scoped_select(Contract, agent=agent, permission=READ).add_columns(ContractParty.party_id)
             .join(ContractParty, and_(ContractParty.contract_id == Contract.id, ContractParty.role.in_(HOLDING_ROLES)))
-            .where(ContractParty.party_id.in_(ids))
+            .where(ContractParty.party_id.in_(ids), true() if within is None else Contract.scope_clause(within))
             .order_by(Contract.status != ContractStatus.ACTIVE, Contract.status != ContractStatus.PENDING,
                       Contract.start_date.desc()))
     for contract, party_id in session.execute(stmt):
@@ -355,11 +358,6 @@ def identify_caller(*, agent: Agent, phone: str | None, within: Select | None = 
     owners = list(session.execute(select(PartyPhone.party_id).where(PartyPhone.number == e164)
                                   .order_by(PartyPhone.position, PartyPhone.party_id).limit(HIDDEN_CAP)).scalars())
     owners = list(dict.fromkeys(owners))
-    shown = owners
-    if within is not None and owners:
-        inside = set(session.execute(select(Party.id).where(Party.id.in_(owners), Party.scope_clause(within)))
-                     .scalars())
-        shown = [party_id for party_id in owners if party_id in inside]
-    answer.results = _load(agent, [(party_id, ("phone", None)) for party_id in shown])
+    answer.results = _load(agent, [(party_id, ("phone", None)) for party_id in owners], within=within)
     answer.hidden = len(owners) - len(answer.results)
     return answer

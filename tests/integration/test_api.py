@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import date
 
 import pytest
 from sqlalchemy import func, select, text
@@ -13,6 +14,7 @@ from sqlalchemy import func, select, text
 from app.api import tokens
 from app.api.models import ApiToken, api_token_territory
 from app.audit.models import AuditEntry
+from app.contracts.models import Contract, ContractParty
 from app.db import session
 from app.errors import BusinessError
 from app.integration.billing_import import import_directory
@@ -382,6 +384,21 @@ def test_the_parties_shown_are_in_both_the_agents_and_the_tokens_scope(client, d
     assert [p["number"] for p in narrow["parties"]] == ["CL0001001"]
     assert narrow["out_of_scope"] == 1  # the Nice bakery: in the agent's scope, not in the token's
     assert "Boulangerie" not in json.dumps(narrow, ensure_ascii=False) and "CL0001003" not in json.dumps(narrow)
+
+
+def test_a_contract_outside_the_tokens_territories_is_never_shown(client, data, lyon_token):
+    # Mme Lefèvre (Lyon) also holds the newest active contract, on premises in Nice.
+    nice_contract = session.execute(select(Contract).where(Contract.number == "GA-2016-000877")).scalar_one()
+    nice_contract.status, nice_contract.start_date, nice_contract.end_date = "active", date(2024, 1, 1), None
+    session.add(ContractParty(contract=nice_contract, party_id=data["parties"]["CL0001001"], role="holder"))
+    session.commit()
+    regional = AgentFactory(roles=[role_with("accueil")], territories=[data["lyon_agency"].parent])
+    wide = _identify(client, _new_token(territories=["R"]), agent=regional).get_json()
+    helene = next(p for p in wide["parties"] if p["number"] == "CL0001001")
+    assert helene["main_contract"]["number"] == "GA-2016-000877"  # the region sees it: the newest
+    narrow = _identify(client, lyon_token, agent=regional).get_json()
+    assert [p["main_contract"]["number"] for p in narrow["parties"]] == ["EL-2019-000311"]
+    assert "GA-2016-000877" not in json.dumps(narrow)
 
 
 def test_a_token_and_an_agent_meet_when_one_territory_lies_under_the_other(client, data, communes,  # noqa: F811

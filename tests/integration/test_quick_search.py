@@ -204,19 +204,28 @@ def test_the_index_follows_contracts_given_taken_and_moved(agents, communes):  #
     nice_jean = session.execute(select(Party).where(Party.number == "CL9000007")).scalar_one()  # lives in Nice
     contract = session.execute(select(Contract).join(ServicePoint).where(
         ServicePoint.territory_id == communes["lyon"].id).order_by(Contract.id)).scalars().first()
+    lyon, nice = communes["lyon"].path, communes["nice"].path
+
+    def seen_from() -> set[str]:  # the index row itself: search() would hide a stale row behind _load
+        session.expire_all()
+        return set(session.get(PartySearch, nice_jean.id).scope_paths.split())
+
+    assert seen_from() == {nice}
     assert _numbers(search(agent=agents["lyon"], query="martin jean")) == ["CL9000008"]  # Jeanne only
     link = ContractParty(contract=contract, party=nice_jean, role=ContractRole.PAYER)
     session.add(link)
     session.commit()  # he pays a contract on premises in Lyon: the Lyon agent now sees him
+    assert seen_from() == {nice, lyon}
     assert "CL9000007" in _numbers(search(agent=agents["lyon"], query="martin jean"))
     contract.service_point.territory_id = communes["nice"].id  # the premises are moved to Nice
     session.commit()
-    assert "CL9000007" not in _numbers(search(agent=agents["lyon"], query="martin jean"))
+    assert seen_from() == {nice}
     contract.service_point.territory_id = communes["lyon"].id
     session.commit()
-    assert "CL9000007" in _numbers(search(agent=agents["lyon"], query="martin jean"))
+    assert seen_from() == {nice, lyon}
     session.delete(link)
     session.commit()  # no longer
+    assert seen_from() == {nice}
     assert _numbers(search(agent=agents["lyon"], query="martin jean")) == ["CL9000008"]
 
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import and_, exists, func, or_, select, type_coerce
+from sqlalchemy import Select, and_, func, or_, select, type_coerce
 from sqlalchemy.orm import joinedload
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -188,13 +188,12 @@ def list_contract_readings(*, agent: Agent, contract: Contract, limit: int = 13)
     return list(session.execute(stmt).scalars())
 
 
-def readings_of_party_condition(party_id: int) -> ColumnElement[bool]:
-    """Readings taken at one of the party's contracts' service points while that contract ran."""
-    return exists(
-        select(Contract.id)
-        .join(ContractParty, ContractParty.contract_id == Contract.id)
-        .where(ContractParty.party_id == party_id,
-               Contract.service_point_id == MeterReading.service_point_id,
-               MeterReading.read_on >= Contract.start_date,
-               or_(Contract.end_date.is_(None), MeterReading.read_on <= Contract.end_date))
-    )
+def readings_of_party(stmt: Select, party_id: int) -> Select:
+    """stmt (a select of readings) narrowed to those taken at one of the party's contracts' service
+    points while that contract ran. A join from the party's contracts, not an EXISTS per reading:
+    with an EXISTS the planner walked the readings by date (20 million at a million customers)."""
+    return stmt.join(Contract, and_(
+        Contract.id.in_(select(ContractParty.contract_id).where(ContractParty.party_id == party_id)),
+        Contract.service_point_id == MeterReading.service_point_id,
+        MeterReading.read_on >= Contract.start_date,
+        or_(Contract.end_date.is_(None), MeterReading.read_on <= Contract.end_date)))

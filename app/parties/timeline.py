@@ -29,7 +29,7 @@ from sqlalchemy.orm import joinedload
 from app.audit.display import action_label, actor_label, field_label
 from app.audit.service import entries_for
 from app.contracts.models import ContractParty, Invoice, MeterReading, Payment
-from app.contracts.service import READ, readings_of_party_condition
+from app.contracts.service import READ, readings_of_party
 from app.db import session
 from app.labels import label
 from app.security.models import Agent
@@ -186,8 +186,7 @@ def payments(agent: Agent, party_id: int, limit: int, channel: str | None) -> li
 def readings(agent: Agent, party_id: int, limit: int, channel: str | None) -> list[Event]:
     """Readings at the party's premises while the party's contract ran there."""
     stmt = (
-        scoped_select(MeterReading, agent=agent, permission=READ)
-        .where(readings_of_party_condition(party_id))
+        readings_of_party(scoped_select(MeterReading, agent=agent, permission=READ), party_id)
         .order_by(MeterReading.read_on.desc(), MeterReading.id.desc())
         .limit(limit)
         .options(joinedload(MeterReading.meter))

@@ -55,4 +55,26 @@ def test_find_inform_update_and_create_a_prospect(page, live_server):
     newest = page.locator("#history-list li").first
     expect(newest).to_contain_text("Coordonnées modifiées par accueil.lyon")
     expect(newest).to_contain_text("Téléphones")
+
+    # A prospect who calls from the customer's new number: warned of the duplicate, created anyway.
+    page.locator("#quick-search").fill("Quintard-Lopez")
+    expect(page.locator("#quick-create-prospect")).to_be_visible()
+    page.locator("#quick-create-prospect").click()
+    expect(page).to_have_url(re.compile(r"/clients/nouveau\?q="))
+    expect(page.locator("#last_name")).to_have_value("Quintard-Lopez")  # pre-filled with what was typed
+    page.locator("#first_name").fill("Inès")
+    page.locator("#phones-0-number").fill("07 82 45 67 89")
+    page.locator("#street").fill("27 rue Paul-Bert")
+    page.locator("#postal_code").fill("69003")
+    page.locator("#city").fill("Lyon")
+    page.locator("#create-prospect").click()
+    warning = page.locator("#duplicate-candidates")
+    expect(warning).to_contain_text("Zoé Quintard")
+    expect(warning).to_contain_text("même téléphone")
+    page.screenshot(path=str(SCREENSHOTS / "prospect-duplicate.png"), full_page=True)
+    page.locator("#create-anyway").click()
+    expect(page.locator("#party-name")).to_have_text("Inès Quintard-Lopez")
+    expect(page.locator("#party-status")).to_contain_text("Prospect")
+    expect(page.locator("#party-number")).to_have_text(re.compile(r"^PR\d{8}$"))
+    expect(page.locator("#alert-duplicates")).to_contain_text("Zoé Quintard")  # and the view still says so
     assert page.console_errors == [], page.console_errors

@@ -4,8 +4,8 @@ Used before a prospect is created (the agent chooses to open a candidate or to c
 by the customer view's header ("doublon suspecté"). Three rules, each on an index:
   - the same phone number (any format, compared in E.164) — party_phone.number;
   - the same email address, case ignored — party_email.address;
-  - a close name at the same address: the search index's candidates for the address words
-    (party_search, pg_trgm / FTS5), kept when their name is close (trigram similarity of the
+  - a close name at the same address: the search index's rows holding the same street and postal
+    code (party_search, pg_trgm / FTS5), kept when their name is close (trigram similarity of the
     normalised words, which forgives accents, hyphens and one wrong letter: "Jean-Pierre Dupont"
     and "Jean Pierre Dupond").
 A namesake at another address is not a duplicate: homonyms are common ("Jean Martin").
@@ -25,7 +25,7 @@ from app.errors import BusinessError
 from app.parties.models import Party, PartyEmail, PartyPhone
 from app.parties.phones import normalise_phone
 from app.search.normalise import normalise, similarity
-from app.search.service import READ, rows_matching
+from app.search.service import READ, rows_at_address
 from app.security.models import Agent
 from app.security.scope import scoped_select
 
@@ -66,15 +66,11 @@ def _close_names(wanted: list[str], found: list[str]) -> bool:
 
 def _same_address_ids(*, agent: Agent, name_words: list[str], street: str | None, postal_code: str | None,
                       exclude_id: int | None) -> list[int]:
-    address_words = normalise(" ".join(p for p in (street, postal_code) if p)).split()
-    if not name_words or len(address_words) < 2 or not postal_code:
+    if not name_words:
         return []
-    wanted_address = f" {' '.join(address_words)} "
-    ids = []
-    for party_id, name, address, _status in rows_matching(address_words, agent=agent):
-        if party_id != exclude_id and wanted_address in address and _close_names(name_words, name.split()):
-            ids.append(party_id)
-    return ids[:MAX_PER_RULE]
+    return [party_id for party_id, name, _address, _status in
+            rows_at_address(street=street, postal_code=postal_code, agent=agent)
+            if party_id != exclude_id and _close_names(name_words, name.split())][:MAX_PER_RULE]
 
 
 def find_duplicates(*, agent: Agent, last_name: str | None = None, first_name: str | None = None,

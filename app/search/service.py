@@ -139,10 +139,29 @@ def _text_matches(words: list[str], *, agent: Agent | None, want: int,
     return scored[:want], more
 
 
-def rows_matching(words: list[str], *, agent: Agent) -> list:
-    """The candidate rows (party id, normalised name, normalised address, status) having every word
-    as a word start of the name or address, in the agent's scope: for other matchers (duplicates)."""
-    return _candidates([w for w in words if w][:MAX_WORDS * 2], agent, fuzzy=False)[0]
+def rows_at_address(*, street: str | None, postal_code: str | None, agent: Agent) -> list:
+    """The candidate rows (party id, normalised name and address, status) of the parties in the
+    agent's scope whose address holds this street (number and name, as whole words) and this
+    postal code: one indexed read, for duplicate detection, where the street's words one by one
+    ("12", "rue", "de") narrow nothing. The index reads the street; the postal code, whose
+    trigrams every address of the département shares, is checked here."""
+    street_words, postal = normalise(street).split(), normalise(postal_code)
+    if not street_words or not postal or not agent.is_active or not agent.can(READ):
+        return []
+    phrase = " ".join(street_words)
+    stmt = (select(PartySearch.party_id, PartySearch.name, PartySearch.address, Party.status)
+            .join(Party, Party.id == PartySearch.party_id).where(_scope(agent)))
+    if session.get_bind().dialect.name == "postgresql":
+        # The index reads the street's longest word as a bare substring (rare trigrams); the whole
+        # phrase, whose " 1 ", " pl", "ace" are everywhere, is only checked on those rows.
+        longest = max(street_words, key=len)
+        stmt = stmt.where(PartySearch.text.like(f"%{longest}%"), func.strpos(PartySearch.text, f" {phrase} ") > 0)
+    else:
+        fts = "party_search_fts"
+        stmt = stmt.where(PartySearch.party_id.in_(
+            select(literal_column("rowid")).select_from(text(fts)).where(text(f"{fts} MATCH :at"))
+        )).params(at=f'{{address}}: " {phrase} "')
+    return [row for row in session.execute(stmt.limit(FUZZY_POOL)) if f" {postal} " in row.address]
 
 
 def _fuzzy(word: str) -> bool:
@@ -197,8 +216,10 @@ def _candidates(words: list[str], agent: Agent | None, *, fuzzy: bool) -> tuple[
         if sqlite:
             passes += [_sqlite_whole_words(stmt, whole, "{name}: "), _sqlite_whole_words(stmt, whole, "")]
         else:
-            passes += [stmt.where(*(PartySearch.name.like(f"% {w} %") for w in whole)),
-                       stmt.where(*(PartySearch.text.like(f"% {w} %") for w in whole))]
+            # strpos, not LIKE '% w %': the index keeps reading the rarer trigrams of the bare
+            # words (stmt's); those of " w " (" du", "nt ") are in every other name (5 → 37 ms).
+            passes += [stmt.where(*(func.strpos(PartySearch.name, f" {w} ") > 0 for w in whole)),
+                       stmt.where(*(func.strpos(PartySearch.text, f" {w} ") > 0 for w in whole))]
     exact, seen = [], set()
     for stmt_pass in passes:
         for row in session.execute(stmt_pass.limit(CANDIDATES)):

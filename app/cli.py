@@ -265,15 +265,31 @@ def _seed_customers(count: int, random_seed: int) -> None:
 postal_code_cli = AppGroup("postal-codes", help="Référentiel des codes postaux (base de La Poste).")
 
 
+# The whole of France is some 35,000 (postal code, commune) rows: far fewer means an empty or
+# truncated file, which would wipe the reference and block every address change.
+POSTAL_CODE_MIN_ROWS = 30_000
+
+
 @postal_code_cli.command("load")
 @click.option("--file", "path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Fichier codes-postaux.json (par défaut : celui du paquet npm codes-postaux).")
-def load_postal_codes_command(path):
+@click.option("--allow-partial", is_flag=True, default=False,
+              help="Accepter un fichier de moins de 30 000 lignes (un extrait, pour des essais).")
+def load_postal_codes_command(path, allow_partial):
     """Replace the postal code reference with the file's content, in one transaction."""
     from app.parties import addresses
 
     _cli_actor()
-    rows = _read_postal_codes(path or addresses.DEFAULT_POSTAL_CODE_FILE)
+    path = path or addresses.DEFAULT_POSTAL_CODE_FILE
+    rows = _read_postal_codes(path)
+    if not rows:
+        raise click.ClickException(f"Fichier des codes postaux vide ({path}) : référentiel inchangé.")
+    if len(rows) < POSTAL_CODE_MIN_ROWS and not allow_partial:
+        minimum = f"{POSTAL_CODE_MIN_ROWS:_}".replace("_", " ")
+        raise click.ClickException(
+            f"Le fichier {path} ne contient que {_count(len(rows), 'ligne', 'lignes')} (au moins {minimum} "
+            "attendues pour la France entière) : fichier tronqué ? Référentiel inchangé. "
+            "Pour charger un extrait quand même : --allow-partial.")
     previous = addresses.replace_postal_codes(rows)
     session.commit()
     _echo_postal_codes(rows, previous)
@@ -288,11 +304,17 @@ def _read_postal_codes(path: Path) -> list[dict[str, str]]:
         raise click.ClickException(f"Fichier des codes postaux illisible ({path}) : {exc}") from exc
 
 
+def _count(n: int, singular: str, plural: str) -> str:
+    """"1 ligne", "0 ligne", "2 lignes": in French, 0 and 1 take the singular."""
+    return f"{n} {singular if n < 2 else plural}"
+
+
 def _echo_postal_codes(rows: list[dict[str, str]], previous: int | None) -> None:
     communes = len({row["insee_code"] for row in rows})
     codes = len({row["postal_code"] for row in rows})
-    click.echo(f"Codes postaux : {len(rows)} lignes ({codes} codes postaux, {communes} communes)"
-               + (f" ; {previous} remplacées." if previous is not None else "."))
+    click.echo(f"Codes postaux : {_count(len(rows), 'ligne', 'lignes')} "
+               f"({_count(codes, 'code postal', 'codes postaux')}, {_count(communes, 'commune', 'communes')})"
+               + (f" ; {_count(previous, 'remplacée', 'remplacées')}." if previous is not None else "."))
 
 
 def _seed_postal_codes() -> None:

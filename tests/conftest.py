@@ -210,6 +210,8 @@ def login_as(app, auth):
 
 # Departments whose postal codes the ``postal_codes`` fixture loads: the demo territories' and a few more.
 POSTAL_CODE_DEPARTMENTS = ("69", "42", "01", "38", "06", "13", "75")
+# And single postal codes: 62760 serves two communes named Thièvres (62814 in the Pas-de-Calais, 80756 in the Somme).
+POSTAL_CODES_ALSO = ("62760",)
 
 
 @pytest.fixture(scope="session")
@@ -220,12 +222,12 @@ def _postal_code_rows():
     if not DEFAULT_POSTAL_CODE_FILE.exists():
         pytest.fail(f"{DEFAULT_POSTAL_CODE_FILE} is missing: run `make assets` (npm ci) first")
     return [row for row in read_postal_code_file(DEFAULT_POSTAL_CODE_FILE)
-            if row["postal_code"][:2] in POSTAL_CODE_DEPARTMENTS]
+            if row["postal_code"][:2] in POSTAL_CODE_DEPARTMENTS or row["postal_code"] in POSTAL_CODES_ALSO]
 
 
 @pytest.fixture
 def postal_codes(_transaction, _postal_code_rows):
-    """The postal code reference of a few departments (69, 42, 01, 38, 06, 13, 75), in the test's
+    """The postal code reference of a few departments (69, 42, 01, 38, 06, 13, 75) and 62760, in the test's
     transaction; returns the loaded rows ({postal_code, insee_code, commune, routing_label})."""
     from app.parties.addresses import replace_postal_codes
 

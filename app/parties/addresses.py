@@ -38,6 +38,9 @@ ARRONDISSEMENTS = (("75101", "75120", "75056", "Paris"), ("69381", "69389", "691
 # "Lyon 3e", "Paris 16ème", "Marseille 1er arrondissement", "PARIS 03", once normalised.
 _ARRONDISSEMENT_CITY = re.compile(r"^(paris|lyon|marseille) \d{1,2}(?: ?(?:er|e|eme))?(?: arrondissement)?$")
 _LISTED_COMMUNES = 12
+# "Thièvres (62)", "Thièvres (80756)": a commune told apart by its department or its INSEE code,
+# for the communes that share a name under one postal code (62760 serves two Thièvres).
+_QUALIFIED_CITY = re.compile(r"^(?P<name>.*?)\s*\((?P<code>\d[\dAB]\d{0,3})\)$", re.IGNORECASE)
 
 
 class PostalCode(Base):
@@ -79,10 +82,37 @@ def _listing(names: Iterable[str]) -> str:
     return shown + (f", … ({len(names)})" if len(names) > _LISTED_COMMUNES else "")
 
 
+def department_of(insee_code: str) -> str:
+    """The department of an INSEE commune code: "62", "2A", "971"."""
+    return insee_code[:3] if insee_code.startswith("97") else insee_code[:2]
+
+
 def communes_of(postal_code: str) -> list[PostalCode]:
     """The communes served by a postal code, by name."""
-    stmt = select(PostalCode).where(PostalCode.postal_code == postal_code).order_by(PostalCode.commune)
+    stmt = (select(PostalCode).where(PostalCode.postal_code == postal_code)
+            .order_by(PostalCode.commune, PostalCode.insee_code))
     return list(session.execute(stmt).scalars())
+
+
+def _choice_labels(communes: list[PostalCode]) -> list[str]:
+    """Each commune's name as the agent may type it: the name alone, or followed by the
+    department ("Thièvres (62)") when communes of that name share the postal code, or by the
+    INSEE code when they share the department too."""
+    labels = []
+    for commune in communes:
+        namesakes = [c for c in communes if normalise(c.commune) == normalise(commune.commune)]
+        if len(namesakes) == 1:
+            labels.append(commune.commune)
+            continue
+        department = department_of(commune.insee_code)
+        shared = sum(department_of(c.insee_code) == department for c in namesakes) > 1
+        labels.append(f"{commune.commune} ({commune.insee_code if shared else department})")
+    return labels
+
+
+def commune_choices(postal_code: str) -> list[str]:
+    """The communes of a postal code as the city field suggests them (see _choice_labels)."""
+    return _choice_labels(communes_of(postal_code))
 
 
 def commune_territory_id(insee_code: str) -> int | None:
@@ -91,32 +121,69 @@ def commune_territory_id(insee_code: str) -> int | None:
     return session.execute(stmt).scalar_one_or_none()
 
 
-def _choose_commune(postal_code: str, city: str, communes: list[PostalCode]) -> PostalCode:
+def _described(communes: list[PostalCode]) -> str:
+    """The communes of one name, each with its department and INSEE code."""
+    return ", ".join(str(_l("%(commune)s (%(department)s, code INSEE %(insee)s)", commune=c.commune,
+                            department=department_of(c.insee_code), insee=c.insee_code)) for c in communes)
+
+
+def _among_namesakes(postal_code: str, namesakes: list[PostalCode], qualifier: str | None,
+                     insee_code: str | None) -> PostalCode:
+    """One of the communes of one name under one postal code, told apart by the department or
+    INSEE code typed after the name, or else by the commune already stored."""
+    if qualifier:
+        chosen = [c for c in namesakes if c.insee_code == qualifier or department_of(c.insee_code) == qualifier]
+    else:
+        chosen = [c for c in namesakes if insee_code and c.insee_code == insee_code]
+    if len(chosen) == 1:
+        return chosen[0]
+    first = namesakes[0]
+    raise BusinessError(_l("Plusieurs communes portent le nom « %(city)s » sous le code postal %(code)s : "
+                           "%(communes)s. Précisez le département, par exemple « %(example)s ».",
+                           city=first.commune, code=postal_code, communes=_described(namesakes),
+                           example=f"{first.commune} ({department_of(first.insee_code)})"), field="city")
+
+
+def _choose_commune(postal_code: str, city: str, communes: list[PostalCode],
+                    insee_code: str | None = None) -> PostalCode:
     if not city:
         if len(communes) == 1:
             return communes[0]
         raise BusinessError(_l("Indiquez la commune : le code postal %(code)s correspond à : %(communes)s.",
-                                code=postal_code, communes=_listing(c.commune for c in communes)), field="city")
-    key = _commune_key(city)
+                                code=postal_code, communes=_listing(_choice_labels(communes))), field="city")
+    qualified = _QUALIFIED_CITY.match(city)
+    qualifier = qualified.group("code").upper() if qualified else None
+    key = _commune_key(qualified.group("name") if qualified else city)
     by_name = [c for c in communes if normalise(c.commune) == key]
     if len(by_name) == 1:
-        return by_name[0]
+        commune = by_name[0]
+        if qualifier is not None and qualifier not in (commune.insee_code, department_of(commune.insee_code)):
+            raise BusinessError(_l("La commune %(commune)s du code postal %(code)s est dans le département "
+                                   "%(department)s, pas « %(typed)s ».", commune=commune.commune, code=postal_code,
+                                   department=department_of(commune.insee_code), typed=qualifier), field="city")
+        return commune
+    if by_name:
+        return _among_namesakes(postal_code, by_name, qualifier, insee_code)
     # The routing label ("ST ETIENNE") is what many people write on envelopes.
-    by_routing = [c for c in communes if normalise(c.routing_label) == key] if not by_name else []
+    by_routing = [c for c in communes if normalise(c.routing_label) == key]
     if len(by_routing) == 1:
         return by_routing[0]
     if by_routing:
         raise BusinessError(_l("Plusieurs communes partagent le code postal %(code)s et le libellé « %(city)s » : "
                                "%(communes)s. Indiquez le nom exact de la commune.", code=postal_code, city=city,
-                               communes=_listing(c.commune for c in by_routing)), field="city")
+                               communes=_listing(_choice_labels(by_routing))), field="city")
     raise BusinessError(_l("Le code postal %(code)s correspond à : %(communes)s. "
                            "Corrigez la commune ou le code postal.",
-                           code=postal_code, communes=_listing(c.commune for c in communes)), field="city")
+                           code=postal_code, communes=_listing(_choice_labels(communes))), field="city")
 
 
 def resolve_address(*, street: str | None, address_extra: str | None, postal_code: str | None,
-                    city: str | None) -> ResolvedAddress:
+                    city: str | None, insee_code: str | None = None) -> ResolvedAddress:
     """Check a typed address against the postal code reference; raise BusinessError otherwise.
+
+    When communes share the typed name under the postal code (62760 serves two Thièvres), the
+    city may name the one meant by its department or INSEE code, "Thièvres (80)", as the city
+    field suggests; otherwise ``insee_code``, the commune already stored, settles it.
 
     Reads only (two small queries): nothing is written, so a caller may validate everything
     before its first write.
@@ -141,7 +208,7 @@ def resolve_address(*, street: str | None, address_extra: str | None, postal_cod
                                    "vérifiée. Prévenez l'administrateur (flask postal-codes load)."),
                                 field="postal_code")
         raise BusinessError(_l("Code postal inconnu : %(code)s. Vérifiez-le.", code=code), field="postal_code")
-    commune = _choose_commune(code, city_text, communes)
+    commune = _choose_commune(code, city_text, communes, insee_code)
     return ResolvedAddress(
         street=street_text or None,
         address_extra=extra_text or None,

@@ -3,8 +3,16 @@
 Statuses: 200 for the form, a redirect to the customer's page on success, 422 when a field is
 refused, 409 when someone else saved the customer in between. A 4xx status makes the request
 boundary roll back whatever the failed attempt touched.
+
+The form carries, in a hidden field, the values it was filled with ("original"): a save applies
+only the fields the agent changed relative to those, so that a form read before someone else's
+save never writes back that save's stale values, and a stored value the form cannot show as it
+is (a civility it does not offer, a date it would refuse) is left alone when not touched.
 """
 from __future__ import annotations
+
+import json
+from datetime import date
 
 from flask import Blueprint, abort, flash, redirect, render_template, render_template_string, request, url_for
 from flask_babel import gettext as _
@@ -17,14 +25,20 @@ from wtforms.validators import Length, Optional
 from app.errors import BusinessError
 from app.labels import choices
 from app.parties import editing
-from app.parties.addresses import communes_of
+from app.parties.addresses import commune_choices
 from app.parties.models import Party, PartyKind
+from app.parties.phones import normalise_phone
 from app.security.scope import get_scoped_or_404
 from app.web import require_permission
 
 bp = Blueprint("party_edit", __name__, url_prefix="/clients")
 
 PHONE_ROWS, EMAIL_ROWS = 3, 2
+# The most rows a posted list may hold (a bound on the request, not a business rule: the service
+# checks the limits, which allow at least what the billing system stored).
+ROWS_MAX = 50
+PERSON_FIELDS = ("civility", "first_name", "last_name", "birth_date")
+ORGANISATION_FIELDS = ("company_name",)
 COMMUNE_OPTIONS = "{% for name in names %}<option value=\"{{ name }}\"></option>{% endfor %}"
 
 
@@ -36,58 +50,144 @@ class PhoneRow(Form):
 class PartyEditForm(FlaskForm):
     version = HiddenField()
     seen = HiddenField()  # the latest audit entry the agent was shown: what changed since is news
+    original = HiddenField()  # the values the form was filled with, as JSON (see _changes)
     civility = SelectField(_l("Civilité"), choices=[], validate_choice=False)
     first_name = StringField(_l("Prénom"), validators=[Length(max=100)])
     last_name = StringField(_l("Nom"), validators=[Length(max=100)])
     company_name = StringField(_l("Raison sociale"), validators=[Length(max=200)])
     birth_date = DateField(_l("Date de naissance"), validators=[Optional()])
-    phones = FieldList(FormField(PhoneRow), min_entries=PHONE_ROWS, max_entries=editing.MAX_PHONES)
+    phones = FieldList(FormField(PhoneRow), min_entries=PHONE_ROWS, max_entries=ROWS_MAX)
     emails = FieldList(EmailField(_l("E-mail"), validators=[Optional(), Length(max=254)]),
-                       min_entries=EMAIL_ROWS, max_entries=editing.MAX_EMAILS)
+                       min_entries=EMAIL_ROWS, max_entries=ROWS_MAX)
     street = StringField(_l("Adresse (numéro et voie)"), validators=[Length(max=200)])
     address_extra = StringField(_l("Complément d'adresse"), validators=[Length(max=200)])
     postal_code = StringField(_l("Code postal"), validators=[Length(max=10)])
     city = StringField(_l("Commune"), validators=[Length(max=100)])
 
 
-def _fill_choices(form: PartyEditForm) -> None:
-    form.civility.choices = [("", "—")] + [(c, c) for c in editing.CIVILITIES]
+def _fill_choices(form: PartyEditForm, party: Party) -> None:
+    form.civility.choices = editing.civility_choices(party.civility)
     for row in form.phones:
         row["label"].choices = [("", "—")] + choices("phone_label")  # row.label is the row's own label
 
 
+def _text(value) -> str:
+    return " ".join(str(value or "").split())
+
+
+def _identity_fields(party: Party) -> tuple[str, ...]:
+    return ORGANISATION_FIELDS if party.kind == PartyKind.ORGANISATION else PERSON_FIELDS
+
+
+def _stored_values(party: Party) -> dict:
+    """The party as the form shows it: the form's "original", JSON-ready."""
+    values: dict = {key: _text(getattr(party, key)) for key in _identity_fields(party) if key != "birth_date"}
+    if "birth_date" in _identity_fields(party):
+        values["birth_date"] = party.birth_date.isoformat() if party.birth_date else ""
+    values["phones"] = [{"number": p.display, "label": p.label or ""} for p in party.phones]
+    values["emails"] = [e.address for e in party.emails]
+    values.update({key: _text(getattr(party, key)) for key in editing.ADDRESS_FIELDS})
+    return values
+
+
+def _posted_values(form: PartyEditForm, party: Party) -> dict:
+    """What the form holds, in the shape of _stored_values (empty rows left out)."""
+    values: dict = {key: _text(getattr(form, key).data) for key in _identity_fields(party) if key != "birth_date"}
+    if "birth_date" in _identity_fields(party):
+        values["birth_date"] = form.birth_date.data.isoformat() if form.birth_date.data else ""
+    values["phones"] = [{"number": _text(row.number.data), "label": row["label"].data or ""}
+                        for row in form.phones if _text(row.number.data)]
+    values["emails"] = [_text(entry.data) for entry in form.emails if _text(entry.data)]
+    values.update({key: _text(getattr(form, key).data) for key in editing.ADDRESS_FIELDS})
+    return values
+
+
+def _phone_key(number: str) -> str:
+    try:
+        return normalise_phone(number)
+    except BusinessError:
+        return _text(number)
+
+
+def _same(key: str, a, b) -> bool:
+    """Whether two values of a field (shaped as by _stored_values) mean the same."""
+    if key == "phones":
+        rows = [[(_phone_key(_text(row.get("number"))), _text(row.get("label"))) for row in value
+                 if isinstance(row, dict)] for value in (a, b)]
+        return rows[0] == rows[1]
+    if key == "emails":
+        return [_text(x).lower() for x in a] == [_text(x).lower() for x in b]
+    return _text(a) == _text(b)
+
+
+def _original(form: PartyEditForm) -> dict | None:
+    """The values the form was filled with; None when it does not say (then every field is applied)."""
+    try:
+        original = json.loads(form.original.data or "")
+    except ValueError:
+        return None
+    if not isinstance(original, dict):
+        return None
+    if not all(isinstance(original.get(key, []), list) for key in ("phones", "emails")):
+        return None
+    return original
+
+
+def _fill_form(form: PartyEditForm, values: dict) -> None:
+    """Fill the form with values shaped as by _stored_values."""
+    for key in (*PERSON_FIELDS, *ORGANISATION_FIELDS, *editing.ADDRESS_FIELDS):
+        if key not in values:
+            continue
+        if key == "birth_date":
+            try:
+                form.birth_date.data = date.fromisoformat(values[key]) if values[key] else None
+            except ValueError:
+                form.birth_date.data = None
+        else:
+            getattr(form, key).data = values[key]
+    _fill_rows(form.phones, values["phones"], PHONE_ROWS, editing.MAX_PHONES)
+    _fill_rows(form.emails, values["emails"], EMAIL_ROWS, editing.MAX_EMAILS)
+
+
 def _load_form(form: PartyEditForm, party: Party) -> None:
     """Fill the form with the party as stored, and mark what the agent has seen."""
-    for key in ("civility", "first_name", "last_name", "company_name", "birth_date",
-                "street", "address_extra", "postal_code", "city"):
-        getattr(form, key).data = getattr(party, key)
-    _fill_rows(form.phones, [{"number": p.display, "label": p.label or ""} for p in party.phones], PHONE_ROWS)
-    _fill_rows(form.emails, [e.address for e in party.emails], EMAIL_ROWS)
+    values = _stored_values(party)
+    _fill_form(form, values)
+    form.original.data = json.dumps(values)
     form.version.data = party.version
     form.seen.data = editing.latest_audit_id(party.id)
 
 
-def _fill_rows(field_list: FieldList, values: list, minimum: int) -> None:
+def _fill_rows(field_list: FieldList, values: list, minimum: int, limit: int) -> None:
+    """The stored rows, then empty ones: at least ``minimum`` rows, and one to add a value while
+    fewer than ``limit`` (a party may hold more than the limit: those are all shown)."""
     while len(field_list):
         field_list.pop_entry()
+    rows = max(minimum, min(len(values) + 1, max(limit, len(values))))
+    field_list.max_entries = max(field_list.max_entries or 0, rows)
     for value in values:
         field_list.append_entry(value)
-    while len(field_list) < max(minimum, min(len(values) + 1, field_list.max_entries or minimum)):
+    while len(field_list) < rows:
         field_list.append_entry()
 
 
 def _changes(form: PartyEditForm, party: Party) -> dict:
+    """The fields to apply: those the agent changed relative to the values the form was filled
+    with (its "original"), or every field when the form does not carry them."""
     changes = {
-        "birth_date": form.birth_date.data,
         "phones": [{"number": row.number.data, "label": row["label"].data} for row in form.phones],
         "emails": [entry.data for entry in form.emails],
         **{key: getattr(form, key).data for key in editing.ADDRESS_FIELDS},
     }
-    if party.kind == PartyKind.ORGANISATION:
-        changes["company_name"] = form.company_name.data
-    else:
-        changes.update(civility=form.civility.data, first_name=form.first_name.data, last_name=form.last_name.data)
-    return changes
+    # Only the identity fields of the party's kind: an organisation's form has no birth date
+    # (nor civility), and the absent field must not clear a stored value.
+    changes.update({key: getattr(form, key).data for key in _identity_fields(party)})
+    original = _original(form)
+    if original is None:
+        return changes
+    posted = _posted_values(form, party)
+    return {key: value for key, value in changes.items()
+            if key not in original or not _same(key, posted[key], original[key])}
 
 
 def _field(form: PartyEditForm, name: str | None):
@@ -137,16 +237,14 @@ def edit(party_id: int):
     expected = _int_or_none(form.version.data)
     if expected is None:
         abort(400)
+    changes = _changes(form, party)
     try:
         editing.update_party(agent=agent, party_id=party.id, expected_version=expected,
-                             changes=_changes(form, party), seen_audit_id=_int_or_none(form.seen.data))
+                             changes=changes, seen_audit_id=_int_or_none(form.seen.data))
     except editing.PartyNotFound:
         abort(404)
     except editing.EditConflict as conflict:
-        # Keep what the agent typed, now based on the current version: after checking the
-        # other changes, saving again is a deliberate choice.
-        form.version.data = conflict.current_version
-        form.seen.data = editing.latest_audit_id(party.id)
+        _keep_own_changes(form, party, changes, conflict)
         return _page(form, party, conflict=conflict), 409
     except editing.InvalidChanges as exc:
         return _page(form, party, errors=_show_errors(form, exc.errors)), 422
@@ -156,17 +254,31 @@ def edit(party_id: int):
     return redirect(url_for("parties.show", party_id=party.id))
 
 
+def _keep_own_changes(form: PartyEditForm, party: Party, changes: dict, conflict: editing.EditConflict) -> None:
+    """The form after a conflict: the party as it is now, with what the agent changed on top,
+    based on the current version. After checking the other changes, saving again is a
+    deliberate choice, and it applies the agent's changes only (the new original is the party
+    as it is now): the other agent's changes stay."""
+    posted = _posted_values(form, party)
+    values = {**_stored_values(party), **{key: posted[key] for key in changes if key in posted}}
+    _fill_form(form, values)
+    form.original.data = json.dumps(_stored_values(party))
+    form.version.data = conflict.current_version
+    form.seen.data = editing.latest_audit_id(party.id)
+
+
 def _page(form: PartyEditForm, party: Party, *, errors: list[str] | None = None,
           conflict: editing.EditConflict | None = None) -> str:
-    _fill_choices(form)
+    _fill_choices(form, party)
     return render_template("parties/edit.html", form=form, party=party, errors=errors or [], conflict=conflict,
                            is_organisation=party.kind == PartyKind.ORGANISATION,
                            communes=_commune_names(form.postal_code.data))
 
 
 def _commune_names(postal_code: str | None) -> list[str]:
+    """The city field's suggestions: the communes' names, "Thièvres (62)" for namesakes."""
     code = (postal_code or "").replace(" ", "")
-    return [c.commune for c in communes_of(code)] if len(code) == 5 and code.isdigit() else []
+    return commune_choices(code) if len(code) == 5 and code.isdigit() else []
 
 
 @bp.route("/communes")

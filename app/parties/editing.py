@@ -38,7 +38,8 @@ from app.security.models import Agent, Territory
 from app.security.scope import get_scoped, scope_condition, visible_territory_ids
 
 WRITE = "party.write"
-CIVILITIES = ("M.", "Mme")
+# The civilities the form offers: the stored value, its label in the agent's language.
+CIVILITIES = {"M.": _l("M."), "Mme": _l("Mme")}
 PHONE_LABELS = tuple(LABELS["phone_label"])
 ADDRESS_FIELDS = ("street", "address_extra", "postal_code", "city")
 NAME_MAX = {"first_name": 100, "last_name": 100, "company_name": 200}
@@ -100,11 +101,21 @@ def _text(value: Any) -> str:
     return " ".join(str(value or "").split())
 
 
+def civility_choices(stored: str | None = None) -> list[tuple[str, str]]:
+    """The civility select's options; a stored civility the form does not offer ("Mlle", as the
+    billing system may send it) is one of them, so that saving the form does not erase it."""
+    options = [("", "—")] + [(value, str(label)) for value, label in CIVILITIES.items()]
+    if stored and stored not in CIVILITIES:
+        options.append((stored, stored))
+    return options
+
+
 def _name_values(party: Party, changes: dict) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if "civility" in changes:
         civility = _text(changes["civility"]) or None
-        if civility is not None and civility not in CIVILITIES:
+        # The stored one stays acceptable: the billing system may send others ("Mlle").
+        if civility is not None and civility not in CIVILITIES and civility != party.civility:
             raise BusinessError(_l("Civilité inconnue."), field="civility")
         values["civility"] = civility if party.kind == PartyKind.PERSON else None
     for key, maximum in NAME_MAX.items():
@@ -122,7 +133,9 @@ def _name_values(party: Party, changes: dict) -> dict[str, Any]:
     return values
 
 
-def _birth_date(value: Any) -> date | None:
+def _birth_date(value: Any, stored: date | None = None) -> date | None:
+    """The typed birth date; its plausibility is checked only when it differs from the stored
+    one, so that a date the billing system sent (1895, say) does not block every other change."""
     if value in (None, ""):
         return None
     if isinstance(value, datetime):
@@ -132,12 +145,12 @@ def _birth_date(value: Any) -> date | None:
             value = date.fromisoformat(str(value).strip())
         except ValueError as exc:
             raise BusinessError(_l("Date de naissance invalide."), field="birth_date") from exc
-    if value > clock.now().date() or value.year < 1900:
+    if value != stored and (value > clock.now().date() or value.year < 1900):
         raise BusinessError(_l("Date de naissance invraisemblable."), field="birth_date")
     return value
 
 
-def _phones(rows: list[dict]) -> list[tuple[str, str | None]]:
+def _phones(rows: list[dict], maximum: int = MAX_PHONES) -> list[tuple[str, str | None]]:
     """(E.164 number, label) per non-empty row, in the order typed."""
     result: list[tuple[str, str | None]] = []
     for i, row in enumerate(rows):
@@ -151,8 +164,8 @@ def _phones(rows: list[dict]) -> list[tuple[str, str | None]]:
         if number in (n for n, _label in result):
             raise BusinessError(_l("Ce numéro est déjà saisi."), field=f"phones-{i}-number")
         result.append((number, label))
-    if len(result) > MAX_PHONES:
-        raise BusinessError(_l("%(max)d numéros au plus.", max=MAX_PHONES), field="phones")
+    if len(result) > maximum:
+        raise BusinessError(_l("%(max)d numéros au plus.", max=maximum), field="phones")
     return result
 
 
@@ -169,7 +182,7 @@ def _phone_row_errors(rows: list[dict]) -> dict[str, str]:
     return errors
 
 
-def _emails(values: list[str]) -> list[str]:
+def _emails(values: list[str], maximum: int = MAX_EMAILS) -> list[str]:
     result: list[str] = []
     for i, value in enumerate(values):
         address = _text(value).lower()  # as the billing import stores them: the search compares lowercase
@@ -180,8 +193,8 @@ def _emails(values: list[str]) -> list[str]:
         if address in result:
             raise BusinessError(_l("Cette adresse est déjà saisie."), field=f"emails-{i}")
         result.append(address)
-    if len(result) > MAX_EMAILS:
-        raise BusinessError(_l("%(max)d adresses au plus.", max=MAX_EMAILS), field="emails")
+    if len(result) > maximum:
+        raise BusinessError(_l("%(max)d adresses au plus.", max=maximum), field="emails")
     return result
 
 
@@ -214,21 +227,29 @@ def plan_changes(party: Party, changes: dict) -> _Plan:
             errors.setdefault(exc.field or fields_of_step[0], exc.message)
 
     attempt(lambda: plan.columns.update(_name_values(party, changes)), "last_name")
-    if "birth_date" in changes:
-        attempt(lambda: plan.columns.update(birth_date=_birth_date(changes["birth_date"])), "birth_date")
+    # An organisation has no birth date: the form does not show one, so it changes none.
+    if "birth_date" in changes and party.kind != PartyKind.ORGANISATION:
+        attempt(lambda: plan.columns.update(birth_date=_birth_date(changes["birth_date"], party.birth_date)),
+                "birth_date")
+    # The billing system may have sent more than the form allows: what is stored stays possible.
     if "phones" in changes:
         rows = list(changes["phones"] or [])
         row_errors = _phone_row_errors(rows)
         if row_errors:
             errors.update(row_errors)
         else:
-            attempt(lambda: setattr(plan, "phones", _phones(rows)), "phones")
+            attempt(lambda: setattr(plan, "phones", _phones(rows, max(MAX_PHONES, len(party.phones)))), "phones")
     if "emails" in changes:
-        attempt(lambda: setattr(plan, "emails", _emails(list(changes["emails"] or []))), "emails")
+        attempt(lambda: setattr(plan, "emails", _emails(list(changes["emails"] or []),
+                                                         max(MAX_EMAILS, len(party.emails)))), "emails")
     typed = {key: changes.get(key, getattr(party, key)) for key in ADDRESS_FIELDS}
     if _address_changed(party, typed):
+        # The same postal code and city as stored: the stored commune tells apart two communes of
+        # that name under that postal code (62760 serves two Thièvres).
+        same_commune = all(_text(typed[key]) == _text(getattr(party, key)) for key in ("postal_code", "city"))
+
         def address() -> None:
-            resolved = resolve_address(**typed)
+            resolved = resolve_address(**typed, insee_code=party.insee_code if same_commune else None)
             plan.columns.update(street=resolved.street, address_extra=resolved.address_extra,
                                 postal_code=resolved.postal_code, city=resolved.city,
                                 insee_code=resolved.insee_code, territory_id=resolved.territory_id)

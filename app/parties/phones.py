@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import phonenumbers
+from flask_babel import lazy_gettext as _l
 
 from app.errors import BusinessError
 
@@ -14,9 +15,10 @@ def normalise_phone(raw: str, *, region: str = "FR") -> str:
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
-        raise BusinessError(f"Numéro de téléphone illisible : « {raw} ».", field="phone") from exc
+        raise BusinessError(_l("Numéro de téléphone illisible : « %(number)s ».", number=raw),
+                            field="phone") from exc
     if not phonenumbers.is_valid_number(number):
-        raise BusinessError(f"Numéro de téléphone invalide : « {raw} ».", field="phone")
+        raise BusinessError(_l("Numéro de téléphone invalide : « %(number)s ».", number=raw), field="phone")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -128,7 +128,7 @@ def new():
 
 def _page(form: ProspectForm, *, errors: list[str] | None = None, candidates=None) -> str:
     form.kind.choices = choices("party_kind")
-    form.civility.choices = [("", "—")] + [(c, c) for c in editing.CIVILITIES]
+    form.civility.choices = editing.civility_choices()
     for row in form.phones:
         row["label"].choices = [("", "—")] + choices("phone_label")
     return render_template("parties/new.html", form=form, errors=errors or [], candidates=candidates or [],

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from app.cli import load_postal_codes_command, seed_command
 from app.db import session
 from app.errors import BusinessError
-from app.parties.addresses import PostalCode, resolve_address
+from app.parties.addresses import PostalCode, commune_choices, resolve_address
 from app.security.models import Territory
 from tests.factories import TerritoryFactory
 
@@ -66,6 +66,45 @@ def test_a_city_of_another_postal_code_is_refused_with_the_communes_of_the_code(
                                      "Corrigez la commune ou le code postal.")
 
 
+def test_communes_sharing_a_name_under_one_postal_code_are_told_apart_by_department(postal_codes):
+    # Thièvres (Pas-de-Calais, 62814) and Thièvres (Somme, 80756) are both served by 62760.
+    with pytest.raises(BusinessError) as refused:
+        _resolve("62760", "Thièvres")
+    assert refused.value.field == "city"
+    assert refused.value.message == (
+        "Plusieurs communes portent le nom « Thièvres » sous le code postal 62760 : "
+        "Thièvres (62, code INSEE 62814), Thièvres (80, code INSEE 80756). "
+        "Précisez le département, par exemple « Thièvres (62) ».")
+    assert _resolve("62760", "Thièvres (62)").insee_code == "62814"
+    assert _resolve("62760", "thievres (80)").insee_code == "80756"
+    assert _resolve("62760", "Thièvres (80756)").insee_code == "80756"
+    assert _resolve("62760", "Thièvres (80)").city == "Thièvres"
+    # The commune already stored settles it when the city is written as it is stored.
+    assert resolve_address(street="1 rue Principale", address_extra=None, postal_code="62760", city="Thièvres",
+                           insee_code="80756").insee_code == "80756"
+    with pytest.raises(BusinessError) as wrong_department:
+        _resolve("62760", "Thièvres (59)")
+    assert "Thièvres (62, code INSEE 62814), Thièvres (80, code INSEE 80756)" in wrong_department.value.message
+
+
+def test_the_suggested_communes_tell_apart_those_sharing_a_name(postal_codes):
+    names = commune_choices("62760")
+    assert "Thièvres (62)" in names and "Thièvres (80)" in names and "Thièvres" not in names
+    assert "Amplier" in names
+    assert commune_choices("69100") == ["Villeurbanne"]
+
+
+def test_a_long_list_of_communes_keeps_the_matching_ones(postal_codes):
+    # 62760 serves 16 communes: a city of another code lists them all up to the cut, and
+    # the ambiguous name is never cut off.
+    with pytest.raises(BusinessError) as refused:
+        _resolve("62760", "Lyon")
+    assert "Amplier" in refused.value.message
+    with pytest.raises(BusinessError) as ambiguous:
+        _resolve("62760", "THIEVRES")
+    assert "Thièvres (80, code INSEE 80756)" in ambiguous.value.message
+
+
 @pytest.mark.parametrize(("postal_code", "message"), [
     ("", "Le code postal est obligatoire."),
     ("6900", "Code postal invalide : « 6900 » (5 chiffres attendus)."),
@@ -105,12 +144,12 @@ def test_the_load_command_replaces_the_reference_and_maps_arrondissements(app, t
     ])
     runner = CliRunner()
     with app.app_context():
-        result = runner.invoke(load_postal_codes_command, ["--file", str(reference)])
-        again = runner.invoke(load_postal_codes_command, ["--file", str(reference)])
+        result = runner.invoke(load_postal_codes_command, ["--file", str(reference), "--allow-partial"])
+        again = runner.invoke(load_postal_codes_command, ["--file", str(reference), "--allow-partial"])
 
     assert result.exit_code == 0, result.output
     assert f"{len(postal_codes)} remplacées" in result.output
-    assert "3 lignes" in result.output and "2 communes" in result.output
+    assert "3 lignes (3 codes postaux, 2 communes)" in result.output
     assert again.exit_code == 0 and "3 remplacées" in again.output
     rows = session.execute(select(PostalCode.postal_code, PostalCode.insee_code, PostalCode.commune)
                            .order_by(PostalCode.postal_code)).all()
@@ -128,6 +167,32 @@ def test_the_load_command_refuses_an_unreadable_file_and_keeps_the_reference(app
     assert session.execute(select(func.count()).select_from(PostalCode)).scalar_one() == len(postal_codes)
 
 
+@pytest.mark.parametrize("entries", [[], [
+    {"codePostal": "06000", "codeCommune": "06088", "nomCommune": "Nice", "libelleAcheminement": "NICE"}]])
+def test_the_load_command_refuses_a_partial_file_unless_told_and_keeps_the_reference(app, tmp_path, postal_codes,
+                                                                                      entries):
+    reference = _write_reference(tmp_path / "codes.json", entries)
+    runner = CliRunner()
+    with app.app_context():
+        result = runner.invoke(load_postal_codes_command, ["--file", str(reference)])
+    assert result.exit_code == 1
+    if entries:
+        assert ("ne contient que 1 ligne (au moins 30 000 attendues" in result.output
+                and "--allow-partial" in result.output), result.output
+    else:
+        assert "Fichier des codes postaux vide" in result.output
+    assert session.execute(select(func.count()).select_from(PostalCode)).scalar_one() == len(postal_codes)
+    with app.app_context():
+        forced = runner.invoke(load_postal_codes_command, ["--file", str(reference), "--allow-partial"])
+    if entries:
+        assert forced.exit_code == 0, forced.output
+        assert "Codes postaux : 1 ligne (1 code postal, 1 commune)" in forced.output
+        assert session.execute(select(PostalCode.commune)).scalars().all() == ["Nice"]
+    else:  # an empty file is never a reference, even a partial one
+        assert forced.exit_code == 1 and "vide" in forced.output
+        assert session.execute(select(func.count()).select_from(PostalCode)).scalar_one() == len(postal_codes)
+
+
 def test_the_demo_seed_loads_the_reference_only_when_it_is_empty(app, monkeypatch, tmp_path):
     from app.parties import addresses
 
@@ -138,7 +203,7 @@ def test_the_demo_seed_loads_the_reference_only_when_it_is_empty(app, monkeypatc
     with app.app_context():
         first = runner.invoke(seed_command, [])
         assert first.exit_code == 0, first.output
-        assert "Codes postaux : 1 lignes" in first.output
+        assert "Codes postaux : 1 ligne (1 code postal, 1 commune)." in first.output
         assert session.execute(select(PostalCode.commune)).scalars().all() == ["Nice"]
         assert session.execute(select(Territory.id).where(Territory.insee_code == "06088")).first() is not None
 

@@ -250,9 +250,159 @@ def test_the_second_of_two_concurrent_saves_is_refused_with_what_changed(app, cl
                                                  ["helene@example.fr"])
     # The agent's typing is kept, on the current version: saving again is a deliberate choice.
     again = _form(raw)
-    assert again["emails-0"] == "autre@example.fr" and again["version"] == "2"
+    assert again["emails-0"] == "autre@example.fr" and again["street"] == "1 place Bellecour"
+    assert again["version"] == "2"
+    # What the agent did not touch is shown as it is now: the first agent's phone, not the stale one.
+    assert again["phones-0-number"] == "07 98 76 54 32"
     assert other.post(_url(customer), data=again).status_code == 302
-    assert _snapshot(customer)[7] == ["autre@example.fr"]
+    version, street, *_address, phones, emails = _snapshot(customer)
+    assert phones == [("+33798765432", "mobile")]  # the first agent's change survives the re-save
+    assert (version, street, emails) == (3, "1 place Bellecour", ["autre@example.fr"])
+
+
+def test_a_stale_value_the_agent_did_not_touch_is_not_written_back(app, client, login_as, customer, places):
+    """Only what the agent changed relative to what their form showed is applied, even when the
+    untouched fields of the re-saved form still hold the values of before the other save."""
+    login_as("accueil", territories=[places["lyon_agency"]])
+    other = _second_agent_client(app, places, "Karim Benali")
+    stale_page = other.get(_url(customer)).get_data(as_text=True)
+    page = client.get(_url(customer)).get_data(as_text=True)
+    assert client.post(_url(customer), data=_form(page, **{"phones-0-number": "07 98 76 54 32",
+                                                           "first_name": "Hélène-Marie"})).status_code == 302
+
+    refused = other.post(_url(customer), data=_form(stale_page, **{"emails-0": "autre@example.fr"}))
+    assert refused.status_code == 409
+    # The stale form re-posted as it was, on the current version (a second tab, say).
+    stale = _form(stale_page, **{"emails-0": "autre@example.fr", "version": "2"})
+    assert stale["phones-0-number"] == "06 12 34 56 78" and stale["first_name"] == "Hélène"
+    assert other.post(_url(customer), data=stale).status_code == 302
+    session.expire_all()
+    party = session.get(Party, customer.id)
+    assert party.first_name == "Hélène-Marie"
+    assert [(p.number, p.label) for p in party.phones] == [("+33798765432", "mobile")]
+    assert [e.address for e in party.emails] == ["autre@example.fr"]
+
+
+def test_a_civility_the_form_does_not_offer_is_kept(client, login_as, customer, places):
+    session.get(Party, customer.id).civility = "Mlle"  # as the billing import may send it
+    session.commit()
+    login_as("accueil", territories=[places["lyon_agency"]])
+    page = client.get(_url(customer)).get_data(as_text=True)
+    assert _form(page)["civility"] == "Mlle"
+    assert client.post(_url(customer), data=_form(page, first_name="Hélène-Marie")).status_code == 302
+    session.expire_all()
+    party = session.get(Party, customer.id)
+    assert (party.civility, party.first_name) == ("Mlle", "Hélène-Marie")
+    # Without the form's snapshot (another client), the stored civility is still accepted.
+    editing.update_party(agent=AgentFactory(roles=[role_with("accueil")], territories=[places["lyon_agency"]]),
+                         party_id=party.id, expected_version=party.version,
+                         changes={"civility": "Mlle", "last_name": "Lefèvre-Martin"})
+    assert (party.civility, party.last_name) == ("Mlle", "Lefèvre-Martin")
+
+
+def test_a_customer_with_more_phones_and_emails_than_the_form_offers_can_be_edited(client, login_as, customer,
+                                                                                  places):
+    party = session.get(Party, customer.id)
+    party.phones = [PartyPhone(number=f"+3361234567{i}", label="mobile", position=i) for i in range(6)]
+    party.emails = [PartyEmail(address=f"helene{i}@example.fr", position=i) for i in range(6)]
+    session.commit()
+    login_as("accueil", territories=[places["lyon_agency"]])
+    page = client.get(_url(customer))
+    assert page.status_code == 200
+    form = _form(page.get_data(as_text=True))
+    assert form["phones-5-number"] == "06 12 34 56 75" and form["emails-5"] == "helene5@example.fr"
+
+    assert client.post(_url(customer), data=_form(page.get_data(as_text=True), last_name="Martin")).status_code == 302
+    *_rest, phones, emails = _snapshot(customer)
+    assert len(phones) == 6 and len(emails) == 6
+    assert session.get(Party, customer.id).last_name == "Martin"
+
+    page = client.get(_url(customer)).get_data(as_text=True)
+    changed = client.post(_url(customer), data=_form(page, **{"phones-5-number": "07 98 76 54 32",
+                                                              "emails-5": "autre@example.fr"}))
+    assert changed.status_code == 302
+    *_rest, phones, emails = _snapshot(customer)
+    assert phones[5] == ("+33798765432", "mobile") and len(phones) == 6
+    assert emails[5] == "autre@example.fr" and len(emails) == 6
+
+
+def test_an_implausible_stored_birth_date_does_not_block_other_changes(client, login_as, customer, places):
+    session.get(Party, customer.id).birth_date = date(1895, 3, 1)  # as the billing system sent it
+    session.commit()
+    login_as("accueil", territories=[places["lyon_agency"]])
+    page = client.get(_url(customer)).get_data(as_text=True)
+    assert client.post(_url(customer), data=_form(page, first_name="Hélène-Marie")).status_code == 302
+    session.expire_all()
+    party = session.get(Party, customer.id)
+    assert (party.first_name, party.birth_date) == ("Hélène-Marie", date(1895, 3, 1))
+    # The stored date, sent again, is not checked again; a new implausible one is refused.
+    assert editing.plan_changes(party, {"birth_date": date(1895, 3, 1)}).columns == {"birth_date": date(1895, 3, 1)}
+    with pytest.raises(editing.InvalidChanges) as refused:
+        editing.plan_changes(party, {"birth_date": "1890-01-01"})
+    assert refused.value.errors == {"birth_date": "Date de naissance invraisemblable."}
+
+
+def test_saving_an_organisation_keeps_its_stored_birth_date(client, login_as, places):
+    organisation = Party(number="CL0700002", kind="organisation", company_name="Boulangerie Martin",
+                         birth_date=date(1990, 5, 4), status="customer", street="12 rue Victor-Hugo",
+                         postal_code="69002", city="Lyon", insee_code="69123", territory_id=places["lyon"].id)
+    session.add(organisation)
+    session.commit()
+    login_as("accueil", territories=[places["lyon_agency"]])
+    page = client.get(_url(organisation)).get_data(as_text=True)
+    assert 'name="birth_date"' not in page
+    assert client.post(_url(organisation), data=_form(page, company_name="Boulangerie Martin & fils")
+                       ).status_code == 302
+    session.expire_all()
+    stored = session.get(Party, organisation.id)
+    assert (stored.company_name, stored.birth_date) == ("Boulangerie Martin & fils", date(1990, 5, 4))
+    # Without the form's snapshot either: an organisation's birth date is not the form's business.
+    editing.plan_changes(stored, {"birth_date": None, "company_name": "Boulangerie Martin"})
+    assert "birth_date" not in editing.plan_changes(stored, {"birth_date": None}).columns
+
+
+def test_a_commune_sharing_its_name_under_the_postal_code_is_chosen_by_its_department(client, login_as, customer,
+                                                                                    places):
+    _contract_in(customer, places["lyon"])  # keeps the customer in the agent's scope after the move
+    login_as("accueil", territories=[places["lyon_agency"]])
+    options = client.get("/clients/communes?postal_code=62760").get_data(as_text=True)
+    assert '<option value="Thièvres (62)"></option>' in unescape(options)
+    assert '<option value="Thièvres (80)"></option>' in unescape(options)
+    assert '<option value="Amplier"></option>' in options
+
+    page = client.get(_url(customer)).get_data(as_text=True)
+    refused = client.post(_url(customer), data=_form(page, street="1 rue Principale", postal_code="62760",
+                                                     city="Thievres"))
+    assert refused.status_code == 422
+    html = unescape(refused.get_data(as_text=True))
+    assert "Thièvres (62, code INSEE 62814)" in html and "Thièvres (80, code INSEE 80756)" in html
+
+    saved = client.post(_url(customer), data=_form(page, street="1 rue Principale", postal_code="62760",
+                                                   city="Thièvres (80)"))
+    assert saved.status_code == 302
+    assert _snapshot(customer)[2:5] == ("62760", "Thièvres", "80756")
+    # The page shows the commune so that it can be saved again as it is, the street changed.
+    page = client.get(_url(customer)).get_data(as_text=True)
+    assert _form(page)["city"] == "Thièvres"
+    assert client.post(_url(customer), data=_form(page, street="2 rue Principale")).status_code == 302
+    assert _snapshot(customer)[1:5] == ("2 rue Principale", "62760", "Thièvres", "80756")
+
+
+def test_the_edit_page_speaks_the_agents_language(app, client, login_as, customer, places):
+    login_as("accueil", territories=[places["lyon_agency"]], language="en")
+    other = _second_agent_client(app, places, "Karim Benali")
+    page = client.get(_url(customer)).get_data(as_text=True)
+    other_page = other.get(_url(customer)).get_data(as_text=True)
+    assert other.post(_url(customer), data=_form(other_page, **{"emails-0": "autre@example.fr"})).status_code == 302
+    conflict = client.post(_url(customer), data=_form(page, last_name="Martin"))
+    assert conflict.status_code == 409
+    assert "emails: helene@example.fr → autre@example.fr" in unescape(conflict.get_data(as_text=True))
+    page = client.get(_url(customer)).get_data(as_text=True)
+    assert re.search(r'<option selected value="Mme">Ms</option>|<option value="Mme" selected>Ms</option>', page)
+    assert '<option value="M.">Mr</option>' in page
+    response = client.post(_url(customer), data=_form(page, **{"phones-1-number": "06 12"}))
+    assert response.status_code == 422
+    assert 'Invalid phone number: "06 12".' in unescape(response.get_data(as_text=True))
 
 
 def test_a_save_racing_another_between_check_and_write_is_refused(app_ctx, customer, places):

@@ -47,22 +47,31 @@ class PhoneRow(Form):
     label = SelectField(_l("Type"), choices=[], validate_choice=False)
 
 
-class PartyEditForm(FlaskForm):
-    version = HiddenField()
-    seen = HiddenField()  # the latest audit entry the agent was shown: what changed since is news
-    original = HiddenField()  # the values the form was filled with, as JSON (see _changes)
+class ContactForm(FlaskForm):
+    """The identity and address fields the edit and new-prospect forms share (phones and emails
+    differ only by how many rows each allows)."""
     civility = SelectField(_l("Civilité"), choices=[], validate_choice=False)
     first_name = StringField(_l("Prénom"), validators=[Length(max=100)])
     last_name = StringField(_l("Nom"), validators=[Length(max=100)])
     company_name = StringField(_l("Raison sociale"), validators=[Length(max=200)])
-    birth_date = DateField(_l("Date de naissance"), validators=[Optional()])
-    phones = FieldList(FormField(PhoneRow), min_entries=PHONE_ROWS, max_entries=ROWS_MAX)
-    emails = FieldList(EmailField(_l("E-mail"), validators=[Optional(), Length(max=254)]),
-                       min_entries=EMAIL_ROWS, max_entries=ROWS_MAX)
     street = StringField(_l("Adresse (numéro et voie)"), validators=[Length(max=200)])
     address_extra = StringField(_l("Complément d'adresse"), validators=[Length(max=200)])
     postal_code = StringField(_l("Code postal"), validators=[Length(max=10)])
     city = StringField(_l("Commune"), validators=[Length(max=100)])
+
+
+def email_rows(shown: int, most: int) -> FieldList:
+    return FieldList(EmailField(_l("E-mail"), validators=[Optional(), Length(max=254)]),
+                     min_entries=shown, max_entries=most)
+
+
+class PartyEditForm(ContactForm):
+    version = HiddenField()
+    seen = HiddenField()  # the latest audit entry the agent was shown: what changed since is news
+    original = HiddenField()  # the values the form was filled with, as JSON (see _changes)
+    birth_date = DateField(_l("Date de naissance"), validators=[Optional()])
+    phones = FieldList(FormField(PhoneRow), min_entries=PHONE_ROWS, max_entries=ROWS_MAX)
+    emails = email_rows(EMAIL_ROWS, ROWS_MAX)
 
 
 def _fill_choices(form: PartyEditForm, party: Party) -> None:

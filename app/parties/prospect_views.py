@@ -20,14 +20,13 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
-from wtforms import EmailField, FieldList, Form, FormField, HiddenField, SelectField, StringField, TelField
+from wtforms import FieldList, Form, FormField, HiddenField, SelectField, TelField
 from wtforms.validators import Length, Optional
 
 from app.errors import BusinessError
 from app.labels import choices
 from app.parties import editing, prospects
-from app.parties.edit_views import _commune_names, _show_errors
+from app.parties.edit_views import ContactForm, _commune_names, _show_errors, email_rows
 from app.parties.models import PartyKind
 from app.web import require_permission
 
@@ -44,19 +43,10 @@ class PhoneRow(Form):
     label = SelectField(_l("Type"), choices=[], validate_choice=False)
 
 
-class ProspectForm(FlaskForm):
+class ProspectForm(ContactForm):
     kind = SelectField(_l("Type d'interlocuteur"), choices=[], validate_choice=False)
-    civility = SelectField(_l("Civilité"), choices=[], validate_choice=False)
-    first_name = StringField(_l("Prénom"), validators=[Length(max=100)])
-    last_name = StringField(_l("Nom"), validators=[Length(max=100)])
-    company_name = StringField(_l("Raison sociale"), validators=[Length(max=200)])
     phones = FieldList(FormField(PhoneRow), min_entries=PHONE_ROWS, max_entries=PHONE_ROWS)
-    emails = FieldList(EmailField(_l("E-mail"), validators=[Optional(), Length(max=254)]),
-                       min_entries=EMAIL_ROWS, max_entries=EMAIL_ROWS)
-    street = StringField(_l("Adresse (numéro et voie)"), validators=[Length(max=200)])
-    address_extra = StringField(_l("Complément d'adresse"), validators=[Length(max=200)])
-    postal_code = StringField(_l("Code postal"), validators=[Length(max=10)])
-    city = StringField(_l("Commune"), validators=[Length(max=100)])
+    emails = email_rows(EMAIL_ROWS, EMAIL_ROWS)
     # The ids of the duplicate candidates the agent was shown: "créer quand même" confirms those only.
     acknowledged = HiddenField()
 

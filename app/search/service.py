@@ -38,6 +38,7 @@ FUZZY_MIN_LENGTH = 4  # shorter words are only matched as prefixes
 # Trigram similarity a misspelt word needs to the right one (lefebre/lefevre 0.45, dupond/dupont
 # 0.56); one wrong letter in a short word leaves fewer trigrams intact (pacis/paris 0.33).
 FUZZY_THRESHOLD, SHORT_FUZZY_THRESHOLD, SHORT_WORD = 0.4, 0.3, 5
+POSITION_STEP = 0.01  # per word of the name before the matching one (at most 4): never a whole class
 HIDDEN_CAP = 100  # "100+ résultats hors de votre périmètre": counted up to 101
 STATUS_ORDER = {PartyStatus.CUSTOMER: 0, PartyStatus.PROSPECT: 1, PartyStatus.FORMER_CUSTOMER: 2}
 
@@ -303,12 +304,14 @@ def _sqlite_whole_words(stmt: Select, whole: list[str], column: str) -> Select:
 def _word_score(word: str, name_words: list[str], address_words: list[str], fuzzy: bool) -> tuple[float, str]:
     """How well one typed word matches: whole word > word start > similar spelling; name > address."""
     best, where = 0.0, ""
-    for w in name_words:
-        s = 1.0 if w == word else 0.9 if w.startswith(word) else 0.0
+    for position, w in enumerate(name_words):
+        s, kind = (1.0 if w == word else 0.9 if w.startswith(word) else 0.0), "name"
         if not s and fuzzy and _fuzzy(word) and (sim := similarity(word, w)) >= _threshold(word):
-            s = 0.8 * sim
+            s, kind = 0.8 * sim, "name_fuzzy"
+        # The name is stored last name first: "martin" finds the Martins before the Martins Adinolfi.
+        s -= POSITION_STEP * min(position, 4) if s else 0.0
         if s > best:
-            best, where = s, "name" if s >= 0.9 else "name_fuzzy"
+            best, where = s, kind
     for w in address_words:
         s = 0.6 if w == word else 0.55 if w.startswith(word) else 0.0
         if s > best:

@@ -130,6 +130,13 @@ def test_an_exact_name_is_never_crowded_out_by_longer_ones(agents, communes):  #
     assert _numbers(search(agent=agents["lyon"], query="martinez"))[0].startswith("CL95")
 
 
+def test_a_last_name_comes_before_the_same_first_name(agents, communes):  # noqa: F811
+    session.add(Party(number="CL9600003", kind=PartyKind.PERSON, first_name="Martin", last_name="Abadie",
+                      status="customer", territory_id=communes["lyon"].id))  # " abadie martin " sorts first
+    session.commit()
+    assert _numbers(search(agent=agents["lyon"], query="martin")) == ["CL9000008", "CL9600003"]
+
+
 def test_a_party_seen_through_a_contract_is_found_among_many_in_the_territory(agents, communes):  # noqa: F811
     _many(communes, 150, "Dupontel")
     _many(communes, 100, "Dupontelli", first=10_000)  # 250 word-start matches in Lyon: more than the quota

@@ -27,7 +27,7 @@ FIELDS = {
 ACTIONS = {
     "create": _l("Création"), "update": _l("Modification"), "delete": _l("Suppression"),
     "login": _l("Connexion"), "login.failed": _l("Connexion refusée"), "logout": _l("Déconnexion"),
-    "import": _l("Import"),
+    "import": _l("Import"), "create_despite_duplicates": _l("Créé malgré des doublons possibles"),
 }
 REASONS = {
     "bad_password": _l("mot de passe erroné"), "bad_password_locked": _l("mot de passe erroné, compte verrouillé"),

@@ -12,6 +12,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from app.contracts.models import (
     Contract,
     ContractParty,
+    ContractRole,
     Invoice,
     InvoiceStatus,
     Meter,
@@ -25,6 +26,7 @@ from app.security.models import Agent
 from app.security.scope import get_scoped, scope_condition, scoped_select
 
 READ = "party.read"
+LIABLE_ROLES = (ContractRole.HOLDER, ContractRole.CO_HOLDER, ContractRole.PAYER)
 
 
 def get_contract(*, agent: Agent, contract_id: int) -> Contract | None:
@@ -134,8 +136,10 @@ def _overdue(agent: Agent, where: ColumnElement[bool], today: date) -> Overdue:
 
 
 def overdue_of_party(*, agent: Agent, party_id: int, today: date) -> Overdue:
-    """Overdue over all the party's contracts the agent may read."""
-    contract_ids = select(ContractParty.contract_id).where(ContractParty.party_id == party_id)
+    """Overdue over the party's contracts the agent may read on which the party owes the bills
+    (holder, co-holder, payer): a landlord (owner) or an occupant is not told the payer's debt."""
+    contract_ids = select(ContractParty.contract_id).where(ContractParty.party_id == party_id,
+                                                           ContractParty.role.in_(LIABLE_ROLES))
     return _overdue(agent, Invoice.contract_id.in_(contract_ids), today)
 
 

@@ -27,7 +27,7 @@ from app.parties.phones import normalise_phone
 from app.search.normalise import normalise, similarity
 from app.search.service import READ, rows_at_address
 from app.security.models import Agent
-from app.security.scope import scoped_select
+from app.security.scope import scope_condition, scoped_select
 
 NAME_SIMILARITY = 0.5  # per name word: "dupond"/"dupont" 0.56, "lefevre"/"lefebvre" 0.5
 MAX_PER_RULE = 50
@@ -87,13 +87,18 @@ def find_duplicates(*, agent: Agent, last_name: str | None = None, first_name: s
             if party_id != exclude_id and reason not in reasons.setdefault(party_id, []):
                 reasons[party_id].append(reason)
 
+    # Scoped before the cap: fifty out-of-scope owners of a switchboard number hide nothing.
+    in_scope = scope_condition(Party, agent=agent, permission=READ)
     numbers = _phones(phones)
     if numbers:
-        add(session.execute(select(PartyPhone.party_id).where(PartyPhone.number.in_(numbers))
+        add(session.execute(select(PartyPhone.party_id).join(Party, Party.id == PartyPhone.party_id)
+                            .where(PartyPhone.number.in_(numbers), in_scope, Party.id != (exclude_id or 0))
                             .limit(MAX_PER_RULE)).scalars(), "phone")
     addresses = sorted({e.strip().lower() for e in emails if e and "@" in e})
     if addresses:
-        add(session.execute(select(PartyEmail.party_id).where(PartyEmail.address.in_(addresses))  # stored lowercase
+        add(session.execute(select(PartyEmail.party_id).join(Party, Party.id == PartyEmail.party_id)
+                            .where(PartyEmail.address.in_(addresses), in_scope,  # stored lowercase
+                                   Party.id != (exclude_id or 0))
                             .limit(MAX_PER_RULE)).scalars(), "email")
     name_words = normalise(" ".join(p for p in (last_name, first_name, company_name) if p)).split()
     add(_same_address_ids(agent=agent, name_words=name_words, street=street, postal_code=postal_code,

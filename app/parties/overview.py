@@ -281,7 +281,8 @@ def build(*, agent: Agent, party: Party, requested_contract: int | None = None, 
         main_residence=current.service_point.main_residence if current else None,
         duplicates=suspected_duplicates(agent=agent, party=party),
     )
-    changes = entries_for(object_type="party", object_id=str(party.id), limit=1)
+    changes = [e for e in entries_for(object_type="party", object_id=str(party.id), limit=3)
+               if e.action in ("create", "update")][:1]  # the record's own changes, not the notes about it
     return Overview(
         party=party, today=today, contracts=in_scope, roles=roles, current=current, details=details,
         alerts=alerts, last_change=changes[0] if changes else None,

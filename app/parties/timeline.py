@@ -132,6 +132,10 @@ def party_changes(agent: Agent, party_id: int, limit: int, channel: str | None) 
     events = []
     for entry in entries_for(object_type="party", object_id=str(party_id), limit=limit):
         actor = actor_label(entry.actor_label)
+        if entry.action == "create_despite_duplicates":  # the candidates may be out of a later reader's scope
+            events.append(Event(kind="party_change", at=entry.created_at.astimezone(UTC), order=entry.id,
+                                title=_("Créé malgré des doublons possibles par %(actor)s", actor=actor)))
+            continue
         if entry.action == "create":
             title = _("Fiche créée par %(actor)s", actor=actor)
         elif entry.action == "update":
@@ -187,6 +191,7 @@ def readings(agent: Agent, party_id: int, limit: int, channel: str | None) -> li
     """Readings at the party's premises while the party's contract ran there."""
     stmt = (
         readings_of_party(scoped_select(MeterReading, agent=agent, permission=READ), party_id)
+        .distinct()  # a reading on the day one contract ends and the next starts joins both
         .order_by(MeterReading.read_on.desc(), MeterReading.id.desc())
         .limit(limit)
         .options(joinedload(MeterReading.meter))

@@ -144,8 +144,9 @@ def rows_at_address(*, street: str | None, postal_code: str | None, agent: Agent
     """The candidate rows (party id, normalised name and address, status) of the parties in the
     agent's scope whose address holds this street (number and name, as whole words) and this
     postal code: one indexed read, for duplicate detection, where the street's words one by one
-    ("12", "rue", "de") narrow nothing. The index reads the street; the postal code, whose
-    trigrams every address of the département shares, is checked here."""
+    ("12", "rue", "de") narrow nothing. The index reads the street's longest word; the whole
+    street and the postal code, whose trigrams every address of the département shares, are
+    checked on those rows (before the cap: 500 "1 rue de la Gare" elsewhere hide nothing)."""
     street_words, postal = normalise(street).split(), normalise(postal_code)
     if not street_words or not postal or not agent.is_active or not agent.can(READ):
         return []
@@ -156,13 +157,14 @@ def rows_at_address(*, street: str | None, postal_code: str | None, agent: Agent
         # The index reads the street's longest word as a bare substring (rare trigrams); the whole
         # phrase, whose " 1 ", " pl", "ace" are everywhere, is only checked on those rows.
         longest = max(street_words, key=len)
-        stmt = stmt.where(PartySearch.text.like(f"%{longest}%"), func.strpos(PartySearch.text, f" {phrase} ") > 0)
+        stmt = stmt.where(PartySearch.text.like(f"%{longest}%"), func.strpos(PartySearch.text, f" {phrase} ") > 0,
+                          func.strpos(PartySearch.address, f" {postal} ") > 0)
     else:
         fts = "party_search_fts"
         stmt = stmt.where(PartySearch.party_id.in_(
             select(literal_column("rowid")).select_from(text(fts)).where(text(f"{fts} MATCH :at"))
-        )).params(at=f'{{address}}: " {phrase} "')
-    return [row for row in session.execute(stmt.limit(FUZZY_POOL)) if f" {postal} " in row.address]
+        )).params(at=f'{{address}}: " {phrase} " AND {{address}}: " {postal} "')
+    return session.execute(stmt.limit(FUZZY_POOL)).all()
 
 
 def _fuzzy(word: str) -> bool:

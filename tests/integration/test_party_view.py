@@ -577,3 +577,27 @@ def test_the_page_sends_as_many_statements_for_1_contract_as_for_10_contracts_an
     html = client.get(f"/clients/{heavy.id}").get_data(as_text=True)
     assert html.count('hx-select="#party-view"') == 9  # the ten tabs: nine links and the current one
     assert text_of(html, "alert-overdue").startswith("Impayé : 1 275,00 € en retard")  # 30 unpaid invoices
+
+
+def test_a_reading_on_the_day_a_contract_is_renewed_appears_once(client, lyon_agent, communes, today):  # noqa: F811
+    party = _party("CL7100001", "René", "Renouvelé", communes["lyon"])
+    first = _contract(party, "EL-R-1", communes["lyon"], status="terminated", start=date(2020, 1, 1),
+                      end=date(2023, 1, 1))
+    second = _contract(party, "EL-R-2", communes["lyon"], start=date(2023, 1, 1))
+    second.service_point = first.service_point  # renewed at the same premises
+    session.flush()
+    _reading(first, _meter(first, "R-M-1", date(2019, 1, 1)), date(2023, 1, 1), 500)  # read on the handover day
+    session.commit()
+    html = client.get(f"/clients/{party.id}/historique?history_type=reading").get_data(as_text=True)
+    assert timeline_kinds(html) == ["reading"]
+
+
+def test_an_owner_is_not_told_the_payers_debt(client, lyon_agent, communes, today):  # noqa: F811
+    owner = _party("CL7100002", "Paul", "Proprio", communes["lyon"])
+    tenant = _party("CL7100003", "Tina", "Locataire", communes["lyon"])
+    contract = _contract(tenant, "EA-O-1", communes["lyon"], kind="water")
+    contract.parties.append(ContractParty(party=owner, role="owner"))
+    _invoice(contract, "F-O-1", issued=date(2025, 1, 1), due=date(2025, 1, 15), amount="250.00")
+    session.commit()
+    assert text_of(client.get(f"/clients/{owner.id}").get_data(as_text=True), "alert-overdue") is None
+    assert "250,00" in text_of(client.get(f"/clients/{tenant.id}").get_data(as_text=True), "alert-overdue")

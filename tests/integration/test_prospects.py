@@ -111,6 +111,10 @@ def test_a_duplicate_is_shown_then_created_anyway_and_audited(client, login_as, 
     assert set(actions) == {"create", "create_despite_duplicates"}
     assert actions["create_despite_duplicates"].changes["candidates"] == ["CL0700001"]
     assert actions["create_despite_duplicates"].changes["reasons"] == {"CL0700001": ["phone"]}
+    # The view says who created the record, and the history tells it in words, without the candidates.
+    html = client.get(f"/clients/{party.id}").get_data(as_text=True)
+    assert re.search(r'id="last-change"><small>\s*Créé par', html)
+    assert "Créé malgré des doublons possibles par" in html and "create_despite_duplicates" not in html
 
 
 def test_confirming_without_having_seen_a_candidate_warns_again(client, login_as, places, customer):
@@ -267,3 +271,28 @@ def test_no_create_link_when_the_searched_customer_exists_out_of_scope(client, l
         html = client.get(path, query_string={"q": "Zyxwvu"}).get_data(as_text=True)
         assert "hors de votre périmètre" in html
         assert f"{URL}?q=" not in html and "Créer un prospect" not in html
+
+
+def test_duplicates_are_scoped_before_being_capped(app_ctx, places):
+    """Many look-alikes out of scope (a switchboard number, a common street elsewhere) hide nothing."""
+    from app.parties.duplicates import find_duplicates
+    from app.parties.models import PartyPhone
+
+    agent = AgentFactory(roles=[role_with("accueil")], territories=[places["lyon_agency"]])
+    session.add_all(Party(number=f"CLS{i:06d}", last_name=f"Loire{i}", status="customer",
+                          territory_id=places["saint_etienne"].id, phones=[PartyPhone(number="+33477000000")])
+                    for i in range(60))
+    session.add_all(Party(number=f"CLV{i:06d}", first_name="Jean", last_name="Dupont", status="customer",
+                          street="1 rue de la Gare", postal_code="69100", city="Villeurbanne",
+                          territory_id=places["villeurbanne"].id) for i in range(520))
+    session.add_all([
+        Party(number="CL8888888", last_name="Lyonnais", status="customer", territory_id=places["lyon"].id,
+              phones=[PartyPhone(number="+33477000000")]),
+        Party(number="CL9999999", first_name="Jean", last_name="Dupont", status="customer", street="1 rue de la Gare",
+              postal_code="69002", city="Lyon", territory_id=places["lyon"].id)])
+    session.commit()
+    assert [c.party.number for c in find_duplicates(agent=agent, phones=["04 77 00 00 00"])
+            if c.party.territory_id == places["lyon"].id] == ["CL8888888"]
+    found = find_duplicates(agent=agent, last_name="Dupont", first_name="Jean", street="1 rue de la Gare",
+                            postal_code="69002")
+    assert [c.party.number for c in found] == ["CL9999999"]  # not the 520 of Villeurbanne's rue de la Gare

@@ -94,6 +94,7 @@ def _acknowledged(value: str | None) -> list[int]:
 
 @bp.route("/nouveau", methods=["GET", "POST"])
 @require_permission("party.write")
+@require_permission("party.read")  # the duplicate check reads
 def new():
     form = ProspectForm()
     if request.method == "GET":

@@ -165,14 +165,16 @@ def create_prospect(*, agent: Agent, data: dict, confirmed: bool = False,
 
     ``data`` holds kind (person or organisation), civility, first_name, last_name, company_name,
     phones as [{number, label}], emails as [str], street, address_extra, postal_code, city.
-    Raises PermissionError without party.write, InvalidChanges (field → message) or a
+    Raises PermissionError without party.write and party.read, InvalidChanges (field → message) or a
     BusinessError (address out of scope) with nothing written, DuplicatesFound when parties in
     the agent's scope look alike and ``confirmed`` is false. ``acknowledged``, when given with
     ``confirmed``, lists the candidates' ids the agent was shown: a candidate that appeared since
     (the agent changed the phone, say) warns again rather than being confirmed unseen.
     """
-    if agent is None or not agent.is_active or not agent.can(WRITE):
-        raise PermissionError(WRITE)
+    # Reading is needed too: without it the duplicate check would see nothing and warn of nothing.
+    for permission in (WRITE, "party.read"):
+        if agent is None or not agent.is_active or not agent.can(permission):
+            raise PermissionError(permission)
     kind, plan = validate(data)
     _check_scope(agent, plan.columns.get("territory_id"))
     columns = plan.columns

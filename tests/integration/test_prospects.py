@@ -230,6 +230,16 @@ def test_an_agent_without_party_write_cannot_create(app_ctx, places):
                                                      "city": "Villeurbanne"})
 
 
+def test_writing_without_reading_cannot_create_unchecked_for_duplicates(client, login_as, places):
+    agent = login_as("saisie_seule", territories=[places["lyon_agency"]], permissions=["party.write"])
+    assert client.get(URL).status_code == 403
+    assert 'id="new-prospect"' not in client.get("/").get_data(as_text=True)
+    with pytest.raises(PermissionError, match="party.read"):
+        prospects.create_prospect(agent=agent, data={"last_name": "X", "street": "3 avenue Roger-Salengro",
+                                                     "postal_code": "69100", "city": "Villeurbanne"})
+    assert session.execute(select(Party).where(Party.last_name == "X")).first() is None
+
+
 def test_the_links_are_shown_with_party_write(client, login_as, places):
     login_as("accueil", territories=[places["lyon_agency"]])
     home = client.get("/").get_data(as_text=True)

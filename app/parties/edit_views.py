@@ -26,6 +26,7 @@ from app.errors import BusinessError
 from app.labels import choices
 from app.parties import editing
 from app.parties.addresses import commune_choices
+from app.parties.editing import clean_text
 from app.parties.models import Party, PartyKind
 from app.parties.phones import normalise_phone
 from app.security.scope import get_scoped_or_404
@@ -80,34 +81,30 @@ def _fill_choices(form: PartyEditForm, party: Party) -> None:
         row["label"].choices = [("", "—")] + choices("phone_label")  # row.label is the row's own label
 
 
-def _text(value) -> str:
-    return " ".join(str(value or "").split())
-
-
 def _identity_fields(party: Party) -> tuple[str, ...]:
     return ORGANISATION_FIELDS if party.kind == PartyKind.ORGANISATION else PERSON_FIELDS
 
 
 def _stored_values(party: Party) -> dict:
     """The party as the form shows it: the form's "original", JSON-ready."""
-    values: dict = {key: _text(getattr(party, key)) for key in _identity_fields(party) if key != "birth_date"}
+    values: dict = {key: clean_text(getattr(party, key)) for key in _identity_fields(party) if key != "birth_date"}
     if "birth_date" in _identity_fields(party):
         values["birth_date"] = party.birth_date.isoformat() if party.birth_date else ""
     values["phones"] = [{"number": p.display, "label": p.label or ""} for p in party.phones]
     values["emails"] = [e.address for e in party.emails]
-    values.update({key: _text(getattr(party, key)) for key in editing.ADDRESS_FIELDS})
+    values.update({key: clean_text(getattr(party, key)) for key in editing.ADDRESS_FIELDS})
     return values
 
 
 def _posted_values(form: PartyEditForm, party: Party) -> dict:
     """What the form holds, in the shape of _stored_values (empty rows left out)."""
-    values: dict = {key: _text(getattr(form, key).data) for key in _identity_fields(party) if key != "birth_date"}
+    values: dict = {key: clean_text(getattr(form, key).data) for key in _identity_fields(party) if key != "birth_date"}
     if "birth_date" in _identity_fields(party):
         values["birth_date"] = form.birth_date.data.isoformat() if form.birth_date.data else ""
-    values["phones"] = [{"number": _text(row.number.data), "label": row["label"].data or ""}
-                        for row in form.phones if _text(row.number.data)]
-    values["emails"] = [_text(entry.data) for entry in form.emails if _text(entry.data)]
-    values.update({key: _text(getattr(form, key).data) for key in editing.ADDRESS_FIELDS})
+    values["phones"] = [{"number": clean_text(row.number.data), "label": row["label"].data or ""}
+                        for row in form.phones if clean_text(row.number.data)]
+    values["emails"] = [clean_text(entry.data) for entry in form.emails if clean_text(entry.data)]
+    values.update({key: clean_text(getattr(form, key).data) for key in editing.ADDRESS_FIELDS})
     return values
 
 
@@ -115,18 +112,18 @@ def _phone_key(number: str) -> str:
     try:
         return normalise_phone(number)
     except BusinessError:
-        return _text(number)
+        return clean_text(number)
 
 
 def _same(key: str, a, b) -> bool:
     """Whether two values of a field (shaped as by _stored_values) mean the same."""
     if key == "phones":
-        rows = [[(_phone_key(_text(row.get("number"))), _text(row.get("label"))) for row in value
+        rows = [[(_phone_key(clean_text(row.get("number"))), clean_text(row.get("label"))) for row in value
                  if isinstance(row, dict)] for value in (a, b)]
         return rows[0] == rows[1]
     if key == "emails":
-        return [_text(x).lower() for x in a] == [_text(x).lower() for x in b]
-    return _text(a) == _text(b)
+        return [clean_text(x).lower() for x in a] == [clean_text(x).lower() for x in b]
+    return clean_text(a) == clean_text(b)
 
 
 def _original(form: PartyEditForm) -> dict | None:
@@ -213,7 +210,7 @@ def _field(form: PartyEditForm, name: str | None):
         return None
 
 
-def _show_errors(form: PartyEditForm, errors: dict[str, str]) -> list[str]:
+def show_errors(form: PartyEditForm, errors: dict[str, str]) -> list[str]:
     """Put each message next to its field; those with no field are returned for the top."""
     unplaced = []
     for name, message in errors.items():
@@ -256,9 +253,9 @@ def edit(party_id: int):
         _keep_own_changes(form, party, changes, conflict)
         return _page(form, party, conflict=conflict), 409
     except editing.InvalidChanges as exc:
-        return _page(form, party, errors=_show_errors(form, exc.errors)), 422
+        return _page(form, party, errors=show_errors(form, exc.errors)), 422
     except BusinessError as exc:
-        return _page(form, party, errors=_show_errors(form, {exc.field or "": exc.message})), 422
+        return _page(form, party, errors=show_errors(form, {exc.field or "": exc.message})), 422
     flash(_("Coordonnées enregistrées."), "success")
     return redirect(url_for("parties.show", party_id=party.id))
 
@@ -281,10 +278,10 @@ def _page(form: PartyEditForm, party: Party, *, errors: list[str] | None = None,
     _fill_choices(form, party)
     return render_template("parties/edit.html", form=form, party=party, errors=errors or [], conflict=conflict,
                            is_organisation=party.kind == PartyKind.ORGANISATION,
-                           communes=_commune_names(form.postal_code.data))
+                           communes=commune_names(form.postal_code.data))
 
 
-def _commune_names(postal_code: str | None) -> list[str]:
+def commune_names(postal_code: str | None) -> list[str]:
     """The city field's suggestions: the communes' names, "Thièvres (62)" for namesakes."""
     code = (postal_code or "").replace(" ", "")
     return commune_choices(code) if len(code) == 5 and code.isdigit() else []
@@ -294,4 +291,4 @@ def _commune_names(postal_code: str | None) -> list[str]:
 @require_permission("party.write")
 def communes():
     """The communes of a postal code, as the options of the city field's datalist (htmx)."""
-    return render_template_string(COMMUNE_OPTIONS, names=_commune_names(request.args.get("postal_code")))
+    return render_template_string(COMMUNE_OPTIONS, names=commune_names(request.args.get("postal_code")))

@@ -97,7 +97,8 @@ class EditConflict(BusinessError):
 # --- Validation (reads only) -----------------------------------------------------------------
 
 
-def _text(value: Any) -> str:
+def clean_text(value: Any) -> str:
+    """The value as text, trimmed, its runs of blanks (tabs, line breaks) made one space."""
     return " ".join(str(value or "").split())
 
 
@@ -113,7 +114,7 @@ def civility_choices(stored: str | None = None) -> list[tuple[str, str]]:
 def _name_values(party: Party, changes: dict) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if "civility" in changes:
-        civility = _text(changes["civility"]) or None
+        civility = clean_text(changes["civility"]) or None
         # The stored one stays acceptable: the billing system may send others ("Mlle").
         if civility is not None and civility not in CIVILITIES and civility != party.civility:
             raise BusinessError(_l("Civilité inconnue."), field="civility")
@@ -121,7 +122,7 @@ def _name_values(party: Party, changes: dict) -> dict[str, Any]:
     for key, maximum in NAME_MAX.items():
         if key not in changes:
             continue
-        text = _text(changes[key])
+        text = clean_text(changes[key])
         if len(text) > maximum:
             raise BusinessError(_l("%(max)d caractères au plus.", max=maximum), field=key)
         values[key] = text or None
@@ -154,11 +155,11 @@ def _phones(rows: list[dict], maximum: int = MAX_PHONES) -> list[tuple[str, str 
     """(E.164 number, label) per non-empty row, in the order typed."""
     result: list[tuple[str, str | None]] = []
     for i, row in enumerate(rows):
-        raw = _text(row.get("number"))
+        raw = clean_text(row.get("number"))
         if not raw:
             continue
         number = normalise_phone(raw)
-        label = _text(row.get("label")) or None
+        label = clean_text(row.get("label")) or None
         if label is not None and label not in PHONE_LABELS:
             raise BusinessError(_l("Type de téléphone inconnu."), field=f"phones-{i}-label")
         if number in (n for n, _label in result):
@@ -173,7 +174,7 @@ def _phone_row_errors(rows: list[dict]) -> dict[str, str]:
     """normalise_phone says which number is wrong but not which row: locate it."""
     errors: dict[str, str] = {}
     for i, row in enumerate(rows):
-        raw = _text(row.get("number"))
+        raw = clean_text(row.get("number"))
         if raw:
             try:
                 normalise_phone(raw)
@@ -185,7 +186,7 @@ def _phone_row_errors(rows: list[dict]) -> dict[str, str]:
 def _emails(values: list[str], maximum: int = MAX_EMAILS) -> list[str]:
     result: list[str] = []
     for i, value in enumerate(values):
-        address = _text(value).lower()  # as the billing import stores them: the search compares lowercase
+        address = clean_text(value).lower()  # as the billing import stores them: the search compares lowercase
         if not address:
             continue
         if len(address) > 254 or not _EMAIL.fullmatch(address):
@@ -202,7 +203,7 @@ def _address_changed(party: Party, typed: dict[str, Any]) -> bool:
     """Whether the typed address differs from the stored one. An unchanged address is not checked
     again: an address the billing system sent that the reference does not know must not block
     a change of phone number."""
-    return any(_text(typed[key]) != _text(getattr(party, key)) for key in ADDRESS_FIELDS)
+    return any(clean_text(typed[key]) != clean_text(getattr(party, key)) for key in ADDRESS_FIELDS)
 
 
 @dataclass
@@ -246,7 +247,7 @@ def plan_changes(party: Party, changes: dict) -> _Plan:
     if _address_changed(party, typed):
         # The same postal code and city as stored: the stored commune tells apart two communes of
         # that name under that postal code (62760 serves two Thièvres).
-        same_commune = all(_text(typed[key]) == _text(getattr(party, key)) for key in ("postal_code", "city"))
+        same_commune = all(clean_text(typed[key]) == clean_text(getattr(party, key)) for key in ("postal_code", "city"))
 
         def address() -> None:
             resolved = resolve_address(**typed, insee_code=party.insee_code if same_commune else None)

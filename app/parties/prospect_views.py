@@ -20,13 +20,12 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from wtforms import FieldList, Form, FormField, HiddenField, SelectField, TelField
-from wtforms.validators import Length, Optional
+from wtforms import FieldList, FormField, HiddenField, SelectField
 
 from app.errors import BusinessError
 from app.labels import choices
 from app.parties import editing, prospects
-from app.parties.edit_views import ContactForm, _commune_names, _show_errors, email_rows
+from app.parties.edit_views import ContactForm, PhoneRow, commune_names, email_rows, show_errors
 from app.parties.models import PartyKind
 from app.web import require_permission
 
@@ -36,11 +35,6 @@ PHONE_ROWS, EMAIL_ROWS = 2, 2
 _PHONE_LIKE = re.compile(r"[\d\s.+()-]+")
 _TEXT_PARAMS = ("civility", "first_name", "last_name", "company_name", "street", "address_extra", "postal_code",
                 "city")
-
-
-class PhoneRow(Form):
-    number = TelField(_l("Numéro"), validators=[Optional(), Length(max=30)])
-    label = SelectField(_l("Type"), choices=[], validate_choice=False)
 
 
 class ProspectForm(ContactForm):
@@ -110,9 +104,9 @@ def new():
         form.acknowledged.data = ",".join(str(c.party.id) for c in found.candidates)
         return _page(form, candidates=found.candidates)
     except editing.InvalidChanges as exc:
-        return _page(form, errors=_show_errors(form, exc.errors)), 422
+        return _page(form, errors=show_errors(form, exc.errors)), 422
     except BusinessError as exc:
-        return _page(form, errors=_show_errors(form, {exc.field or "": exc.message})), 422
+        return _page(form, errors=show_errors(form, {exc.field or "": exc.message})), 422
     flash(_("Prospect créé."), "success")
     return redirect(url_for("parties.show", party_id=party.id))
 
@@ -123,4 +117,4 @@ def _page(form: ProspectForm, *, errors: list[str] | None = None, candidates=Non
     for row in form.phones:
         row["label"].choices = [("", "—")] + choices("phone_label")
     return render_template("parties/new.html", form=form, errors=errors or [], candidates=candidates or [],
-                           communes=_commune_names(form.postal_code.data))
+                           communes=commune_names(form.postal_code.data))

@@ -16,7 +16,6 @@ Nothing is written before every check has passed.
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import exists, func, select
@@ -48,10 +47,6 @@ class DuplicatesFound(Exception):
         self.candidates = candidates
 
 
-def _clean(value: Any) -> str:
-    return " ".join(str(value or "").split())
-
-
 def _changes(kind: str, data: dict) -> dict:
     """The fields editing.plan_changes validates, for this kind of party."""
     names = ORGANISATION_FIELDS if kind == PartyKind.ORGANISATION else PERSON_FIELDS
@@ -76,14 +71,14 @@ def validate(data: dict) -> tuple[str, editing._Plan]:
         plan = editing.plan_changes(draft, changes)
     except editing.InvalidChanges as exc:
         errors.update(exc.errors)
-    if kind == PartyKind.ORGANISATION and not _clean(changes.get("company_name")):
+    if kind == PartyKind.ORGANISATION and not editing.clean_text(changes.get("company_name")):
         errors.setdefault("company_name", str(_l("La raison sociale est obligatoire.")))
-    if kind == PartyKind.PERSON and not _clean(changes.get("last_name")):
+    if kind == PartyKind.PERSON and not editing.clean_text(changes.get("last_name")):
         errors.setdefault("last_name", str(_l("Le nom est obligatoire.")))
     # The draft has no address: plan_changes resolves the address only when one was typed.
-    if not any(_clean(changes.get(key)) for key in ("postal_code", "city", "street")):
+    if not any(editing.clean_text(changes.get(key)) for key in ("postal_code", "city", "street")):
         errors.setdefault("postal_code", str(_l("Le code postal est obligatoire.")))
-    if not _clean(changes.get("street")):
+    if not editing.clean_text(changes.get("street")):
         errors.setdefault("street", str(_l("L'adresse (numéro et voie) est obligatoire.")))
     if errors:
         raise editing.InvalidChanges(errors)

@@ -34,8 +34,8 @@ from app.labels import LABELS
 from app.parties.addresses import resolve_address
 from app.parties.models import Party, PartyEmail, PartyKind, PartyPhone
 from app.parties.phones import display_phone, normalise_phone
-from app.security.models import Agent, Territory
-from app.security.scope import get_scoped, scope_condition, visible_territory_ids
+from app.security.models import Agent
+from app.security.scope import get_scoped, scope_condition, territory_in_scope
 
 WRITE = "party.write"
 # The civilities the form offers: the stored value, its label in the agent's language.
@@ -263,10 +263,7 @@ def plan_changes(party: Party, changes: dict) -> _Plan:
 def _stays_in_scope(*, agent: Agent, party_id: int, territory_id: int | None) -> bool:
     """Whether the agent may still write the party once in territory_id: that territory is one
     of theirs, or one of the party's contracts is (the same rule as Party.scope_clause)."""
-    through_territory = (
-        exists(select(Territory.id).where(Territory.id == territory_id, Territory.id.in_(visible_territory_ids(agent))))
-        if territory_id is not None else None
-    )
+    through_territory = territory_in_scope(agent, territory_id) if territory_id is not None else None
     through_contract = exists(
         select(Contract.id)
         .where(scope_condition(Contract, agent=agent, permission=WRITE))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import exists, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.audit.service import record
@@ -27,8 +27,8 @@ from app.errors import BusinessError
 from app.parties import editing
 from app.parties.duplicates import Candidate, find_duplicates
 from app.parties.models import Party, PartyEmail, PartyKind, PartyPhone, PartyStatus
-from app.security.models import Agent, Territory
-from app.security.scope import visible_territory_ids
+from app.security.models import Agent
+from app.security.scope import territory_in_scope
 
 WRITE = editing.WRITE
 NUMBER_PREFIX = "PR"
@@ -88,9 +88,7 @@ def validate(data: dict) -> tuple[str, editing._Plan]:
 def _in_scope(agent: Agent, territory_id: int | None) -> bool:
     if territory_id is None:
         return False
-    condition = exists(select(Territory.id).where(Territory.id == territory_id,
-                                                  Territory.id.in_(visible_territory_ids(agent))))
-    return bool(session.execute(select(condition)).scalar())
+    return bool(session.execute(select(territory_in_scope(agent, territory_id))).scalar())
 
 
 def _check_scope(agent: Agent, territory_id: int | None) -> None:

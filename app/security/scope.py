@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 from flask import abort
-from sqlalchemy import ForeignKey, Select, false, or_, select
+from sqlalchemy import ForeignKey, Select, exists, false, or_, select
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -49,6 +49,12 @@ def territory_ids_under(territories: Iterable[Territory]) -> Select:
 def visible_territory_ids(agent: Agent) -> Select:
     """Subquery of the ids of the territories granted to agent and everything under them."""
     return territory_ids_under(agent.territories)
+
+
+def territory_in_scope(agent: Agent, territory_id: int) -> ColumnElement[bool]:
+    """Whether this territory lies under one of the agent's (an EXISTS, to select or combine)."""
+    return exists(select(Territory.id).where(Territory.id == territory_id,
+                                             Territory.id.in_(visible_territory_ids(agent))))
 
 
 def subtrees_overlap(some: Iterable[Territory], others: Iterable[Territory]) -> bool:

@@ -194,12 +194,15 @@ def record_changes(object_type: str, changes_by_id: list[tuple[str, dict]], *, a
         db_session.execute(insert(AuditEntry.__table__), rows)
 
 
-def entries_for(*, object_type: str, object_id: str, limit: int = 50) -> list[AuditEntry]:
-    """The latest audit entries about one object, newest first."""
+def entries_for(*, object_type: str, object_id: str, limit: int = 50,
+                actions: tuple[str, ...] | None = None) -> list[AuditEntry]:
+    """The latest audit entries about one object, newest first; only these actions if given."""
     stmt = (
         select(AuditEntry)
         .where(AuditEntry.object_type == object_type, AuditEntry.object_id == object_id)
         .order_by(AuditEntry.id.desc())
         .limit(limit)
     )
+    if actions is not None:
+        stmt = stmt.where(AuditEntry.action.in_(actions))
     return list(db_session.execute(stmt).scalars())

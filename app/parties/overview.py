@@ -28,6 +28,7 @@ from app.contracts import service as contracts
 from app.contracts.models import Contract, ContractParty, ContractStatus, Invoice, Meter, MeterReading, Payment
 from app.db import session as db_session
 from app.parties import timeline
+from app.parties.duplicates import suspected_duplicates
 from app.parties.models import Party
 from app.security.models import Agent
 
@@ -79,15 +80,6 @@ def open_dossiers(*, agent: Agent, party_id: int) -> list:
     "informer le client" panel. There is no dossier model yet: the dossier issue fills this in
     (a scoped read); until then a party has none."""
     return []
-
-
-def suspected_duplicates(*, agent: Agent, party: Party) -> list[Party]:
-    """Parties of the agent's scope that look like the same person (app/parties/duplicates.py)."""
-    # Imported on use: duplicate detection builds on the search module, which the party views
-    # need not load when they are imported.
-    from app.parties.duplicates import suspected_duplicates as find
-
-    return find(agent=agent, party=party)
 
 
 # --- Consumption chart ------------------------------------------------------------------------
@@ -281,8 +273,8 @@ def build(*, agent: Agent, party: Party, requested_contract: int | None = None, 
         main_residence=current.service_point.main_residence if current else None,
         duplicates=suspected_duplicates(agent=agent, party=party),
     )
-    changes = [e for e in entries_for(object_type="party", object_id=str(party.id), limit=3)
-               if e.action in ("create", "update")][:1]  # the record's own changes, not the notes about it
+    # The record's own changes, not the notes about it ("créé malgré des doublons").
+    changes = entries_for(object_type="party", object_id=str(party.id), limit=1, actions=("create", "update"))
     return Overview(
         party=party, today=today, contracts=in_scope, roles=roles, current=current, details=details,
         alerts=alerts, last_change=changes[0] if changes else None,

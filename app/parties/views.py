@@ -4,7 +4,7 @@ advanced search open it (``?contract=`` selects a contract, ``?channel=`` names 
 contact's channel)."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, render_template, request
 from flask_login import current_user
 
 from app.labels import CHANNELS, choices
@@ -14,9 +14,6 @@ from app.security.scope import get_scoped_or_404
 from app.web import require_permission
 
 bp = Blueprint("parties", __name__, url_prefix="/clients")
-
-EDIT_ENDPOINT = "party_edit.edit"
-
 
 def _history_filters() -> dict:
     channel = request.args.get("history_channel") or None
@@ -42,10 +39,8 @@ def show(party_id: int):
                           invoices_page=request.args.get("invoices_page", 1, type=int),
                           history_page=history["page"], history_kind=history["kind"],
                           history_channel=history["channel"])
-    # The edit page arrives with its own blueprint; until then the button is not shown.
-    can_edit = agent.can("party.write") and EDIT_ENDPOINT in current_app.view_functions
     return render_template("parties/show.html", view=view, party=party, channel=_incoming_channel(),
-                           can_edit=can_edit, edit_endpoint=EDIT_ENDPOINT, history=view.history,
+                           can_edit=agent.can("party.write"), history=view.history,
                            history_types=timeline.type_choices(),
                            # The channel filter appears once a source has channels (contacts).
                            history_channels=choices("channel") if timeline.has_channel_sources() else [])

@@ -151,8 +151,7 @@ def rows_at_address(*, street: str | None, postal_code: str | None, agent: Agent
     if not street_words or not postal or not agent.is_active or not agent.can(READ):
         return []
     phrase = " ".join(street_words)
-    stmt = (select(PartySearch.party_id, PartySearch.name, PartySearch.address, Party.status)
-            .join(Party, Party.id == PartySearch.party_id).where(_scope(agent)))
+    stmt = _candidate_rows().where(_scope(agent))
     if session.get_bind().dialect.name == "postgresql":
         # The index reads the street's longest word as a bare substring (rare trigrams); the whole
         # phrase, whose " 1 ", " pl", "ace" are everywhere, is only checked on those rows.
@@ -174,6 +173,12 @@ def _fuzzy(word: str) -> bool:
 
 def _threshold(word: str) -> float:
     return SHORT_FUZZY_THRESHOLD if len(word) <= SHORT_WORD else FUZZY_THRESHOLD
+
+
+def _candidate_rows() -> Select:
+    """What the matchers read of each candidate: party id, normalised name and address, status."""
+    return (select(PartySearch.party_id, PartySearch.name, PartySearch.address, Party.status)
+            .join(Party, Party.id == PartySearch.party_id))
 
 
 def _scope(agent: Agent) -> ColumnElement[bool]:
@@ -199,20 +204,16 @@ def _candidates(words: list[str], agent: Agent | None, *, fuzzy: bool) -> tuple[
     closest first."""
     if agent is not None and (not agent.is_active or not agent.can(READ)):
         return [], False
-    base = (select(PartySearch.party_id, PartySearch.name, PartySearch.address, Party.status)
-            .join(Party, Party.id == PartySearch.party_id))
+    base = _candidate_rows()
     if agent is not None:
         base = base.where(_scope(agent))
     sqlite = session.get_bind().dialect.name != "postgresql"
     stmt = (_sqlite_filter if sqlite else _postgresql_filter)(base, words, fuzzy)
     if stmt is None:
         return [], False
-    if fuzzy:
-        rows = session.execute(stmt.limit(CANDIDATES + 1)).all()
-        return rows[:CANDIDATES], len(rows) > CANDIDATES
     rows = session.execute(stmt.limit(CANDIDATES + 1)).all()
-    if len(rows) <= CANDIDATES:  # every match is there: nothing can have been crowded out
-        return rows, False
+    if fuzzy or len(rows) <= CANDIDATES:  # typos come closest first; else every match is there
+        return rows[:CANDIDATES], len(rows) > CANDIDATES
     passes = []
     whole = [w for w in words if len(w) >= 3 and w.isalpha()]  # shorter: too common to narrow anything
     if whole:

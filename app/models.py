@@ -1,6 +1,14 @@
 """Imports every model module so that the metadata knows all tables (migrations, tests)."""
 from app.api.models import ApiToken  # noqa: F401
 from app.audit.models import AuditEntry  # noqa: F401
+from app.contacts.models import (  # noqa: F401
+    Contact,
+    ContactAgent,
+    ContactObject,
+    ContactParty,
+    ContactType,
+    TemplateItem,
+)
 from app.contracts.models import (  # noqa: F401
     Contract,
     ContractParty,
@@ -10,6 +18,16 @@ from app.contracts.models import (  # noqa: F401
     MeterReading,
     Payment,
     ServicePoint,
+)
+from app.dossiers.models import (  # noqa: F401
+    Dossier,
+    DossierAgent,
+    DossierContact,
+    DossierElement,
+    DossierObject,
+    DossierParty,
+    DossierType,
+    ReferenceCounter,
 )
 from app.parties.addresses import PostalCode  # noqa: F401
 from app.parties.models import Party, PartyEmail, PartyPhone  # noqa: F401

@@ -7,6 +7,7 @@ from app.db import session
 from app.security import service
 from app.security.models import Agent
 from app.security.roles import ensure_standard_roles
+from app.seed.referentials import seed_referentials
 
 DEMO_PASSWORD = "guichet-demo-2026"  # noqa: S105 (demo accounts only; printed by `flask seed`)
 
@@ -62,6 +63,7 @@ def seed_demo() -> dict[str, int]:
                     service.create_territory(code=insee, name=name, kind="commune", parent=agency, insee_code=insee)
                     counts["territories"] += 1
     counts["roles"] = len(ensure_standard_roles())
+    counts.update(seed_referentials())
     for login, full_name, roles, territories, _description in AGENTS:
         if service.get_agent_by_login(login=login) is None:
             service.create_agent(login=login, full_name=full_name, password=DEMO_PASSWORD,

@@ -1,0 +1,115 @@
+"""Contacts: capture with their links, reads through the scope. Functions flush; the caller commits."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from app import clock
+from app.audit import service as audit
+from app.contacts import links as link_rules
+from app.contacts import objects
+from app.contacts.models import Contact, ContactAgent, ContactObject, ContactParty, ContactType, Direction
+from app.db import session
+from app.errors import BusinessError
+from app.labels import CHANNELS
+from app.security.models import Agent
+from app.security.scope import get_scoped, scoped_select
+
+READ = "party.read"
+WRITE = "contact.create"
+MAX_DURATION_MINUTES = 24 * 60
+FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks of the agent's PC and the server differ a little
+SUBJECT_MAX = 200
+NOTES_MAX = 20_000
+
+
+def active_types() -> list[ContactType]:
+    stmt = select(ContactType).where(ContactType.active.is_(True)).order_by(ContactType.position, ContactType.label)
+    return list(session.execute(stmt).scalars())
+
+
+def get_type(type_id: int | None, *, active_only: bool = True) -> ContactType | None:
+    if type_id is None:
+        return None
+    contact_type = session.get(ContactType, type_id)
+    if contact_type is None or (active_only and not contact_type.active):
+        return None
+    return contact_type
+
+
+def get_contact(*, agent: Agent, contact_id: int) -> Contact | None:
+    return get_scoped(Contact, contact_id, agent=agent, permission=READ)
+
+
+def link_summary(links: link_rules.Links) -> dict:
+    """The links as the audit trail keeps them."""
+    return {
+        "parties": [f"{link.party_id}:{link.role}" for link in links.parties],
+        "agents": [f"{link.agent_id}:{link.role}" for link in links.agents],
+        "objects": [link.ref.key for link in links.objects],
+    }
+
+
+def create_contact(*, agent: Agent, contact_type_id: int | None, channel: str | None, direction: str | None,
+                   subject: str | None, notes: str | None, occurred_at: datetime | None,
+                   duration_minutes: int | None, links: link_rules.Links) -> Contact:
+    """Trace a contact with its links. Every check runs before the first write: a refused contact
+    leaves nothing behind."""
+    if agent is None or not agent.can(WRITE):
+        raise BusinessError(_("Vous n'avez pas l'habilitation de tracer un contact."))
+    contact_type = get_type(contact_type_id)
+    if contact_type is None:
+        raise BusinessError(_("Choisissez un type de contact."), field="contact_type")
+    channel = channel or contact_type.default_channel
+    if channel not in CHANNELS:
+        raise BusinessError(_("Choisissez le canal du contact."), field="channel")
+    direction = direction or contact_type.default_direction
+    if direction not in Direction.ALL:
+        raise BusinessError(_("Choisissez le sens du contact."), field="direction")
+    subject = " ".join((subject or "").split()) or contact_type.label
+    if len(subject) > SUBJECT_MAX:
+        raise BusinessError(_("L'objet tient en %(max)d caractères.", max=SUBJECT_MAX), field="subject")
+    notes = (notes or "").strip() or None
+    if notes and len(notes) > NOTES_MAX:
+        raise BusinessError(_("Les notes tiennent en %(max)d caractères.", max=NOTES_MAX), field="notes")
+    now = clock.now()
+    occurred_at = occurred_at or now
+    if occurred_at > now + FUTURE_TOLERANCE:
+        raise BusinessError(_("Un contact ne peut pas être daté dans le futur."), field="occurred_at")
+    if duration_minutes is not None and not 0 <= duration_minutes <= MAX_DURATION_MINUTES:
+        raise BusinessError(_("La durée est comprise entre 0 et %(max)d minutes.", max=MAX_DURATION_MINUTES),
+                            field="duration_minutes")
+    links = link_rules.check(links, agent=agent, items=contact_type.items)
+
+    contact = Contact(contact_type=contact_type, channel=channel, direction=direction, subject=subject, notes=notes,
+                      occurred_at=occurred_at, duration_minutes=duration_minutes, created_by_id=agent.id,
+                      created_at=now)
+    contact.parties = [ContactParty(party_id=x.party_id, role=x.role, origin=x.origin) for x in links.parties]
+    contact.agents = [ContactAgent(agent_id=x.agent_id, role=x.role, origin=x.origin) for x in links.agents]
+    contact.objects = [ContactObject(object_type=x.ref.kind, object_id=x.ref.id, origin=x.origin)
+                       for x in links.objects]
+    session.add(contact)
+    session.flush()
+    audit.record("link", obj=contact, data=link_summary(links))
+    return contact
+
+
+def links_of(contact) -> link_rules.Links:
+    """A contact's (or a dossier's) current links, in the form the checks and copies take."""
+    return link_rules.Links(
+        parties=[link_rules.PartyLink(x.party_id, x.role, x.origin) for x in contact.parties],
+        agents=[link_rules.AgentLink(x.agent_id, x.role, x.origin) for x in contact.agents],
+        objects=[link_rules.ObjectLink(objects.Ref(x.object_type, x.object_id), x.origin) for x in contact.objects],
+    )
+
+
+def contacts_of_party(*, agent: Agent, party_id: int, limit: int, channel: str | None = None) -> list[Contact]:
+    """The party's latest contacts, newest first (the caller has checked the agent may read the party)."""
+    stmt = (scoped_select(Contact, agent=agent, permission=READ)
+            .where(Contact.id.in_(select(ContactParty.contact_id).where(ContactParty.party_id == party_id)))
+            .order_by(Contact.occurred_at.desc(), Contact.id.desc()).limit(limit))
+    if channel:
+        stmt = stmt.where(Contact.channel == channel)
+    return list(session.execute(stmt).scalars())

@@ -1,0 +1,393 @@
+"""Dossiers: opening one (from a contact, by hand, or by a service call), moving a contact into
+one, notes, status, and the dossier's elements grouped by kind. Functions flush; the caller
+commits, so a refused request leaves nothing half-written."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from flask_babel import gettext as _
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app import clock
+from app.audit import service as audit
+from app.contacts import links as link_rules
+from app.contacts import objects, templating
+from app.contacts.models import AgentLinkRole, Contact
+from app.contacts.service import get_contact, link_summary, links_of
+from app.contracts.models import Contract
+from app.db import session
+from app.dossiers.models import (
+    Dossier,
+    DossierAgent,
+    DossierContact,
+    DossierElement,
+    DossierObject,
+    DossierOrigin,
+    DossierParty,
+    DossierStatus,
+    DossierType,
+    ElementKind,
+    ReferenceCounter,
+)
+from app.dossiers.reads import get_dossier
+from app.errors import BusinessError
+from app.labels import label
+from app.parties.models import Party
+from app.parties.overview import local_today
+from app.security.models import Agent
+from app.security.scope import get_scoped
+
+CREATE = "dossier.create"
+PROCESS = "dossier.process"
+SERIES = "DOS"
+SUBJECT_MAX = 200
+NOTE_MAX = 20_000
+
+
+# --- Referentials -----------------------------------------------------------------------------
+
+def active_types() -> list[DossierType]:
+    stmt = select(DossierType).where(DossierType.active.is_(True)).order_by(DossierType.position, DossierType.label)
+    return list(session.execute(stmt).scalars())
+
+
+def _type(dossier_type_id: int | None) -> DossierType:
+    dossier_type = session.get(DossierType, dossier_type_id) if dossier_type_id else None
+    if dossier_type is None or not dossier_type.active:
+        raise BusinessError(_("Choisissez une classification de dossier."), field="dossier_type")
+    return dossier_type
+
+
+def type_by_code(code: str) -> DossierType | None:
+    return session.execute(select(DossierType).where(DossierType.code == code)).scalar_one_or_none()
+
+
+# --- References -------------------------------------------------------------------------------
+
+def next_reference(year: int) -> str:
+    """The next reference of the year, "DOS-2026-000042". The UPDATE … RETURNING locks the
+    counter's row until the transaction ends, so concurrent creations get distinct numbers; a
+    rolled-back creation gives its number back (no hole when nothing was created)."""
+    bump = (update(ReferenceCounter).where(ReferenceCounter.series == SERIES, ReferenceCounter.year == year)
+            .values(last_value=ReferenceCounter.last_value + 1).returning(ReferenceCounter.last_value))
+    value = session.execute(bump).scalar_one_or_none()
+    if value is None:  # first dossier of the year: create the counter (once, whoever comes first)
+        dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(dialect_insert(ReferenceCounter).values(series=SERIES, year=year, last_value=0)
+                        .on_conflict_do_nothing(index_elements=["series", "year"]))
+        value = session.execute(bump).scalar_one()
+    return f"{SERIES}-{year}-{value:06d}"
+
+
+# --- Opening ----------------------------------------------------------------------------------
+
+def _check_subject(subject: str | None, default: str) -> str:
+    subject = " ".join((subject or "").split()) or default
+    if len(subject) > SUBJECT_MAX:
+        raise BusinessError(_("L'objet tient en %(max)d caractères.", max=SUBJECT_MAX), field="subject")
+    return subject
+
+
+def _add_links(dossier: Dossier, links: link_rules.Links) -> link_rules.Links:
+    """Add to the dossier the links it does not have yet; return those added."""
+    have_parties = {(x.party_id, x.role) for x in dossier.parties}
+    have_agents = {(x.agent_id, x.role) for x in dossier.agents}
+    have_objects = {(x.object_type, x.object_id) for x in dossier.objects}
+    added = link_rules.Links(
+        parties=[x for x in links.parties if (x.party_id, x.role) not in have_parties],
+        agents=[x for x in links.agents if (x.agent_id, x.role) not in have_agents],
+        objects=[x for x in links.objects if (x.ref.kind, x.ref.id) not in have_objects],
+    )
+    dossier.parties.extend(DossierParty(party_id=x.party_id, role=x.role, origin=x.origin) for x in added.parties)
+    dossier.agents.extend(DossierAgent(agent_id=x.agent_id, role=x.role, origin=x.origin) for x in added.agents)
+    dossier.objects.extend(DossierObject(object_type=x.ref.kind, object_id=x.ref.id, origin=x.origin)
+                           for x in added.objects)
+    return added
+
+
+def _open(*, dossier_type: DossierType, links: link_rules.Links, subject: str, origin: str,
+          created_by_id: int | None) -> Dossier:
+    now = clock.now()
+    dossier = Dossier(reference=next_reference(local_today().year), dossier_type=dossier_type, subject=subject,
+                      status=DossierStatus.OPEN, origin=origin, created_by_id=created_by_id, created_at=now,
+                      due_at=now + timedelta(days=dossier_type.target_days) if dossier_type.target_days else None)
+    _add_links(dossier, links)
+    session.add(dossier)
+    session.flush()
+    audit.record("link", obj=dossier, data=link_summary(links))
+    return dossier
+
+
+def open_dossier(*, agent: Agent | None, dossier_type_id: int, links: link_rules.Links, subject: str | None = None,
+                 origin: str | None = None) -> Dossier:
+    """Open a dossier with these links. agent None is a service call of the system (a scheduled
+    job, an external action; origin "automatic"): the caller passes every link, parties and
+    objects need only exist. An agent needs dossier.create and may link only what it may read."""
+    if agent is not None and not agent.can(CREATE):
+        raise BusinessError(_("Vous n'avez pas l'habilitation d'ouvrir un dossier."))
+    origin = origin or (DossierOrigin.AUTOMATIC if agent is None else DossierOrigin.MANUAL)
+    if origin not in DossierOrigin.ALL:
+        raise BusinessError(_("Origine de dossier inconnue : %(origin)s.", origin=origin))
+    dossier_type = _type(dossier_type_id)
+    subject = _check_subject(subject, dossier_type.label)
+    links = link_rules.check(links, agent=agent, items=dossier_type.items)
+    return _open(dossier_type=dossier_type, links=links, subject=subject, origin=origin,
+                 created_by_id=agent.id if agent else None)
+
+
+def _contact_context_objects(agent: Agent, contact: Contact) -> tuple[Party | None, Contract | None]:
+    """The customer and contract a dossier created from this contact is about, for its template:
+    the contact's first readable customer party and first readable contract."""
+    party = contract = None
+    for link in contact.parties:
+        party = get_scoped(Party, link.party_id, agent=agent, permission="party.read")
+        if party is not None:
+            break
+    for link in contact.objects:
+        if link.object_type == "contract":
+            contract = objects.load(agent, [objects.Ref("contract", link.object_id)]).get(
+                objects.Ref("contract", link.object_id))
+            if contract is not None:
+                break
+    return party, contract
+
+
+def proposals_from_contact(*, agent: Agent, contact: Contact, dossier_type: DossierType) -> list[templating.Proposal]:
+    """What the classification's template adds to the contact's links, with the eligibility of
+    each item in the contact's context."""
+    party, contract = _contact_context_objects(agent, contact)
+    ctx = templating.build_context(agent=agent, party=party, contract=contract, channel=contact.channel,
+                                   direction=contact.direction)
+    return templating.propose(ctx, dossier_type.items, defaults=False)
+
+
+def create_from_contact(*, agent: Agent, contact_id: int, dossier_type_id: int, subject: str | None = None) -> Dossier:
+    """"Créer un dossier": every party, agent and business object of the contact is published to
+    the new dossier, with the agent as its sender and what the classification's template adds."""
+    if not agent.can(CREATE):
+        raise BusinessError(_("Vous n'avez pas l'habilitation d'ouvrir un dossier."))
+    contact = get_contact(agent=agent, contact_id=contact_id)
+    if contact is None:
+        raise BusinessError(_("Contact introuvable ou hors de votre périmètre."))
+    dossier_type = _type(dossier_type_id)
+    subject = _check_subject(subject, contact.subject)
+    origin = f"contact:{contact.id}"
+    links = links_of(contact)
+    links = link_rules.Links(
+        parties=[link_rules.PartyLink(x.party_id, x.role, origin) for x in links.parties],
+        agents=[link_rules.AgentLink(agent.id, AgentLinkRole.EMITTER, "default")]
+        + [link_rules.AgentLink(x.agent_id, x.role, origin) for x in links.agents],
+        objects=[link_rules.ObjectLink(x.ref, origin) for x in links.objects],
+    )
+    for proposal in proposals_from_contact(agent=agent, contact=contact, dossier_type=dossier_type):
+        if not proposal.eligible:
+            continue
+        if proposal.kind == "party":
+            links.parties.append(link_rules.PartyLink(proposal.target, proposal.role, proposal.origin))
+        elif proposal.kind == "agent":
+            links.agents.append(link_rules.AgentLink(proposal.target, proposal.role, proposal.origin))
+        else:
+            links.objects.append(link_rules.ObjectLink(proposal.target, proposal.origin))
+    # The contact's links were checked when it was traced and the dossier takes them all, even a
+    # party the agent does not see (the contact is about it): here they need only still exist.
+    links = link_rules.check(links, agent=None, items=dossier_type.items)
+    dossier = _open(dossier_type=dossier_type, links=links, subject=subject, origin=DossierOrigin.CONTACT,
+                    created_by_id=agent.id)
+    session.add(DossierContact(dossier_id=dossier.id, contact_id=contact.id, origin="created_from",
+                               added_at=clock.now(), added_by_id=agent.id))
+    session.flush()
+    audit.record("create_from_contact", obj=dossier, data={"contact": contact.id})
+    return dossier
+
+
+# --- Moving a contact into a dossier ----------------------------------------------------------
+
+@dataclass
+class MovePreview:
+    contact: Contact
+    dossier: Dossier
+    to_add: link_rules.Links
+    existing: link_rules.Links
+    already_attached: bool
+
+    @property
+    def adds_nothing(self) -> bool:
+        return self.already_attached and not (self.to_add.parties or self.to_add.agents or self.to_add.objects)
+
+
+def _shared_party(contact: Contact, dossier: Dossier) -> bool:
+    return bool({x.party_id for x in contact.parties} & {x.party_id for x in dossier.parties})
+
+
+def _movable(agent: Agent, contact_id: int, dossier_id: int, *, lock: bool = False) -> tuple[Contact, Dossier]:
+    if not agent.can(CREATE):
+        raise BusinessError(_("Vous n'avez pas l'habilitation d'alimenter un dossier."))
+    contact = get_contact(agent=agent, contact_id=contact_id)
+    if contact is None:
+        raise BusinessError(_("Contact introuvable ou hors de votre périmètre."))
+    dossier = get_dossier(agent=agent, dossier_id=dossier_id)
+    if dossier is None:
+        raise BusinessError(_("Dossier introuvable ou hors de votre périmètre."), field="dossier")
+    if lock and session.get_bind().dialect.name == "postgresql":
+        # Two agents moving contacts into the same dossier queue here instead of racing on its links.
+        session.execute(select(Dossier.id).where(Dossier.id == dossier.id).with_for_update())
+        session.refresh(dossier)
+    if dossier.is_closed:
+        raise BusinessError(_("Le dossier %(ref)s est clos : rouvrez-le avant d'y rattacher un contact.",
+                              ref=dossier.reference), field="dossier")
+    if not _shared_party(contact, dossier):
+        raise BusinessError(_("Le dossier %(ref)s ne concerne pas le même client que ce contact.",
+                              ref=dossier.reference), field="dossier")
+    return contact, dossier
+
+
+def _split_preview(contact: Contact, dossier: Dossier) -> MovePreview:
+    origin = f"contact:{contact.id}"
+    links = links_of(contact)
+    have_parties = {(x.party_id, x.role) for x in dossier.parties}
+    have_agents = {(x.agent_id, x.role) for x in dossier.agents}
+    have_objects = {(x.object_type, x.object_id) for x in dossier.objects}
+    to_add, existing = link_rules.Links(), link_rules.Links()
+    for x in links.parties:
+        target = existing if (x.party_id, x.role) in have_parties else to_add
+        target.parties.append(link_rules.PartyLink(x.party_id, x.role, origin))
+    for x in links.agents:
+        target = existing if (x.agent_id, x.role) in have_agents else to_add
+        target.agents.append(link_rules.AgentLink(x.agent_id, x.role, origin))
+    for x in links.objects:
+        target = existing if (x.ref.kind, x.ref.id) in have_objects else to_add
+        target.objects.append(link_rules.ObjectLink(x.ref, origin))
+    attached = session.get(DossierContact, (dossier.id, contact.id)) is not None
+    return MovePreview(contact=contact, dossier=dossier, to_add=to_add, existing=existing, already_attached=attached)
+
+
+def preview_move(*, agent: Agent, contact_id: int, dossier_id: int) -> MovePreview:
+    """What "Déplacer vers dossier" would add to the dossier, and what it already has."""
+    contact, dossier = _movable(agent, contact_id, dossier_id)
+    return _split_preview(contact, dossier)
+
+
+def move_contact(*, agent: Agent, contact_id: int, dossier_id: int) -> MovePreview:
+    """Attach the contact to the dossier and add what the dossier lacks of the contact's links.
+    Doing it again adds nothing."""
+    contact, dossier = _movable(agent, contact_id, dossier_id, lock=True)
+    preview = _split_preview(contact, dossier)
+    if preview.adds_nothing:
+        return preview
+    _add_links(dossier, preview.to_add)
+    if not preview.already_attached:
+        session.add(DossierContact(dossier_id=dossier.id, contact_id=contact.id, origin="moved",
+                                   added_at=clock.now(), added_by_id=agent.id))
+    dossier.updated_at = clock.now()
+    session.flush()
+    audit.record("move_contact", obj=dossier, data={"contact": contact.id, "added": link_summary(preview.to_add)})
+    audit.record("moved_to_dossier", obj=contact, data={"dossier": dossier.reference})
+    return preview
+
+
+def candidate_dossiers(*, agent: Agent, contact: Contact) -> list[Dossier]:
+    """The open dossiers of the contact's parties that the agent may read: where it can be moved."""
+    from app.dossiers.reads import open_dossiers_of_party
+
+    seen, found = set(), []
+    for link in contact.parties:
+        for dossier in open_dossiers_of_party(agent=agent, party_id=link.party_id):
+            if dossier.id not in seen:
+                seen.add(dossier.id)
+                found.append(dossier)
+    return found
+
+
+# --- Notes and status -------------------------------------------------------------------------
+
+def _writable(agent: Agent, dossier_id: int, permission: str) -> Dossier:
+    if not agent.can(permission):
+        raise BusinessError(_("Vous n'avez pas l'habilitation nécessaire sur ce dossier."))
+    dossier = get_dossier(agent=agent, dossier_id=dossier_id)
+    if dossier is None:
+        raise BusinessError(_("Dossier introuvable ou hors de votre périmètre."))
+    return dossier
+
+
+def add_note(*, agent: Agent, dossier_id: int, title: str | None, body: str | None) -> DossierElement:
+    dossier = _writable(agent, dossier_id, CREATE)
+    if dossier.is_closed:
+        raise BusinessError(_("Le dossier est clos."))
+    body = (body or "").strip()
+    if not body:
+        raise BusinessError(_("Écrivez la note."), field="body")
+    if len(body) > NOTE_MAX:
+        raise BusinessError(_("La note tient en %(max)d caractères.", max=NOTE_MAX), field="body")
+    title = " ".join((title or "").split()) or _("Note")
+    if len(title) > SUBJECT_MAX:
+        raise BusinessError(_("Le titre tient en %(max)d caractères.", max=SUBJECT_MAX), field="title")
+    note = DossierElement(dossier_id=dossier.id, kind=ElementKind.NOTE, title=title, body=body,
+                          created_by_id=agent.id, created_at=clock.now())
+    session.add(note)
+    dossier.updated_at = clock.now()
+    session.flush()
+    audit.record("add_note", obj=dossier, data={"note": note.id, "title": title})
+    return note
+
+
+def change_status(*, agent: Agent, dossier_id: int, status: str, version: int | None = None) -> Dossier:
+    """Move the dossier to another status; version is the one the agent saw (optimistic lock)."""
+    dossier = _writable(agent, dossier_id, PROCESS)
+    if version is not None and version != dossier.version:
+        raise BusinessError(_("Le dossier vient d'être modifié par quelqu'un d'autre : rechargez la page."))
+    if status not in DossierStatus.TRANSITIONS.get(dossier.status, ()):
+        raise BusinessError(_("Un dossier « %(current)s » ne peut pas passer « %(wanted)s ».",
+                              current=label(dossier.status, "dossier_status"),
+                              wanted=label(status, "dossier_status")), field="status")
+    dossier.status = status
+    dossier.closed_at = clock.now() if status == DossierStatus.CLOSED else None
+    session.flush()
+    return dossier
+
+
+# --- Elements ---------------------------------------------------------------------------------
+
+@dataclass
+class LinkedObject:
+    ref: objects.Ref
+    display: str
+    origin: str
+
+
+@dataclass
+class Elements:
+    """The dossier's elements by kind, in the order the page shows them."""
+
+    contacts: list[DossierContact] = field(default_factory=list)
+    letters: list[DossierElement] = field(default_factory=list)
+    mails: list[DossierElement] = field(default_factory=list)
+    notes: list[DossierElement] = field(default_factory=list)
+    parties: list = field(default_factory=list)
+    agents: list = field(default_factory=list)
+    objects: list[LinkedObject] = field(default_factory=list)
+    process_steps: list = field(default_factory=list)  # filled by the process engine
+
+
+def elements(*, agent: Agent, dossier: Dossier) -> Elements:
+    """The elements of a dossier the agent may read (the caller read the dossier through the scope)."""
+    contacts = session.execute(
+        select(DossierContact).where(DossierContact.dossier_id == dossier.id)
+        .order_by(DossierContact.added_at, DossierContact.contact_id)).scalars().all()
+    content = session.execute(
+        select(DossierElement).where(DossierElement.dossier_id == dossier.id)
+        .order_by(DossierElement.created_at.desc(), DossierElement.id.desc())).scalars().all()
+    refs = [objects.Ref(x.object_type, x.object_id) for x in dossier.objects]
+    found = objects.load(agent, refs)
+    origins = {(x.object_type, x.object_id): x.origin for x in dossier.objects}
+    return Elements(
+        contacts=list(contacts),
+        letters=[e for e in content if e.kind == ElementKind.LETTER],
+        mails=[e for e in content if e.kind == ElementKind.MAIL],
+        notes=[e for e in content if e.kind == ElementKind.NOTE],
+        parties=list(dossier.parties),
+        agents=list(dossier.agents),
+        objects=[LinkedObject(ref, objects.describe(ref, found.get(ref)), origins[(ref.kind, ref.id)]) for ref in refs],
+    )

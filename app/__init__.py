@@ -40,7 +40,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     from app import models  # noqa: F401  (every table on the metadata)
     from app.api.admin_views import bp as api_admin_bp
     from app.api.views import bp as api_bp
+    from app.contacts import history  # noqa: F401  (contacts and dossiers in the customer's history)
+    from app.contacts.views import bp as contacts_bp
     from app.core.views import bp as core_bp
+    from app.dossiers.views import bp as dossiers_bp
     from app.parties.edit_views import bp as party_edit_bp
     from app.parties.prospect_views import bp as prospects_bp
     from app.parties.views import bp as parties_bp
@@ -60,6 +63,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(advanced_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(api_admin_bp)
+    app.register_blueprint(contacts_bp)
+    app.register_blueprint(dossiers_bp)
 
     from app import cli
 

@@ -9,6 +9,8 @@ import sys
 import tempfile
 import time
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,8 +45,9 @@ class Client:
     def __init__(self, port: int, login: str) -> None:
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         self.cookies: dict[str, str] = {}
-        page = self.get("/login")
-        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+        self.status: int | None = None  # of the last response
+        self.headers: http.client.HTTPMessage | None = None
+        token = csrf_token(self.get("/login"))
         body = urllib.parse.urlencode({"login": login, "password": DEMO_PASSWORD, "csrf_token": token})
         self.request("POST", "/login", body, {"Content-Type": "application/x-www-form-urlencoded"})
         if "Camille" not in self.get("/") and "Bonjour" not in self.get("/"):
@@ -54,6 +57,7 @@ class Client:
         headers = {**(headers or {}), "Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
         self.connection.request(method, path, body, headers)
         response = self.connection.getresponse()
+        self.status, self.headers = response.status, response.headers
         for header in response.headers.get_all("Set-Cookie") or []:
             name, value = header.split(";", 1)[0].split("=", 1)
             self.cookies[name] = value
@@ -61,6 +65,49 @@ class Client:
 
     def get(self, path: str) -> str:
         return self.request("GET", path)
+
+    def post_form(self, path: str, fields: list[tuple[str, str]]) -> str:
+        """POST fields (repeated names allowed) as a browser posts a form."""
+        return self.request("POST", path, urllib.parse.urlencode(fields),
+                            {"Content-Type": "application/x-www-form-urlencoded"})
+
+
+def csrf_token(page: str) -> str:
+    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+
+
+def logged_in_test_client(app, login: str):
+    """Flask's test client of app, logged in as login (in process: for counting statements)."""
+    client = app.test_client()
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    client.post("/login", data={"login": login, "password": DEMO_PASSWORD, "csrf_token": token})
+    return client
+
+
+@contextmanager
+def recorded_statements(app) -> Iterator[list[tuple[str, float]]]:
+    """A list that fills with (statement, seconds on the driver) for each SQL statement app sends meanwhile."""
+    from sqlalchemy import event
+
+    from app.db import db
+
+    with app.app_context():
+        engine = db.get_engine()
+    statements: list[tuple[str, float]] = []
+
+    def before(conn, _cursor, _statement, *_args):
+        conn.info.setdefault("bench_started", []).append(time.perf_counter())
+
+    def after(conn, _cursor, statement, *_args):
+        statements.append((statement, time.perf_counter() - conn.info["bench_started"].pop()))
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
 
 
 def percentile(values: list[float], p: float) -> float:

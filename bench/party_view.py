@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TZ", "UTC")
 
-from bench.common import Client, percentile, start_server  # noqa: E402
+from bench.common import Client, logged_in_test_client, percentile, recorded_statements, start_server  # noqa: E402
 
 HEAVY_NUMBER = "BENCH0000010"
 CONTRACTS, INVOICES_PER_CONTRACT, READINGS_PER_METER = 10, 50, 24
@@ -103,30 +103,10 @@ def heavy_party(session, agent) -> int:
 
 def count_statements(app, login: str, path: str) -> int:
     """The SQL statements one request for path sends, in process on the same database."""
-    import re
-
-    from sqlalchemy import event
-
-    from app.db import db
-    from app.seed.demo import DEMO_PASSWORD
-
-    client = app.test_client()
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-    client.post("/login", data={"login": login, "password": DEMO_PASSWORD, "csrf_token": token})
+    client = logged_in_test_client(app, login)
     client.get(path)  # warm: the first request loads the agent's roles into caches
-    statements: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args):
-        statements.append(statement)
-
-    with app.app_context():
-        engine = db.get_engine()
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with recorded_statements(app) as statements:
         response = client.get(path)
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
     if response.status_code != 200:
         raise SystemExit(f"{path}: {response.status_code}")
     return len(statements)

@@ -28,6 +28,9 @@ ACTIONS = {
     "create": _l("Création"), "update": _l("Modification"), "delete": _l("Suppression"),
     "login": _l("Connexion"), "login.failed": _l("Connexion refusée"), "logout": _l("Déconnexion"),
     "import": _l("Import"), "create_despite_duplicates": _l("Créé malgré des doublons possibles"),
+    "link": _l("Liens enregistrés"), "create_from_contact": _l("Créé à partir d'un contact"),
+    "move_contact": _l("Contact rattaché"), "moved_to_dossier": _l("Rattaché à un dossier"),
+    "add_note": _l("Note ajoutée"),
 }
 REASONS = {
     "bad_password": _l("mot de passe erroné"), "bad_password_locked": _l("mot de passe erroné, compte verrouillé"),

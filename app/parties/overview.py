@@ -73,13 +73,11 @@ def choose_current_contract(party_id: int, contracts_in_scope: Sequence[Contract
     return chosen
 
 
-# --- Hooks for later issues ------------------------------------------------------------------
-
 def open_dossiers(*, agent: Agent, party_id: int) -> list:
-    """The party's dossiers in progress, with their current step, for the header alert and the
-    "informer le client" panel. There is no dossier model yet: the dossier issue fills this in
-    (a scoped read); until then a party has none."""
-    return []
+    """The party's dossiers not closed, for the header alert and the "informer le client" panel."""
+    from app.dossiers.reads import open_dossiers_of_party  # the dossiers package reads the view's helpers
+
+    return open_dossiers_of_party(agent=agent, party_id=party_id)
 
 
 # --- Consumption chart ------------------------------------------------------------------------

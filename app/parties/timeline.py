@@ -2,8 +2,8 @@
 
 A source is a function returning a party's events of one type (its key), newest first, within the
 agent's scope. Today's sources are the changes of the party's record (audit trail), the invoices
-issued, the payments received and the meter readings; contacts and dossiers join later by
-registering their own source with ``@source("contact", _l("Contacts"), channels=True)``.
+issued, the payments received and the meter readings; contacts and dossiers register their own
+sources in app/contacts/history.py (``@source("contact", _l("Contacts"), channels=True)``).
 
 Pagination never loads the whole history. For page p of n events, each source is asked for at
 most ``p × n + 1`` newest events: the page's events are necessarily among them (an event of the
@@ -51,6 +51,7 @@ class Event:
     all_day: bool = False
     channel: str | None = None
     order: int = 0  # the row id: a stable order between events of the same time
+    url: str | None = None  # the page of the event's object (a contact, a dossier)
 
 
 # (agent, party_id, limit, channel) → at most limit events of the party, newest first.

@@ -4,7 +4,7 @@ advanced search open it (``?contract=`` selects a contract, ``?channel=`` names 
 contact's channel)."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, render_template, request, url_for
 from flask_login import current_user
 
 from app.labels import CHANNELS, choices
@@ -39,7 +39,10 @@ def show(party_id: int):
                           invoices_page=request.args.get("invoices_page", 1, type=int),
                           history_page=history["page"], history_kind=history["kind"],
                           history_channel=history["channel"])
+    new_contact_url = (url_for("contacts.new", party=party.id, contract=view.current.id if view.current else None,
+                               channel=_incoming_channel()) if agent.can("contact.create") else None)
     return render_template("parties/show.html", view=view, party=party, channel=_incoming_channel(),
+                           new_contact_url=new_contact_url,
                            can_edit=agent.can("party.write"), history=view.history,
                            history_types=timeline.type_choices(),
                            # The channel filter appears once a source has channels (contacts).

@@ -1,0 +1,25 @@
+// Keyboard shortcuts for logging a contact without reaching for the mouse:
+// Alt+N opens "Nouveau contact" from any page (with the current customer on the 360° view);
+// in the contact form, the type list has the focus when it opens, Alt+T goes back to it and
+// Ctrl+Enter (Cmd+Enter) saves from any field.
+(function () {
+  "use strict";
+  document.addEventListener("keydown", function (event) {
+    var key = (event.key || "").toLowerCase();
+    if (event.altKey && !event.ctrlKey && !event.metaKey && key === "n") {
+      var link = document.getElementById("new-contact");
+      if (link) { event.preventDefault(); window.location.assign(link.href); }
+      return;
+    }
+    var form = document.getElementById("contact-form");
+    if (!form) { return; }
+    if (event.altKey && key === "t") {
+      event.preventDefault();
+      document.getElementById("contact-type").focus();
+    } else if (key === "enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      var save = document.getElementById("save-contact");
+      if (form.requestSubmit) { form.requestSubmit(save); } else { save.click(); }
+    }
+  });
+})();

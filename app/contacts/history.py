@@ -19,8 +19,9 @@ def contacts(agent: Agent, party_id: int, limit: int, channel: str | None) -> li
     return [
         Event(kind="contact", at=c.occurred_at.astimezone(UTC), order=c.id, channel=c.channel,
               url=url_for("contacts.show", contact_id=c.id),
-              title=_("%(channel)s — %(type)s : %(subject)s", channel=label(c.channel, "channel"),
-                      type=c.contact_type.label, subject=c.subject),
+              title=(_("%(channel)s — %(type)s : %(subject)s", channel=label(c.channel, "channel"),
+                       type=c.contact_type.label, subject=c.subject) if c.subject != c.contact_type.label
+                     else _("%(channel)s — %(type)s", channel=label(c.channel, "channel"), type=c.contact_type.label)),
               detail=_("%(direction)s · tracé par %(agent)s", direction=label(c.direction, "direction"),
                        agent=c.created_by.full_name))
         for c in contacts_of_party(agent=agent, party_id=party_id, limit=limit, channel=channel)

@@ -11,6 +11,7 @@ from app.audit.display import field_label, value_label
 from app.audit.service import entries_for
 from app.contacts import objects
 from app.contacts.panel import origin_label
+from app.contacts.service import get_contact
 from app.db import session as db_session
 from app.dossiers import reads, service
 from app.dossiers.models import DossierStatus
@@ -80,9 +81,21 @@ def _agent_names(history) -> dict[int, str]:
     return dict(db_session.execute(select(Agent.id, Agent.full_name).where(Agent.id.in_(ids))).all())
 
 
+def _contact_or_404(contact_id: int) -> None:
+    """Actions on a contact the agent may not read answer like a missing page, not with a message."""
+    if get_contact(agent=current_user, contact_id=contact_id) is None:
+        abort(404)
+
+
+def _dossier_or_404(dossier_id: int) -> None:
+    if reads.get_dossier(agent=current_user, dossier_id=dossier_id) is None:
+        abort(404)
+
+
 @bp.route("/contacts/<int:contact_id>/dossier", methods=["POST"])
 @require_permission("dossier.create")
 def create_from_contact(contact_id: int):
+    _contact_or_404(contact_id)
     try:
         dossier = service.create_from_contact(agent=current_user, contact_id=contact_id,
                                               dossier_type_id=request.form.get("dossier_type", type=int),
@@ -110,6 +123,7 @@ def _preview_or_back(contact_id: int):
 @require_permission("dossier.create")
 def move_preview(contact_id: int):
     """What moving the contact into the dossier adds, and what the dossier already has."""
+    _contact_or_404(contact_id)
     preview, back = _preview_or_back(contact_id)
     if back is not None:
         return back
@@ -124,6 +138,7 @@ def move_preview(contact_id: int):
 @bp.route("/contacts/<int:contact_id>/deplacer", methods=["POST"])
 @require_permission("dossier.create")
 def move(contact_id: int):
+    _contact_or_404(contact_id)
     try:
         result = service.move_contact(agent=current_user, contact_id=contact_id,
                                       dossier_id=request.form.get("dossier", type=int))
@@ -143,6 +158,7 @@ def move(contact_id: int):
 @bp.route("/dossiers/<int:dossier_id>/notes", methods=["POST"])
 @require_permission("dossier.create")
 def add_note(dossier_id: int):
+    _dossier_or_404(dossier_id)
     try:
         service.add_note(agent=current_user, dossier_id=dossier_id, title=request.form.get("title"),
                          body=request.form.get("body"))
@@ -158,6 +174,7 @@ def add_note(dossier_id: int):
 @bp.route("/dossiers/<int:dossier_id>/statut", methods=["POST"])
 @require_permission("dossier.process")
 def change_status(dossier_id: int):
+    _dossier_or_404(dossier_id)
     try:
         dossier = service.change_status(agent=current_user, dossier_id=dossier_id,
                                         status=request.form.get("status", ""),

@@ -1,0 +1,94 @@
+"""Forms of the referentials pages. The service holds the rules; the forms only carry the input."""
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, FieldList, Form, FormField, IntegerField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import Length, NumberRange, Optional
+
+from app.contacts import rules, templating
+from app.contacts.models import TemplateItemKind
+from app.labels import LABELS
+from app.referentials.service import KIND_LABELS, LINK_ROLE_LABELS
+
+NONE_CHOICE = SelectChoice("", "—")
+
+
+def _operator_choices() -> list[SelectChoice]:
+    # One list for every fact type (numbers and amounts share theirs): without a script the list
+    # cannot follow the chosen fact, and the service says which operators a fact accepts.
+    seen: dict[str, object] = {}
+    for operators in rules.OPERATORS.values():
+        for code, text in operators.items():
+            seen.setdefault(code, text)
+    return [NONE_CHOICE, *(SelectChoice(code, text) for code, text in seen.items())]
+
+
+class ConditionForm(Form):
+    """One row of an eligibility rule; a row left empty is ignored."""
+
+    fact = SelectField(_l("Critère"), validate_choice=False,
+                       choices=[NONE_CHOICE, *(SelectChoice(f.code, f.label) for f in rules.FACTS.values())])
+    op = SelectField(_l("Opérateur"), validate_choice=False, choices=_operator_choices())
+    value = StringField(_l("Valeur"), validators=[Length(max=500)])
+
+
+def _source_choices() -> list[SelectChoice]:
+    return [NONE_CHOICE, *(SelectChoice(source, LABELS["template_source"][source], optgroup=KIND_LABELS[kind])
+                           for kind, sources in templating.SOURCES.items() for source in sources)]
+
+
+def _link_role_choices() -> list[SelectChoice]:
+    return [NONE_CHOICE, *(SelectChoice(code, text, optgroup=KIND_LABELS[kind])
+                           for kind, labels_kind in LINK_ROLE_LABELS.items()
+                           for code, text in LABELS[labels_kind].items())]
+
+
+class TemplateItemForm(FlaskForm):
+    kind = SelectField(_l("Nature"), validate_choice=False,
+                       choices=[SelectChoice(kind, KIND_LABELS[kind]) for kind in TemplateItemKind.ALL])
+    source = SelectField(_l("Source"), validate_choice=False, choices=_source_choices(),
+                         description=_l("Parmi les sources de la nature choisie."))
+    link_role = SelectField(_l("Rôle du lien"), validate_choice=False, choices=_link_role_choices(),
+                            description=_l("Vide : le rôle habituel de la source. Aucun pour un objet métier."))
+    fixed_party = StringField(_l("N° client de l'interlocuteur désigné"), validators=[Length(max=20)],
+                              description=_l("Pour la source « Un interlocuteur désigné »."))
+    fixed_agent = StringField(_l("Identifiant de l'agent désigné"), validators=[Length(max=64)],
+                              description=_l("Pour la source « Un agent désigné »."))
+    role = SelectField(_l("Rôle des agents"), validate_choice=False, choices=[],
+                       description=_l("Pour la source « Les agents d'un rôle sur le territoire »."))
+    territory = SelectField(_l("Territoire"), validate_choice=False, choices=[],
+                            description=_l("Vide : le territoire du client."))
+    conditions = FieldList(FormField(ConditionForm), min_entries=1, max_entries=30)
+
+
+class _TypeForm(FlaskForm):
+    label = StringField(_l("Libellé"), validators=[Length(max=200)])
+    process_key = StringField(_l("Clé du processus"), validators=[Length(max=100)],
+                              description=_l("Le processus lancé par le moteur de processus (facultatif)."))
+    active = BooleanField(_l("Actif"), default=True)
+    position = IntegerField(_l("Ordre d'affichage"), validators=[Optional(), NumberRange(min=0, max=9999)])
+
+
+CODE_DESCRIPTION = _l("Lettres majuscules, chiffres et « _ » ; il ne change plus après la création.")
+
+
+class ContactTypeForm(_TypeForm):
+    default_channel = SelectField(_l("Canal par défaut"), validate_choice=False,
+                                  choices=[NONE_CHOICE, *(SelectChoice(c, t) for c, t in LABELS["channel"].items())])
+    default_direction = SelectField(_l("Sens par défaut"), validate_choice=False,
+                                    choices=[SelectChoice(c, t) for c, t in LABELS["direction"].items()])
+    dossier_type = SelectField(_l("Classification de dossier proposée"), validate_choice=False, choices=[])
+
+
+class NewContactTypeForm(ContactTypeForm):
+    code = StringField(_l("Code"), validators=[Length(max=40)], description=CODE_DESCRIPTION)
+
+
+class DossierTypeForm(_TypeForm):
+    target_days = IntegerField(_l("Délai cible (jours)"), validators=[Optional(), NumberRange(min=1, max=3650)])
+
+
+class NewDossierTypeForm(DossierTypeForm):
+    code = StringField(_l("Code"), validators=[Length(max=40)], description=CODE_DESCRIPTION)

@@ -36,6 +36,7 @@ LAST_USED_PRECISION = timedelta(minutes=1)  # at most one write a minute per tok
 # a few precise endpoints, and the agent it acts for lends the geographic scope.
 API_PERMISSIONS: dict[str, object] = {
     "identify": _l("Identifier un appelant par son numéro"),
+    "dossier.create": _l("Ouvrir des dossiers (actions externes : relances, demandes du SI)"),
 }
 
 

@@ -14,6 +14,7 @@ from flask_limiter.util import get_remote_address
 
 from app.api import tokens
 from app.audit.context import AuditContext, set_context
+from app.db import session as db_session
 from app.errors import BusinessError
 from app.extensions import limiter
 from app.search.service import identify_caller
@@ -133,3 +134,32 @@ def _party(result) -> dict:
         # The agent's screen to start the contact from: the customer, with the phone channel chosen.
         "url": url_for("parties.show", party_id=party.id, channel="phone", _external=True),
     }
+
+
+@bp.route("/dossiers", methods=["POST"])
+@require_api_permission("dossier.create")
+def create_dossier():
+    """Open a dossier for an external action (the billing system, a scheduled job elsewhere).
+
+    JSON body: ``classification`` (code), optional ``subject``, ``parties`` (a list of
+    ``{"number": customer number, "role": "payer"…}``, at least one), optional ``contracts`` and
+    ``invoices`` (numbers). Everything named must lie within the token's territories, else the
+    answer is one and the same 404, as for a missing number. The dossier's origin is "automatic";
+    its classification's process starts as the process engine says. 201 with its reference.
+    """
+    from app.api.dossiers import open_from_request
+
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return error(400, _("Le corps de la requête doit être un objet JSON."))
+    try:
+        dossier = open_from_request(body, territories=g.api_token.territories)
+    except LookupError as exc:
+        db_session.rollback()
+        return error(404, str(exc))
+    except BusinessError as exc:
+        db_session.rollback()
+        return error(400, exc.message)
+    db_session.commit()
+    return jsonify(id=dossier.id, reference=dossier.reference, status=dossier.status, origin=dossier.origin,
+                   url=url_for("dossiers.show", dossier_id=dossier.id, _external=True)), 201

@@ -321,3 +321,60 @@ def test_the_customer_view_shows_the_contacts_and_open_dossiers(client, login_as
     assert f'href="/contacts/nouveau?party={customer.id}&amp;contract={setup["contract"].id}' in view
     only_contacts = client.get(f"/clients/{customer.id}/historique?history_type=contact&history_channel=email")
     assert "Échéancier demandé" not in only_contacts.get_data(as_text=True)
+
+
+# --- Automatic creation by another system: POST /api/v1/dossiers ---------------------------------
+
+def _api_token(*territories: str, permissions=("dossier.create",)) -> str:
+    from app.api import tokens
+
+    _token, plaintext = tokens.create_token(system="Facturation", permissions=list(permissions),
+                                            territory_codes=list(territories), created_by=None)
+    session.commit()
+    return plaintext
+
+
+def test_another_system_opens_a_dossier_through_the_api(client, places, customer, setup):
+    token = _api_token("A-LYON")
+    response = client.post("/api/v1/dossiers", headers={"Authorization": f"Bearer {token}"}, json={
+        "classification": "RECLA", "subject": "Relance automatique", "parties": [{"number": "CL0700001",
+                                                                                   "role": "payer"}],
+        "contracts": ["EA-2020-000001"], "invoices": ["F-V1"]})
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    dossier = session.get(Dossier, body["id"])
+    assert body["reference"] == dossier.reference and dossier.origin == "automatic"
+    assert dossier.created_by_id is None and dossier.subject == "Relance automatique"
+    assert [(p.party_id, p.role) for p in dossier.parties] == [(customer.id, "payer")]
+    assert sorted(o.object_type for o in dossier.objects) == ["contract", "invoice"]
+    actor = session.execute(select(AuditEntry.actor_label).where(
+        AuditEntry.object_type == "dossier", AuditEntry.object_id == str(dossier.id))).scalars().first()
+    assert actor.startswith("api:gch_")
+
+
+@pytest.mark.parametrize(("body", "status", "fragment"), [
+    ({"classification": "NOPE", "parties": [{"number": "CL0700001"}]}, 400, "Classification de dossier inconnue"),
+    ({"classification": "RECLA", "parties": []}, 400, "« parties »"),
+    ({"classification": "RECLA", "parties": [{"number": "CL0700001", "role": "boss"}]}, 400, "Rôle"),
+    ({"classification": "RECLA", "parties": [{"number": "CL0000000"}]}, 404, "CL0000000"),
+    ({"classification": "RECLA", "parties": [{"number": "CL0700001"}], "invoices": "F-V1"}, 400, "liste"),
+    ({"classification": "RECLA", "parties": [{"number": "CL0700001"}], "invoices": ["F-XX"]}, 404, "F-XX"),
+])
+def test_the_api_refuses_bad_input_and_writes_nothing(client, places, customer, setup, body, status, fragment):
+    token = _api_token("A-LYON")
+    response = client.post("/api/v1/dossiers", headers={"Authorization": f"Bearer {token}"}, json=body)
+    assert response.status_code == status
+    assert fragment in response.get_json()["error"]
+    assert _count(Dossier) == 0
+
+
+def test_the_api_sees_only_the_tokens_territories(client, places, customer, setup):
+    loire = _api_token("A-LOIRE")
+    response = client.post("/api/v1/dossiers", headers={"Authorization": f"Bearer {loire}"}, json={
+        "classification": "RECLA", "parties": [{"number": "CL0700001"}]})
+    assert response.status_code == 404  # the same answer as for an unknown number
+    identify_only = _api_token("A-LYON", permissions=("identify",))
+    response = client.post("/api/v1/dossiers", headers={"Authorization": f"Bearer {identify_only}"}, json={
+        "classification": "RECLA", "parties": [{"number": "CL0700001"}]})
+    assert response.status_code == 403
+    assert _count(Dossier) == 0

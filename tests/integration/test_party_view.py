@@ -505,7 +505,8 @@ def test_each_history_source_reads_only_what_the_page_needs(app_ctx, helene, com
         monkeypatch.setitem(timeline.SOURCES, key, timeline.Source(key=key, label=src.label, fetch=spy))
     agent = AgentFactory(roles=[role_with("accueil")], territories=[communes["lyon_agency"]])
     page = timeline.history(agent=agent, party_id=helene["party"].id, page=3, per_page=4)
-    assert sorted(asked) == [("invoice", 13), ("party_change", 13), ("payment", 13), ("reading", 13)]
+    assert sorted(asked) == [("contact", 13), ("dossier", 13), ("invoice", 13), ("party_change", 13), ("payment", 13),
+                             ("reading", 13)]
     assert len(page.events) == 4 and page.has_next  # 15 events: 8 before, 4 here, 3 after
     asked.clear()
     assert len(timeline.history(agent=agent, party_id=helene["party"].id, page=4, per_page=4).events) == 3

@@ -164,7 +164,16 @@ def show(contact_id: int):
                        for ref, x in zip(refs, contact.objects, strict=True)],
         origin_label=panel.origin_label, dossier_types=dossiers.active_types() if agent.can("dossier.create") else [],
         proposed_type=contact.contact_type.dossier_type_id, open_dossier_form=request.args.get("action") == "dossier",
+        template_proposals=_template_proposals(contact),
         visible_parties=_visible_party_ids(contact))
+
+
+def _template_proposals(contact) -> list:
+    """What the proposed classification's template would add, shown before the dossier is created."""
+    dossier_type = contact.contact_type.dossier_type
+    if dossier_type is None or not dossier_type.active or not current_user.can("dossier.create"):
+        return []
+    return dossiers.proposals_from_contact(agent=current_user, contact=contact, dossier_type=dossier_type)
 
 
 def _visible_party_ids(contact) -> set[int]:

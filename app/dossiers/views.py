@@ -14,7 +14,7 @@ from app.contacts.panel import origin_label
 from app.contacts.service import get_contact
 from app.db import session as db_session
 from app.dossiers import reads, service
-from app.dossiers.models import DossierStatus
+from app.dossiers.models import DossierStatus, DossierType
 from app.errors import BusinessError
 from app.labels import label
 from app.parties.models import Party
@@ -107,6 +107,20 @@ def create_from_contact(contact_id: int):
     db_session.commit()
     flash(_("Dossier %(ref)s créé à partir du contact.", ref=dossier.reference), "success")
     return redirect(url_for("dossiers.show", dossier_id=dossier.id), 303)
+
+
+@bp.route("/contacts/<int:contact_id>/dossier/modele")
+@require_permission("dossier.create")
+def template_preview(contact_id: int):
+    """What the chosen classification's template adds to the contact's links (htmx, on the contact
+    page, when the classification changes): each item with its origin, or why it is left out."""
+    contact = get_contact(agent=current_user, contact_id=contact_id)
+    if contact is None:
+        abort(404)
+    dossier_type = db_session.get(DossierType, request.args.get("dossier_type", type=int) or 0)
+    proposals = (service.proposals_from_contact(agent=current_user, contact=contact, dossier_type=dossier_type)
+                 if dossier_type is not None and dossier_type.active else [])
+    return render_template("dossiers/_template_preview.html", proposals=proposals)
 
 
 def _preview_or_back(contact_id: int):

@@ -378,3 +378,43 @@ def test_the_api_sees_only_the_tokens_territories(client, places, customer, setu
         "classification": "RECLA", "parties": [{"number": "CL0700001"}]})
     assert response.status_code == 403
     assert _count(Dossier) == 0
+
+
+def test_the_contact_page_previews_what_the_classification_template_adds(client, login_as, places, customer, setup):
+    plan = DossierType(code="PLAN", label="Échéancier", items=[
+        TemplateItem(kind="object", source="overdue_invoices", position=0,
+                     rule=[{"fact": "overdue_amount", "op": "gte", "value": "40"}]),
+        TemplateItem(kind="party", source="contract_payer", position=1, link_role="payer"),
+    ])
+    session.add(plan)
+    session.commit()
+    agent = login_as("accueil_c", territories=[places["lyon_agency"]], permissions=LYON_AGENT)
+    _save(client, setup, customer, agent)
+    contact = session.execute(select(Contact)).scalar_one()
+    html = client.get(f"/contacts/{contact.id}/dossier/modele", query_string={"dossier_type": plan.id}
+                      ).get_data(as_text=True)
+    added, left_out = html.split('id="dossier-template-added"')[1], html.split('id="dossier-template-left-out"')[1]
+    assert "F-V1" in added.split("</ul>")[0]
+    assert "aucun payeur sur le contrat courant" in left_out
+    page = client.get(f"/contacts/{contact.id}").get_data(as_text=True)
+    client.post(f"/contacts/{contact.id}/dossier", data={"csrf_token": csrf_token(page), "dossier_type": plan.id})
+    dossier = session.execute(select(Dossier)).scalar_one()
+    assert ("invoice", setup["invoice"].id) in {(o.object_type, o.object_id) for o in dossier.objects}
+    item = plan.items[0]
+    assert {o.origin for o in dossier.objects if o.object_type == "invoice"} == {f"template:{item.id}"}
+
+
+def test_the_template_preview_and_the_links_panel_reveal_nothing_out_of_scope(client, auth, login_as, places,
+                                                                             customer, setup):
+    owner = login_as("accueil_c", territories=[places["lyon_agency"]], permissions=LYON_AGENT)
+    _save(client, setup, customer, owner)
+    contact = session.execute(select(Contact)).scalar_one()
+    auth.logout()
+    login_as("accueil_loire", territories=[places["loire_agency"]], permissions=LYON_AGENT)
+    token = csrf_token(client.get("/").get_data(as_text=True))
+    assert client.get(f"/contacts/{contact.id}/dossier/modele",
+                      query_string={"dossier_type": setup["dossier_type"].id}).status_code == 404
+    html = client.post("/contacts/nouveau/liens", data={
+        "csrf_token": token, "party": customer.id, "contract": setup["contract"].id, "channel": "phone",
+        "contact_type": setup["type"].id, "retemplate": "1"}).get_data(as_text=True)
+    assert "Hélène" not in html and "EA-2020-000001" not in html and "F-V1" not in html

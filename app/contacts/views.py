@@ -19,6 +19,7 @@ from app.contracts.models import Contract, ContractParty
 from app.db import session as db_session
 from app.dossiers import reads as dossier_reads
 from app.dossiers import service as dossiers
+from app.dossiers.views import new_contact_url_for
 from app.errors import BusinessError
 from app.labels import CHANNELS, choices
 from app.parties.models import Party
@@ -164,7 +165,7 @@ def show(contact_id: int):
                        for ref, x in zip(refs, contact.objects, strict=True)],
         origin_label=panel.origin_label, dossier_types=dossiers.active_types() if agent.can("dossier.create") else [],
         proposed_type=contact.contact_type.dossier_type_id, open_dossier_form=request.args.get("action") == "dossier",
-        template_proposals=_template_proposals(contact),
+        template_proposals=_template_proposals(contact), new_contact_url=new_contact_url_for(contact),
         visible_parties=_visible_party_ids(contact))
 
 

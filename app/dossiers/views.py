@@ -47,7 +47,21 @@ def show(dossier_id: int):
         objects_shown=[(o.ref, o.display, o.origin) for o in elements.objects], holder=dossier,
         visible_parties=_visible_party_ids(x.party_id for x in dossier.parties),
         next_statuses=DossierStatus.TRANSITIONS.get(dossier.status, ()) if agent.can("dossier.process") else (),
-        agent_names=_agent_names(history), describe_entry=describe_entry)
+        agent_names=_agent_names(history), describe_entry=describe_entry,
+        new_contact_url=new_contact_url_for(dossier))
+
+
+def new_contact_url_for(holder) -> str | None:
+    """"Nouveau contact" from a contact or dossier page starts with its first customer the agent may
+    read (the customer role first), and its first contract."""
+    if not current_user.can("contact.create"):
+        return None
+    visible = _visible_party_ids(x.party_id for x in holder.parties)
+    parties = sorted((x for x in holder.parties if x.party_id in visible), key=lambda x: x.role != "customer")
+    if not parties:
+        return None
+    contract = next((x.object_id for x in holder.objects if x.object_type == "contract"), None)
+    return url_for("contacts.new", party=parties[0].party_id, contract=contract)
 
 
 def describe_entry(entry) -> str:

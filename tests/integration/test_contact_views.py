@@ -250,6 +250,8 @@ def test_notes_and_status_on_the_dossier_page(client, login_as, places, customer
                                                         "body": "<script>alert(1)</script> rappeler lundi"})
     html = client.get(f"/dossiers/{dossier.id}").get_data(as_text=True)
     assert "&lt;script&gt;alert(1)&lt;/script&gt; rappeler lundi" in html and "<script>alert(1)" not in html
+    # "Nouveau contact" from the dossier starts with its customer and contract.
+    assert f'href="/contacts/nouveau?party={customer.id}&amp;contract={setup["contract"].id}"' in html
     response = client.post(f"/dossiers/{dossier.id}/statut", data={"csrf_token": csrf_token(page), "status": "closed",
                                                                     "version": dossier.version})
     assert response.status_code == 303

@@ -140,6 +140,10 @@ class PartyLinkColumns:
     def party(cls) -> Mapped[Party]:
         return relationship(Party, lazy="joined")
 
+    @property
+    def audit_label(self) -> str:  # how the owner's audit entries list the link
+        return f"{self.party_id}:{self.role}"
+
 
 class AgentLinkColumns:
     @declared_attr
@@ -153,6 +157,10 @@ class AgentLinkColumns:
     def agent(cls) -> Mapped[Agent]:
         return relationship(Agent, lazy="joined")
 
+    @property
+    def audit_label(self) -> str:
+        return f"{self.agent_id}:{self.role}"
+
 
 class ObjectLinkColumns:
     """A business object by kind and id (polymorphic: app.contacts.objects knows the kinds)."""
@@ -160,6 +168,10 @@ class ObjectLinkColumns:
     object_type: Mapped[str] = mapped_column(String(20), primary_key=True)
     object_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     origin: Mapped[str] = mapped_column(String(40))
+
+    @property
+    def audit_label(self) -> str:
+        return f"{self.object_type}:{self.object_id}"
 
 
 # --- Contacts ---------------------------------------------------------------------------------

@@ -93,11 +93,12 @@ def _codes(raw: object) -> list[str]:
 def parse_condition(raw: object, *, known_territories: set[str] | None = None) -> Condition:
     if not isinstance(raw, Mapping):
         raise RuleError(_("Une condition doit être un objet {fact, op, value}."))
-    fact = FACTS.get(raw.get("fact"))  # type: ignore[arg-type]
+    raw_fact = raw.get("fact")
+    fact = FACTS.get(raw_fact) if isinstance(raw_fact, str) else None
     if fact is None:
-        raise RuleError(_("Critère inconnu : %(fact)s.", fact=raw.get("fact")))
+        raise RuleError(_("Critère inconnu : %(fact)s.", fact=raw_fact if raw_fact is not None else "—"))
     op = raw.get("op")
-    if op not in OPERATORS[fact.type]:
+    if not isinstance(op, str) or op not in OPERATORS[fact.type]:
         raise RuleError(_("Opérateur « %(op)s » impossible pour le critère « %(fact)s ».", op=op, fact=fact.label))
     raw_value = raw.get("value")
     if fact.type == "choice":
@@ -117,7 +118,7 @@ def parse_condition(raw: object, *, known_territories: set[str] | None = None) -
             raise RuleError(_("« %(fact)s » attend oui ou non.", fact=fact.label))
         value = raw_value
     else:  # territory
-        value = str(raw_value or "").strip()
+        value = raw_value.strip() if isinstance(raw_value, str) else ""
         if not value or (known_territories is not None and value not in known_territories):
             raise RuleError(_("Territoire inconnu : %(code)s.", code=value or "—"))
     return Condition(fact=fact.code, op=op, value=value)

@@ -9,7 +9,7 @@ from datetime import date
 from decimal import Decimal
 
 from flask_babel import gettext as _
-from sqlalchemy import literal, select
+from sqlalchemy import func, literal, select
 
 from app.contacts import objects, rules
 from app.contacts.models import AgentLinkRole, Direction, PartyLinkRole, TemplateItem
@@ -170,7 +170,9 @@ def _agent_targets(ctx: Context, item: TemplateItem) -> tuple[list[tuple[int, st
             .join(agent_territory, agent_territory.c.agent_id == Agent.id)
             .join(Territory, Territory.id == agent_territory.c.territory_id)
             .where(agent_role.c.role_id == item.role_id, Agent.active.is_(True),
-                   literal(path).startswith(Territory.path))
+                   # The agent's path is a prefix of the premises' (compared as text: no LIKE
+                   # pattern, so "_" or "%" in a territory code is just a character).
+                   func.substr(literal(path), 1, func.length(Territory.path)) == Territory.path)
             .distinct().order_by(Agent.full_name, Agent.id).limit(ROLE_IN_TERRITORY_LIMIT))
     agents = session.execute(stmt).scalars().all()
     if not agents:

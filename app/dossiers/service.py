@@ -15,7 +15,7 @@ from app import clock
 from app.audit import service as audit
 from app.contacts import links as link_rules
 from app.contacts import objects, templating
-from app.contacts.models import AgentLinkRole, Contact
+from app.contacts.models import AgentLinkRole, Contact, PartyLinkRole
 from app.contacts.service import get_contact, link_summary, links_of
 from app.contracts.models import Contract
 from app.db import session
@@ -142,7 +142,8 @@ def _contact_context_objects(agent: Agent, contact: Contact) -> tuple[Party | No
     """The customer and contract a dossier created from this contact is about, for its template:
     the contact's first readable customer party and first readable contract."""
     party = contract = None
-    for link in contact.parties:
+    # The customer role first: a co-holder or a third party linked too is not whom the dossier is about.
+    for link in sorted(contact.parties, key=lambda x: (x.role != PartyLinkRole.CUSTOMER, x.role, x.party_id)):
         party = get_scoped(Party, link.party_id, agent=agent, permission="party.read")
         if party is not None:
             break

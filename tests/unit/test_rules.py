@@ -41,7 +41,7 @@ VALID = {"fact": "channel", "op": "in", "value": ["phone"]}
 
 @pytest.mark.parametrize(("condition", "message"), [
     ({"fact": "colour", "op": "in", "value": ["red"]}, "Critère inconnu : colour."),
-    ({"op": "in", "value": ["red"]}, "Critère inconnu : None."),
+    ({"op": "in", "value": ["red"]}, "Critère inconnu : —."),
     ({"fact": "overdue_amount", "op": "in", "value": "0"},
      "Opérateur « in » impossible pour le critère « Montant impayé échu »."),
     ({"fact": "channel", "op": "gt", "value": ["phone"]},

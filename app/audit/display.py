@@ -23,6 +23,18 @@ FIELDS = {
     "vulnerable": _l("Client fragile"), "territory_id": _l("Territoire"), "street": _l("Adresse"),
     "address_extra": _l("Complément d'adresse"), "postal_code": _l("Code postal"), "city": _l("Commune"),
     "insee_code": _l("Code INSEE"), "external_ref": _l("Référence facturation"),
+    # Referentials, contacts and dossiers.
+    "code": _l("Code"), "label": _l("Libellé"), "default_channel": _l("Canal par défaut"),
+    "default_direction": _l("Sens par défaut"), "process_key": _l("Processus"),
+    "dossier_type_id": _l("Classification"), "contact_type_id": _l("Type de contact"), "position": _l("Ordre"),
+    "target_days": _l("Délai cible (jours)"), "items": _l("Modèle"), "source": _l("Source"),
+    "link_role": _l("Rôle du lien"), "fixed_party_id": _l("Interlocuteur désigné"),
+    "fixed_agent_id": _l("Agent désigné"), "role_id": _l("Rôle"), "rule": _l("Règle d'éligibilité"),
+    "subject": _l("Objet"), "notes": _l("Notes"), "channel": _l("Canal"), "direction": _l("Sens"),
+    "occurred_at": _l("Date du contact"), "duration_minutes": _l("Durée (minutes)"), "reference": _l("Référence"),
+    "origin": _l("Origine"), "due_at": _l("À traiter avant"), "closed_at": _l("Clos le"),
+    "created_by_id": _l("Créé par"), "created_at": _l("Créé le"), "parties": _l("Interlocuteurs"),
+    "agents": _l("Agents"), "objects": _l("Objets métier"), "title": _l("Titre"), "body": _l("Texte"),
 }
 ACTIONS = {
     "create": _l("Création"), "update": _l("Modification"), "delete": _l("Suppression"),

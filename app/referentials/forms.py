@@ -15,42 +15,60 @@ from app.referentials.service import KIND_LABELS, LINK_ROLE_LABELS
 NONE_CHOICE = SelectChoice("", "—")
 
 
+# Choices are callables, read when the form renders: their labels in the reader's language, as
+# plain strings (a lazy string passes as markup, and "<" must be escaped).
+
+def _fact_choices() -> list[SelectChoice]:
+    return [NONE_CHOICE, *(SelectChoice(f.code, str(f.label)) for f in rules.FACTS.values())]
+
+
 def _operator_choices() -> list[SelectChoice]:
     # One list for every fact type (numbers and amounts share theirs): without a script the list
     # cannot follow the chosen fact, and the service says which operators a fact accepts.
-    seen: dict[str, object] = {}
+    seen: dict[str, str] = {}
     for operators in rules.OPERATORS.values():
         for code, text in operators.items():
-            seen.setdefault(code, text)
+            seen.setdefault(code, str(text))
     return [NONE_CHOICE, *(SelectChoice(code, text) for code, text in seen.items())]
 
 
 class ConditionForm(Form):
     """One row of an eligibility rule; a row left empty is ignored."""
 
-    fact = SelectField(_l("Critère"), validate_choice=False,
-                       choices=[NONE_CHOICE, *(SelectChoice(f.code, f.label) for f in rules.FACTS.values())])
-    op = SelectField(_l("Opérateur"), validate_choice=False, choices=_operator_choices())
+    fact = SelectField(_l("Critère"), validate_choice=False, choices=_fact_choices)
+    op = SelectField(_l("Opérateur"), validate_choice=False, choices=_operator_choices)
     value = StringField(_l("Valeur"), validators=[Length(max=500)])
 
 
+def _kind_choices() -> list[SelectChoice]:
+    return [SelectChoice(kind, str(KIND_LABELS[kind])) for kind in TemplateItemKind.ALL]
+
+
 def _source_choices() -> list[SelectChoice]:
-    return [NONE_CHOICE, *(SelectChoice(source, LABELS["template_source"][source], optgroup=KIND_LABELS[kind])
+    return [NONE_CHOICE, *(SelectChoice(source, str(LABELS["template_source"][source]),
+                                        optgroup=str(KIND_LABELS[kind]))
                            for kind, sources in templating.SOURCES.items() for source in sources)]
 
 
 def _link_role_choices() -> list[SelectChoice]:
-    return [NONE_CHOICE, *(SelectChoice(code, text, optgroup=KIND_LABELS[kind])
+    return [NONE_CHOICE, *(SelectChoice(code, str(text), optgroup=str(KIND_LABELS[kind]))
                            for kind, labels_kind in LINK_ROLE_LABELS.items()
                            for code, text in LABELS[labels_kind].items())]
 
 
+def _channel_choices() -> list[SelectChoice]:
+    return [NONE_CHOICE, *(SelectChoice(code, str(text)) for code, text in LABELS["channel"].items())]
+
+
+def _direction_choices() -> list[SelectChoice]:
+    return [SelectChoice(code, str(text)) for code, text in LABELS["direction"].items()]
+
+
 class TemplateItemForm(FlaskForm):
-    kind = SelectField(_l("Nature"), validate_choice=False,
-                       choices=[SelectChoice(kind, KIND_LABELS[kind]) for kind in TemplateItemKind.ALL])
-    source = SelectField(_l("Source"), validate_choice=False, choices=_source_choices(),
+    kind = SelectField(_l("Nature"), validate_choice=False, choices=_kind_choices)
+    source = SelectField(_l("Source"), validate_choice=False, choices=_source_choices,
                          description=_l("Parmi les sources de la nature choisie."))
-    link_role = SelectField(_l("Rôle du lien"), validate_choice=False, choices=_link_role_choices(),
+    link_role = SelectField(_l("Rôle du lien"), validate_choice=False, choices=_link_role_choices,
                             description=_l("Vide : le rôle habituel de la source. Aucun pour un objet métier."))
     fixed_party = StringField(_l("N° client de l'interlocuteur désigné"), validators=[Length(max=20)],
                               description=_l("Pour la source « Un interlocuteur désigné »."))
@@ -75,10 +93,8 @@ CODE_DESCRIPTION = _l("Lettres majuscules, chiffres et « _ » ; il ne change pl
 
 
 class ContactTypeForm(_TypeForm):
-    default_channel = SelectField(_l("Canal par défaut"), validate_choice=False,
-                                  choices=[NONE_CHOICE, *(SelectChoice(c, t) for c, t in LABELS["channel"].items())])
-    default_direction = SelectField(_l("Sens par défaut"), validate_choice=False,
-                                    choices=[SelectChoice(c, t) for c, t in LABELS["direction"].items()])
+    default_channel = SelectField(_l("Canal par défaut"), validate_choice=False, choices=_channel_choices)
+    default_direction = SelectField(_l("Sens par défaut"), validate_choice=False, choices=_direction_choices)
     dossier_type = SelectField(_l("Classification de dossier proposée"), validate_choice=False, choices=[])
 
 

@@ -21,7 +21,7 @@ from app.db import session
 from app.dossiers.models import DossierType
 from app.errors import BusinessError
 from app.labels import CHANNELS, label
-from app.parties.models import Party
+from app.parties.models import Party, PartyKind
 from app.security.models import Agent, Role, Territory
 
 CODE_RE = re.compile(r"^[A-Z0-9_]{2,40}$")
@@ -291,9 +291,13 @@ def _fixed_party(number: str | None) -> Party:
     number = (number or "").strip()
     if not number:
         raise BusinessError(_l("Donnez le n° client de l'interlocuteur désigné."), field="fixed_party")
-    party = session.execute(select(Party).where(Party.number.in_({number, number.upper()}))).scalars().first()
+    # Only organisations (a social-services office, a housing body, a bailiff): a designer holds no
+    # territory and must not be able to look private customers up by number.
+    party = session.execute(select(Party).where(Party.number.in_({number, number.upper()}),
+                                                Party.kind == PartyKind.ORGANISATION)).scalars().first()
     if party is None:
-        raise BusinessError(_l("Aucun client n'a le n° %(number)s.", number=number), field="fixed_party")
+        raise BusinessError(_l("Aucun organisme n'a le n° %(number)s (un interlocuteur désigné est un organisme, "
+                               "pas un particulier).", number=number), field="fixed_party")
     return party
 
 
@@ -381,7 +385,10 @@ def _renumber(items: list[TemplateItem]) -> None:
 
 def delete_item(*, owner: Owner, item: TemplateItem) -> None:
     """Remove a template item; the remaining ones keep their order."""
-    owner.items.remove(item)  # delete-orphan: the flush deletes the row (and audits it)
+    # Deleted explicitly: a row removed only as an orphan of the collection is deleted by the flush
+    # without passing through session.deleted, where the audit hook looks for deletions.
+    session.delete(item)
+    owner.items.remove(item)
     _renumber(_in_order(owner))
     session.flush()
 

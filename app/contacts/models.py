@@ -181,6 +181,8 @@ class Contact(Base):
 
     __tablename__ = "contact"
     __audited__ = True
+    # Links are recorded by explicit "link" / "move_contact" entries, in words the history can show.
+    __audit_ignored__ = frozenset({"parties", "agents", "objects"})
     __table_args__ = (Index("ix_contact_occurred_at", "occurred_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)

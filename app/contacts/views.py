@@ -92,11 +92,12 @@ class FormContext:
                            retemplate=retemplate, add=add)
 
 
-def _render_form(ctx: FormContext, links_panel: panel.Panel, *, error: BusinessError | None = None, status=200):
+def _render_form(ctx: FormContext, links_panel: panel.Panel, *, error: BusinessError | None = None, status=200,
+                 notice: str | None = None):
     values = request.values
     return render_template(
         "contacts/new.html", ctx=ctx, panel=links_panel, types=service.active_types(),
-        channels=choices("channel"), directions=choices("direction"), error=error,
+        channels=choices("channel"), directions=choices("direction"), error=error, notice=notice,
         subject=values.get("subject", ""), notes=values.get("notes", ""),
         occurred_at=values.get("occurred_at") or _local_input(clock.now()),
         duration=values.get("duration_minutes", ""),
@@ -120,6 +121,10 @@ def new():
     form = request.form
     if form.get("add_kind") or form.get("retemplate"):
         return _render_form(ctx, ctx.panel(fresh=False, retemplate=bool(form.get("retemplate"))))
+    if "links_type" in form and form.get("links_type", "") != form.get("contact_type", ""):
+        # Saved before the links panel caught up with a new type: show the new type's links first.
+        return _render_form(ctx, ctx.panel(fresh=False, retemplate=True), status=409,
+                            notice=_("Le type de contact a changé : vérifiez les liens proposés, puis enregistrez."))
     try:
         links = link_rules.parse_form(parties=form.getlist("parties"), agents=form.getlist("agents"),
                                       object_refs=form.getlist("objects"))

@@ -67,7 +67,8 @@ class DossierType(Base):
 class Dossier(Base):
     __tablename__ = "dossier"
     __audited__ = True
-    __audit_ignored__ = frozenset({"updated_at", "version"})
+    # Links are recorded by explicit "link" / "move_contact" entries, in words the history can show.
+    __audit_ignored__ = frozenset({"updated_at", "version", "parties", "agents", "objects"})
     __table_args__ = (Index("ix_dossier_status_created", "status", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)

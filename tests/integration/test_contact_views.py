@@ -420,3 +420,33 @@ def test_the_template_preview_and_the_links_panel_reveal_nothing_out_of_scope(cl
         "csrf_token": token, "party": customer.id, "contract": setup["contract"].id, "channel": "phone",
         "contact_type": setup["type"].id, "retemplate": "1"}).get_data(as_text=True)
     assert "Hélène" not in html and "EA-2020-000001" not in html and "F-V1" not in html
+
+
+def test_a_save_posted_before_the_panel_caught_up_with_a_new_type_is_not_saved(client, login_as, places, customer,
+                                                                                setup):
+    agent = login_as("accueil_c", territories=[places["lyon_agency"]], permissions=LYON_AGENT)
+    # The panel was built without a type; the type was chosen and Ctrl+Enter pressed at once.
+    response = _save(client, setup, customer, agent, links_type="")
+    assert response.status_code == 409
+    html = response.get_data(as_text=True)
+    assert "Le type de contact a changé" in html
+    assert f'value="invoice:{setup["invoice"].id}||template:{setup["type"].items[0].id}"' in html
+    assert _count(Contact) == 0
+    # Posted again with the panel of that type: saved.
+    assert _save(client, setup, customer, agent, links_type=str(setup["type"].id)).status_code == 303
+
+
+def test_the_dossier_history_shows_no_raw_link_keys(client, login_as, places, customer, setup):
+    agent = login_as("accueil_c", territories=[places["lyon_agency"]], permissions=LYON_AGENT)
+    _save(client, setup, customer, agent)
+    first = session.execute(select(Contact)).scalar_one()
+    page = client.get(f"/contacts/{first.id}").get_data(as_text=True)
+    client.post(f"/contacts/{first.id}/dossier", data={"csrf_token": csrf_token(page),
+                                                        "dossier_type": setup["dossier_type"].id})
+    dossier = session.execute(select(Dossier)).scalar_one()
+    _save(client, setup, customer, agent, objects=[f"invoice:{setup['invoice'].id}||added"])
+    second = session.execute(select(Contact).order_by(Contact.id.desc())).scalars().first()
+    client.post(f"/contacts/{second.id}/deplacer", data={"csrf_token": csrf_token(page), "dossier": dossier.id})
+    history = client.get(f"/dossiers/{dossier.id}").get_data(as_text=True).split('id="dossier-history"')[1]
+    assert "Contact rattaché" in history and "1 lien(s) ajouté(s)" in history
+    assert "invoice:" not in history and "contract:" not in history and "Modification" not in history

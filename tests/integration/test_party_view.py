@@ -259,17 +259,23 @@ def test_suspected_duplicates_are_flagged_with_links(client, helene, lyon_agent,
     assert f'href="/clients/{twin.id}"' in html
 
 
-def test_actions_edit_only_with_party_write_and_the_others_wait_for_their_features(client, helene, login_as, auth,
+def test_actions_edit_with_party_write_new_contact_and_dossier_with_their_permissions(client, helene, login_as, auth,
                                                                                     communes):  # noqa: F811
     login_as("accueil", territories=[communes["lyon_agency"]])
     html = client.get(f"/clients/{helene['party'].id}").get_data(as_text=True)
     assert f'href="/clients/{helene["party"].id}/modifier"' in html and text_of(html, "action-edit") == "Modifier"
-    assert re.search(r'id="action-new-contact"\s+title="disponible avec le traitement des contacts"', html)
-    assert re.search(r'disabled id="action-open-dossier"\s+title="disponible avec le traitement des dossiers"', html)
+    new_contact = f'href="/contacts/nouveau?party={helene["party"].id}&amp;contract='
+    assert re.search(re.escape(new_contact) + r'\d+" role="button" class="secondary" id="action-new-contact"', html)
+    assert re.search(re.escape(new_contact) + r'\d+&amp;then=dossier" [^>]*id="action-open-dossier"', html)
     auth.logout()
     login_as("superviseur", territories=[communes["lyon_agency"]])
     html = client.get(f"/clients/{helene['party'].id}").get_data(as_text=True)
     assert text_of(html, "party-name") == "Mme Hélène Testeuse" and text_of(html, "action-edit") is None
+    auth.logout()
+    login_as("lecture", territories=[communes["lyon_agency"]], permissions=["party.read"])
+    html = client.get(f"/clients/{helene['party'].id}").get_data(as_text=True)
+    assert 'id="action-new-contact"' not in html and 'id="action-open-dossier"' not in html
+    assert 'id="new-contact"' not in html
 
 
 # --- Contracts and the current contract ---------------------------------------------------------

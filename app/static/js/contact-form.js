@@ -18,7 +18,8 @@
       document.getElementById("contact-type").focus();
     } else if (key === "enter" && (event.ctrlKey || event.metaKey)) {
       event.preventDefault();
-      var save = document.getElementById("save-contact");
+      var save = document.getElementById(form.dataset.submit || "save-contact");
+      if (!save || save.disabled) { return; }  // the links panel is still being refreshed
       if (form.requestSubmit) { form.requestSubmit(save); } else { save.click(); }
     }
   });

@@ -23,7 +23,8 @@ from app.dossiers.views import new_contact_url_for
 from app.errors import BusinessError
 from app.labels import CHANNELS, choices
 from app.parties.models import Party
-from app.security.scope import get_scoped, scope_condition
+from app.parties.service import readable_party_ids
+from app.security.scope import get_scoped
 from app.web import require_permission
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
@@ -171,7 +172,7 @@ def show(contact_id: int):
         origin_label=panel.origin_label, dossier_types=dossiers.active_types() if agent.can("dossier.create") else [],
         proposed_type=contact.contact_type.dossier_type_id, open_dossier_form=request.args.get("action") == "dossier",
         template_proposals=_template_proposals(contact), new_contact_url=new_contact_url_for(contact),
-        visible_parties=_visible_party_ids(contact))
+        visible_parties=readable_party_ids(agent=agent, party_ids=[x.party_id for x in contact.parties]))
 
 
 def _template_proposals(contact) -> list:
@@ -180,11 +181,3 @@ def _template_proposals(contact) -> list:
     if dossier_type is None or not dossier_type.active or not current_user.can("dossier.create"):
         return []
     return dossiers.proposals_from_contact(agent=current_user, contact=contact, dossier_type=dossier_type)
-
-
-def _visible_party_ids(contact) -> set[int]:
-    """The linked parties the agent may open (the others are listed by name only)."""
-    ids = [x.party_id for x in contact.parties]
-    stmt = select(Party.id).where(Party.id.in_(ids), scope_condition(Party, agent=current_user,
-                                                                     permission="party.read"))
-    return set(db_session.execute(stmt).scalars())

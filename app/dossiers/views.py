@@ -17,20 +17,13 @@ from app.dossiers import reads, service
 from app.dossiers.models import DossierStatus, DossierType
 from app.errors import BusinessError
 from app.labels import label
-from app.parties.models import Party
+from app.parties.service import readable_party_ids
 from app.security.models import Agent
-from app.security.scope import scope_condition
 from app.web import require_permission
 
 bp = Blueprint("dossiers", __name__)
 
 HISTORY_SHOWN = 100
-
-
-def _visible_party_ids(party_ids) -> set[int]:
-    stmt = select(Party.id).where(Party.id.in_(list(party_ids)),
-                                  scope_condition(Party, agent=current_user, permission="party.read"))
-    return set(db_session.execute(stmt).scalars())
 
 
 @bp.route("/dossiers/<int:dossier_id>")
@@ -45,7 +38,7 @@ def show(dossier_id: int):
     return render_template(
         "dossiers/show.html", dossier=dossier, elements=elements, history=history, origin_label=origin_label,
         objects_shown=[(o.ref, o.display, o.origin) for o in elements.objects], holder=dossier,
-        visible_parties=_visible_party_ids(x.party_id for x in dossier.parties),
+        visible_parties=readable_party_ids(agent=agent, party_ids=[x.party_id for x in dossier.parties]),
         next_statuses=DossierStatus.TRANSITIONS.get(dossier.status, ()) if agent.can("dossier.process") else (),
         agent_names=_agent_names(history), describe_entry=describe_entry,
         new_contact_url=new_contact_url_for(dossier))
@@ -56,7 +49,7 @@ def new_contact_url_for(holder) -> str | None:
     read (the customer role first), and its first contract."""
     if not current_user.can("contact.create"):
         return None
-    visible = _visible_party_ids(x.party_id for x in holder.parties)
+    visible = readable_party_ids(agent=current_user, party_ids=[x.party_id for x in holder.parties])
     parties = sorted((x for x in holder.parties if x.party_id in visible), key=lambda x: x.role != "customer")
     if not parties:
         return None

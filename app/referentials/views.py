@@ -44,6 +44,19 @@ def _helpers():
             "CONTACT_TYPES": CONTACT_TYPES, "DOSSIER_TYPES": DOSSIER_TYPES}
 
 
+def _submitted(form, write):
+    """Run write() once the form validates: (its result, 200), or (None, 422) when the form or the
+    service refuses (422 makes the request boundary roll back whatever the attempt touched), or
+    (None, 200) for a form not submitted yet."""
+    if not form.validate_on_submit():
+        return None, 422 if form.errors else 200
+    try:
+        return write(), 200
+    except BusinessError as exc:
+        _show_error(form, exc)
+        return None, 422
+
+
 def _show_error(form: FlaskForm, exc: BusinessError) -> None:
     field = getattr(form, exc.field or "", None)
     if field is not None:
@@ -95,19 +108,12 @@ def contact_types():
 def new_contact_type():
     form = NewContactTypeForm()
     _fill_dossier_types(form)
-    failed = False
-    if form.validate_on_submit():
-        try:
-            contact_type = service.create_contact_type(code=form.code.data, **_contact_type_values(form))
-        except BusinessError as exc:
-            _show_error(form, exc)
-            failed = True
-        else:
-            flash(_("Type de contact %(code)s créé.", code=contact_type.code), "success")
-            return redirect(url_for("referentials.edit_contact_type", type_id=contact_type.id))
-    # 422 makes the request boundary roll back whatever the failed attempt touched.
-    return render_template("referentials/contact_type_form.html", form=form, contact_type=None), \
-        422 if failed or form.errors else 200
+    contact_type, status = _submitted(
+        form, lambda: service.create_contact_type(code=form.code.data, **_contact_type_values(form)))
+    if contact_type is not None:
+        flash(_("Type de contact %(code)s créé.", code=contact_type.code), "success")
+        return redirect(url_for("referentials.edit_contact_type", type_id=contact_type.id))
+    return render_template("referentials/contact_type_form.html", form=form, contact_type=None), status
 
 
 @bp.route(f"/{CONTACT_TYPES}/<int:type_id>", methods=["GET", "POST"])
@@ -118,21 +124,16 @@ def edit_contact_type(type_id: int):
     if request.method == "GET":
         form.dossier_type.data = str(contact_type.dossier_type_id or "")
         form.default_channel.data = contact_type.default_channel or ""
-    failed = False
-    if form.validate_on_submit():
-        try:
-            service.update_contact_type(contact_type=contact_type, **_contact_type_values(form))
-        except BusinessError as exc:
-            _show_error(form, exc)
-            failed = True
-        else:
-            flash(_("Modifications enregistrées."), "success")
-            return redirect(url_for("referentials.edit_contact_type", type_id=contact_type.id))
+    done, status = _submitted(
+        form, lambda: service.update_contact_type(contact_type=contact_type, **_contact_type_values(form)) or True)
+    if done:
+        flash(_("Modifications enregistrées."), "success")
+        return redirect(url_for("referentials.edit_contact_type", type_id=contact_type.id))
     return render_template(
         "referentials/contact_type_form.html", contact_type=contact_type, form=form, owner_key=CONTACT_TYPES,
         owner=contact_type,
         history=audit.entries_for(object_type="contact_type", object_id=str(contact_type.id)),
-    ), 422 if failed or form.errors else 200
+    ), status
 
 
 # --- Dossier classifications ------------------------------------------------------------------
@@ -150,39 +151,28 @@ def dossier_types():
 @bp.route(f"/{DOSSIER_TYPES}/nouvelle", methods=["GET", "POST"])
 def new_dossier_type():
     form = NewDossierTypeForm()
-    failed = False
-    if form.validate_on_submit():
-        try:
-            dossier_type = service.create_dossier_type(code=form.code.data, **_dossier_type_values(form))
-        except BusinessError as exc:
-            _show_error(form, exc)
-            failed = True
-        else:
-            flash(_("Classification %(code)s créée.", code=dossier_type.code), "success")
-            return redirect(url_for("referentials.edit_dossier_type", type_id=dossier_type.id))
-    return render_template("referentials/dossier_type_form.html", form=form, dossier_type=None), \
-        422 if failed or form.errors else 200
+    dossier_type, status = _submitted(
+        form, lambda: service.create_dossier_type(code=form.code.data, **_dossier_type_values(form)))
+    if dossier_type is not None:
+        flash(_("Classification %(code)s créée.", code=dossier_type.code), "success")
+        return redirect(url_for("referentials.edit_dossier_type", type_id=dossier_type.id))
+    return render_template("referentials/dossier_type_form.html", form=form, dossier_type=None), status
 
 
 @bp.route(f"/{DOSSIER_TYPES}/<int:type_id>", methods=["GET", "POST"])
 def edit_dossier_type(type_id: int):
     dossier_type = service.get_dossier_type(type_id=type_id) or abort(404)
     form = DossierTypeForm(obj=None if request.method == "POST" else dossier_type)
-    failed = False
-    if form.validate_on_submit():
-        try:
-            service.update_dossier_type(dossier_type=dossier_type, **_dossier_type_values(form))
-        except BusinessError as exc:
-            _show_error(form, exc)
-            failed = True
-        else:
-            flash(_("Modifications enregistrées."), "success")
-            return redirect(url_for("referentials.edit_dossier_type", type_id=dossier_type.id))
+    done, status = _submitted(
+        form, lambda: service.update_dossier_type(dossier_type=dossier_type, **_dossier_type_values(form)) or True)
+    if done:
+        flash(_("Modifications enregistrées."), "success")
+        return redirect(url_for("referentials.edit_dossier_type", type_id=dossier_type.id))
     return render_template(
         "referentials/dossier_type_form.html", dossier_type=dossier_type, form=form, owner_key=DOSSIER_TYPES,
         owner=dossier_type,
         history=audit.entries_for(object_type="dossier_type", object_id=str(dossier_type.id)),
-    ), 422 if failed or form.errors else 200
+    ), status
 
 
 # --- Template items ---------------------------------------------------------------------------

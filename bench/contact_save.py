@@ -13,9 +13,10 @@ out). A save answers 303 to the new contact's page; the benchmark stops at anyth
 
 Through gunicorn (one worker, keep-alive, logged in), after ``--warmup`` rounds, it prints the p50,
 p95 and p99 of the POST (and of the GET that opens the form). In process, on the same database, it
-counts the SQL statements of ``--sample`` saves and lists those of the median one with their time
-on the driver. The contacts it created are deleted at the end (their audit entries stay), unless
-``--keep``.
+counts the SQL statements of ``--sample`` saves, twice on the same customers (a first save, whose
+rows may not be in PostgreSQL's buffers yet, then a second), with the median time of each statement
+on the driver (``--profile`` adds cProfile's view of the Python side). The contacts it created are
+deleted at the end (their audit entries stay), unless ``--keep``.
 """
 from __future__ import annotations
 
@@ -159,26 +160,71 @@ def label_of(statement: str) -> str:
     return f"{verb} {table.group(1) if table else ''}".strip()
 
 
-def count_statements(app, login: str, setup: Setup, sample: int, invoice: bool, created: list[int]):
-    """The statements of sample saves, in process: (counts, (statements of the median save, its wall time))."""
+def in_process_saves(app, login: str, setup: Setup, sample: int, invoice: bool, created: list[int],
+                     profile: bool = False) -> list[list[tuple[list[tuple[str, float]], float]]]:
+    """Two passes of sample saves in process, on the same customers: the first save of each (its rows
+    may not be in PostgreSQL's buffers yet) and a second one. Each save as (its statements with their
+    time on the driver, its wall time). With profile, a third pass runs under cProfile and prints
+    where the Python time goes."""
     client = logged_in_test_client(app, login)
-    runs = []
-    for number in range(sample + 1):  # the first save warms the caches and is not counted
-        case = setup.cases[number % len(setup.cases)]
+    cases = setup.cases[:sample]
+    warm = setup.cases[-1]  # a first save warms the application's caches; not counted
+    passes = []
+    profiles = None
+    for number, case in enumerate([warm] + cases * (3 if profile else 2)):
         page = client.get(form_path(case)).get_data(as_text=True)
         fields = form_fields(page, setup, case, number, invoice)
+        profiler = None
+        if profile and number > 2 * len(cases):
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         started = time.perf_counter()
         with recorded_statements(app) as statements:
             response = client.post("/contacts/nouveau", data=_multi(fields))
         wall = time.perf_counter() - started
+        if profiler is not None:
+            profiler.disable()
+            if profiles is None:
+                import pstats
+
+                profiles = pstats.Stats(profiler)
+            else:
+                profiles.add(profiler)
         if response.status_code != 303:
             raise SystemExit(f"in process: the save answered {response.status_code}: "
                              f"{_error_of(response.get_data(as_text=True))}")
         created.append(created_id(response.headers.get("Location")))
-        if number:
-            runs.append((list(statements), wall))
-    runs.sort(key=lambda run: len(run[0]))
-    return [len(s) for s, _wall in runs], runs[len(runs) // 2]
+        if number and number <= 2 * len(cases):
+            if (number - 1) % len(cases) == 0:
+                passes.append([])
+            passes[-1].append((list(statements), wall))
+    if profiles is not None:
+        print(f"Python profile of {len(cases)} saves in process (cumulative, top 30):")
+        profiles.sort_stats("cumulative").print_stats(30)
+    return passes
+
+
+def print_statements(passes) -> None:
+    """Statements per save, and the median time of each statement over each pass."""
+    counts = [len(s) for runs in passes for s, _wall in runs]
+    print(f"SQL statements per save (in process, {len(counts)} saves): median {statistics.median(counts):g}, "
+          f"min {min(counts)}, max {max(counts)}")
+    usual = statistics.mode(counts)
+    names = ("first save of the customer", "second save")
+    for name, runs in zip(names, passes, strict=False):
+        walls = [wall for _s, wall in runs]
+        sql = [sum(t for _s, t in statements) for statements, _wall in runs]
+        print(f"  {name:28} median {statistics.median(walls) * 1000:6.1f} ms, "
+              f"of which SQL on the driver {statistics.median(sql) * 1000:5.1f} ms")
+    print(f"  median time of each statement (saves of {usual} statements), ms:")
+    print(f"  {'':>3} {'statement':24} " + " ".join(f"{n.split()[0]:>7}" for n in names[:len(passes)]))
+    same = [[statements for statements, _wall in runs if len(statements) == usual] for runs in passes]
+    for position in range(usual):
+        label = label_of(same[0][0][position][0]) if same[0] else ""
+        times = [statistics.median(s[position][1] for s in runs) * 1000 if runs else float("nan") for runs in same]
+        print(f"  {position + 1:>3} {label:24} " + " ".join(f"{t:7.2f}" for t in times))
 
 
 def _multi(fields: list[tuple[str, str]]):
@@ -193,19 +239,19 @@ def _error_of(page: str) -> str:
 
 
 def delete_contacts(app, ids: list[int]) -> None:
-    """The contacts ids and their links (foreign keys may not cascade on SQLite)."""
-    from sqlalchemy import delete
-
+    """The benchmark's contacts and their links, on the engine (not through the session: they are
+    synthetic rows, like contacts_fill.py's, and leave no audit entry of their own going)."""
     from app.contacts.models import Contact, ContactAgent, ContactObject, ContactParty
-    from app.db import session
+    from app.db import db
     from app.dossiers.models import DossierContact
 
     with app.app_context():
+        engine = db.get_engine()
+    with engine.begin() as connection:  # the links first: SQLite may not cascade
         for model in (DossierContact, ContactParty, ContactAgent, ContactObject):
-            session.execute(delete(model).where(model.contact_id.in_(ids)))
-        session.execute(delete(Contact).where(Contact.id.in_(ids)))
-        session.commit()
-        session.remove()
+            table = model.__table__
+            connection.execute(table.delete().where(table.c.contact_id.in_(ids)))
+        connection.execute(Contact.__table__.delete().where(Contact.__table__.c.id.in_(ids)))
 
 
 def main() -> None:
@@ -221,6 +267,7 @@ def main() -> None:
     parser.add_argument("--no-invoice", dest="invoice", action="store_false",
                         help="post three links (customer, agent, contract) instead of four")
     parser.add_argument("--keep", action="store_true", help="keep the contacts the benchmark created")
+    parser.add_argument("--profile", action="store_true", help="also profile the saves in process (cProfile)")
     args = parser.parse_args()
     os.environ["GUICHET_INSTANCE_DIR"] = tempfile.mkdtemp(prefix="guichet-bench-contact-")
 
@@ -235,14 +282,8 @@ def main() -> None:
 
     created: list[int] = []
     try:
-        counts, (statements, wall) = count_statements(app, args.agent, setup, args.sample, args.invoice, created)
-        sql_time = sum(seconds for _s, seconds in statements)
-        print(f"SQL statements per save (in process, {len(counts)} saves): median {statistics.median(counts):g}, "
-              f"min {min(counts)}, max {max(counts)}")
-        print(f"the median save, in process: {wall * 1000:.1f} ms, of which {sql_time * 1000:.1f} ms on the driver "
-              f"({len(statements)} statements):")
-        for number, (statement, seconds) in enumerate(statements, 1):
-            print(f"  {number:>3} {seconds * 1000:7.2f} ms  {label_of(statement)}")
+        print_statements(in_process_saves(app, args.agent, setup, args.sample, args.invoice, created,
+                                          profile=args.profile))
 
         server = start_server(args.database_url, args.port)
         try:

@@ -4,9 +4,10 @@ Run: ``.venv/bin/python bench/party_view.py --database-url URL [--rounds 200] [-
 
 Two customers in the agent's scope: an ordinary one with a single contract (drawn from the base),
 and a heavy one with 10 contracts, 500 invoices, their payments and 24 readings per meter, which
-the benchmark adds once (numbers BENCH-…; run again, it reuses them). For each, it measures
-``GET /clients/<id>`` through gunicorn (one worker, logged in, keep-alive, after a warm-up) and
-counts the SQL statements the page sends (in process, on the same database), then prints p50 / p95.
+the benchmark adds once (numbers BENCH-…; run again, it reuses them); when the base has contacts
+(bench/contacts_fill.py), a third: the customer of the scope with the most contacts. For each, it
+measures ``GET /clients/<id>`` through gunicorn (one worker, logged in, keep-alive, after a warm-up)
+and counts the SQL statements the page sends (in process, on the same database), then prints p50 / p95.
 """
 from __future__ import annotations
 
@@ -101,6 +102,20 @@ def heavy_party(session, agent) -> int:
     return party.id
 
 
+def busiest_party(session, agent) -> tuple[int, int] | None:
+    """The customer of the agent's scope with the most contacts, and how many (None without contacts)."""
+    from sqlalchemy import func, select
+
+    from app.contacts.models import ContactParty
+    from app.parties.models import Party
+    from app.security.scope import scoped_select
+
+    in_scope = scoped_select(Party, agent=agent, permission="party.read").with_only_columns(Party.id)
+    row = session.execute(select(ContactParty.party_id, func.count()).where(ContactParty.party_id.in_(in_scope))
+                          .group_by(ContactParty.party_id).order_by(func.count().desc()).limit(1)).first()
+    return (row[0], row[1]) if row else None
+
+
 def count_statements(app, login: str, path: str) -> int:
     """The SQL statements one request for path sends, in process on the same database."""
     client = logged_in_test_client(app, login)
@@ -132,6 +147,9 @@ def main() -> None:
         agent = session.execute(select(Agent).where(Agent.login == args.agent)).scalar_one()
         parties = {"1 contrat": ordinary_party(session, agent),
                    "10 contrats, 500 factures": heavy_party(session, agent)}
+        busiest = busiest_party(session, agent)
+        if busiest:
+            parties[f"le plus de contacts ({busiest[1]})"] = busiest[0]
     counts = {label: count_statements(app, args.agent, f"/clients/{pid}") for label, pid in parties.items()}
 
     server = start_server(args.database_url, args.port)

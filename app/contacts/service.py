@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload, lazyload
 
 from app import clock
 from app.audit import service as audit
@@ -105,11 +106,22 @@ def links_of(contact) -> link_rules.Links:
     )
 
 
+# A list of contacts shows each one's type and author, not its links: without these options every
+# contact listed would load its parties (with phones and e-mails), agents (with roles and
+# territories), objects and its type's template (12 more statements on the customer view).
+LIST_OPTIONS = (
+    lazyload(Contact.parties), lazyload(Contact.agents), lazyload(Contact.objects),
+    joinedload(Contact.contact_type).lazyload(ContactType.items),
+    joinedload(Contact.created_by).options(lazyload(Agent.roles), lazyload(Agent.territories)),
+)
+
+
 def contacts_of_party(*, agent: Agent, party_id: int, limit: int, channel: str | None = None) -> list[Contact]:
     """The party's latest contacts, newest first (the caller has checked the agent may read the party)."""
     stmt = (scoped_select(Contact, agent=agent, permission=READ)
             .where(Contact.id.in_(select(ContactParty.contact_id).where(ContactParty.party_id == party_id)))
-            .order_by(Contact.occurred_at.desc(), Contact.id.desc()).limit(limit))
+            .order_by(Contact.occurred_at.desc(), Contact.id.desc()).limit(limit)
+            .options(*LIST_OPTIONS))
     if channel:
         stmt = stmt.where(Contact.channel == channel)
     return list(session.execute(stmt).scalars())

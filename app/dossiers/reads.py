@@ -3,13 +3,22 @@ Kept apart from the service so that the contact templates can read open dossiers
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload, lazyload
 
 from app.db import session
-from app.dossiers.models import Dossier, DossierContact, DossierParty, DossierStatus
+from app.dossiers.models import Dossier, DossierContact, DossierParty, DossierStatus, DossierType
 from app.security.models import Agent
 from app.security.scope import get_scoped, scoped_select
 
 READ = "party.read"
+
+
+# Lists show a dossier's reference, classification, status and dates, not its links.
+LIST_OPTIONS = (
+    lazyload(Dossier.parties), lazyload(Dossier.agents), lazyload(Dossier.objects),
+    joinedload(Dossier.dossier_type).lazyload(DossierType.items),
+    joinedload(Dossier.created_by).options(lazyload(Agent.roles), lazyload(Agent.territories)),
+)
 
 
 def get_dossier(*, agent: Agent, dossier_id: int) -> Dossier | None:
@@ -20,7 +29,7 @@ def dossiers_of_party(*, agent: Agent, party_id: int, open_only: bool = False, l
     """The party's dossiers the agent may read, newest first."""
     stmt = (scoped_select(Dossier, agent=agent, permission=READ)
             .where(Dossier.id.in_(select(DossierParty.dossier_id).where(DossierParty.party_id == party_id)))
-            .order_by(Dossier.created_at.desc(), Dossier.id.desc()).limit(limit))
+            .order_by(Dossier.created_at.desc(), Dossier.id.desc()).limit(limit).options(*LIST_OPTIONS))
     if open_only:
         stmt = stmt.where(Dossier.status.in_(DossierStatus.NOT_CLOSED))
     return list(session.execute(stmt).scalars())

@@ -450,3 +450,40 @@ def test_the_dossier_history_shows_no_raw_link_keys(client, login_as, places, cu
     history = client.get(f"/dossiers/{dossier.id}").get_data(as_text=True).split('id="dossier-history"')[1]
     assert "Contact rattaché" in history and "1 lien(s) ajouté(s)" in history
     assert "invoice:" not in history and "contract:" not in history and "Modification" not in history
+
+
+def test_the_customer_view_sends_as_many_statements_with_contacts_and_dossiers_as_without(client, login_as, places,
+                                                                                         customer, setup):
+    from sqlalchemy import event
+
+    from app.db import db
+
+    agent = login_as("accueil_c", territories=[places["lyon_agency"]], permissions=LYON_AGENT)
+    engine = db.get_engine()
+
+    def statements() -> int:
+        url = f"/clients/{customer.id}"
+        client.get(url)  # warm-up
+        sent: list[str] = []
+
+        def record(_conn, _cursor, statement, *_args):
+            if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
+                sent.append(statement)
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            assert client.get(url).status_code == 200
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        return len(sent)
+
+    without = statements()
+    for _number in range(3):
+        _save(client, setup, customer, agent)
+    contact = session.execute(select(Contact).order_by(Contact.id)).scalars().first()
+    page = client.get(f"/contacts/{contact.id}").get_data(as_text=True)
+    client.post(f"/contacts/{contact.id}/dossier", data={"csrf_token": csrf_token(page),
+                                                          "dossier_type": setup["dossier_type"].id})
+    with_them = statements()
+    # The history and the dossier alert list them without loading their links, phones or roles.
+    assert with_them == without

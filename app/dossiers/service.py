@@ -165,9 +165,27 @@ def proposals_from_contact(*, agent: Agent, contact: Contact, dossier_type: Doss
     return templating.propose(ctx, dossier_type.items, defaults=False)
 
 
+class DossierExists(BusinessError):
+    """The contact already opened a dossier of this classification, still open: it is that one."""
+
+    def __init__(self, dossier: Dossier) -> None:
+        super().__init__(_("Ce contact a déjà ouvert le dossier %(ref)s, toujours en cours.", ref=dossier.reference))
+        self.dossier = dossier
+
+
+def already_created_from(*, contact_id: int, dossier_type_id: int) -> Dossier | None:
+    """The open dossier of this classification created from this contact, if any."""
+    stmt = (select(Dossier).join(DossierContact, DossierContact.dossier_id == Dossier.id)
+            .where(DossierContact.contact_id == contact_id, DossierContact.origin == "created_from",
+                   Dossier.dossier_type_id == dossier_type_id, Dossier.status.in_(DossierStatus.NOT_CLOSED)))
+    return session.execute(stmt.limit(1)).scalar_one_or_none()
+
+
 def create_from_contact(*, agent: Agent, contact_id: int, dossier_type_id: int, subject: str | None = None) -> Dossier:
     """"Créer un dossier": every party, agent and business object of the contact is published to
-    the new dossier, with the agent as its sender and what the classification's template adds."""
+    the new dossier, with the agent as its sender and what the classification's template adds.
+    Once per classification while that dossier is open (a double click opens one dossier):
+    DossierExists names the one already opened."""
     if not agent.can(CREATE):
         raise BusinessError(_("Vous n'avez pas l'habilitation d'ouvrir un dossier."))
     contact = get_contact(agent=agent, contact_id=contact_id)
@@ -175,6 +193,12 @@ def create_from_contact(*, agent: Agent, contact_id: int, dossier_type_id: int, 
         raise BusinessError(_("Contact introuvable ou hors de votre périmètre."))
     dossier_type = _type(dossier_type_id)
     subject = _check_subject(subject, contact.subject)
+    if session.get_bind().dialect.name == "postgresql":
+        # Two clicks on "Créer le dossier" queue here (SQLite serialises writing transactions).
+        session.execute(select(Contact.id).where(Contact.id == contact.id).with_for_update())
+    already = already_created_from(contact_id=contact.id, dossier_type_id=dossier_type.id)
+    if already is not None:
+        raise DossierExists(already)
     origin = f"contact:{contact.id}"
     links = links_of(contact)
     links = link_rules.Links(

@@ -107,6 +107,10 @@ def create_from_contact(contact_id: int):
         dossier = service.create_from_contact(agent=current_user, contact_id=contact_id,
                                               dossier_type_id=request.form.get("dossier_type", type=int),
                                               subject=request.form.get("subject"))
+    except service.DossierExists as exc:
+        db_session.rollback()
+        flash(exc.message, "info")
+        return redirect(url_for("dossiers.show", dossier_id=exc.dossier.id), 303)
     except BusinessError as exc:
         db_session.rollback()
         flash(exc.message, "error")

@@ -487,3 +487,22 @@ def test_the_customer_view_sends_as_many_statements_with_contacts_and_dossiers_a
     with_them = statements()
     # The history and the dossier alert list them without loading their links, phones or roles.
     assert with_them == without
+
+
+def test_creating_the_dossier_twice_from_one_contact_opens_one(client, login_as, places, customer, setup):
+    agent = login_as("accueil_c", territories=[places["lyon_agency"]], permissions=LYON_AGENT)
+    _save(client, setup, customer, agent)
+    contact = session.execute(select(Contact)).scalar_one()
+    page = client.get(f"/contacts/{contact.id}").get_data(as_text=True)
+    data = {"csrf_token": csrf_token(page), "dossier_type": setup["dossier_type"].id}
+    first = client.post(f"/contacts/{contact.id}/dossier", data=data)
+    second = client.post(f"/contacts/{contact.id}/dossier", data=data)  # a double click
+    assert first.headers["Location"] == second.headers["Location"]
+    assert _count(Dossier) == 1
+    assert "a déjà ouvert le dossier" in client.get(second.headers["Location"]).get_data(as_text=True)
+    # Once that dossier is closed, the contact may open another of the same classification.
+    dossier = session.execute(select(Dossier)).scalar_one()
+    client.post(f"/dossiers/{dossier.id}/statut", data={"csrf_token": data["csrf_token"], "status": "closed",
+                                                         "version": dossier.version})
+    client.post(f"/contacts/{contact.id}/dossier", data=data)
+    assert _count(Dossier) == 2

@@ -322,8 +322,8 @@ def test_references_follow_each_other_within_the_year_and_a_refused_creation_tak
     first = dossiers.create_from_contact(agent=world.agent, contact_id=contact.id, dossier_type_id=plan.id)
     with pytest.raises(BusinessError):
         dossiers.create_from_contact(agent=world.agent, contact_id=contact.id, dossier_type_id=0)
-    second = dossiers.create_from_contact(agent=world.agent, contact_id=contact.id, dossier_type_id=plan.id,
-                                          subject="Second")
+    second = dossiers.create_from_contact(agent=world.agent, contact_id=new_contact(world).id,
+                                          dossier_type_id=plan.id, subject="Second")
     number = int(first.reference.rsplit("-", 1)[1])
     assert second.reference == f"DOS-2026-{number + 1:06d}"
     no_deadline = dossier_type(target_days=None)

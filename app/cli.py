@@ -233,6 +233,14 @@ def seed_command(if_empty, customers, random_seed):
     if already:
         click.echo("Base déjà initialisée : données de démonstration inchangées"
                    + (", aucun client fictif ajouté." if customers else "."))
+        # A demo base made before contacts existed gets the demo contact types and classifications.
+        from app.seed.referentials import seed_referentials
+
+        added = seed_referentials()
+        session.commit()
+        if any(added.values()):
+            click.echo(f"Référentiels de démonstration ajoutés : {added['contact_types']} types de contact, "
+                       f"{added['dossier_types']} classifications.")
     else:
         created = demo.seed_demo()
         session.commit()

@@ -56,8 +56,21 @@ def test_seed_creates_the_demo_scopes_once(app):
     assert not front_desk.can("admin.agents") and front_desk.can("contact.create")
     assert session.execute(select(Agent).where(Agent.login == "admin")).scalar_one().can("admin.agents")
 
+    from app.contacts.models import ContactType
+    from app.dossiers.models import DossierType
+
+    assert session.execute(select(ContactType).where(ContactType.code == "RENSEIGNEMENT")).scalar_one()
     again = runner.invoke(args=["seed", "--if-empty"])
-    assert again.exit_code == 0 and "inchangées" in again.output
+    assert again.exit_code == 0 and "inchangées" in again.output and "Référentiels" not in again.output
+
+    # A demo base from before contacts existed: --if-empty adds the demo referentials only.
+    for model in (ContactType, DossierType):
+        for row in session.execute(select(model)).scalars():
+            session.delete(row)
+    session.commit()
+    upgraded = runner.invoke(args=["seed", "--if-empty"])
+    assert upgraded.exit_code == 0 and "Référentiels de démonstration ajoutés : 8 types de contact" in upgraded.output
+    assert session.execute(select(DossierType).where(DossierType.code == "RELANCE_IMPAYE")).scalar_one()
 
 
 def test_production_bootstrap_roles_territories_then_first_administrator(app):

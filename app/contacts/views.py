@@ -79,6 +79,18 @@ class FormContext:
         self.contact_type = service.get_type(values.get("contact_type", type=int))
         self.direction = direction if direction in Direction.ALL else (
             self.contact_type.default_direction if self.contact_type else Direction.INBOUND)
+        # A channel given by the caller's identification, or a channel or direction the agent picked,
+        # stays; otherwise choosing a type applies the type's defaults ("Réclamation": letter).
+        if request.method == "GET":
+            self.channel_chosen, self.direction_chosen = self.channel is not None, direction in Direction.ALL
+        else:
+            self.channel_chosen = "1" in values.getlist("channel_chosen")
+            self.direction_chosen = "1" in values.getlist("direction_chosen")
+        if self.contact_type is not None and (request.method == "GET" or values.get("retemplate")):
+            if not self.channel_chosen and self.contact_type.default_channel:
+                self.channel = self.contact_type.default_channel
+            if not self.direction_chosen:
+                self.direction = self.contact_type.default_direction
 
     def panel(self, *, fresh: bool, retemplate: bool = False) -> panel.Panel:
         values = request.values
@@ -117,7 +129,7 @@ def new():
             flash(_("Identifiez d'abord le client du contact."), "info")
             return redirect(url_for("search.identify", channel=ctx.channel or "phone"))
         if ctx.channel is None:
-            ctx.channel = ctx.contact_type.default_channel if ctx.contact_type else "phone"
+            ctx.channel = "phone"
         return _render_form(ctx, ctx.panel(fresh=True))
     form = request.form
     if form.get("add_kind") or form.get("retemplate"):
@@ -149,8 +161,12 @@ def new():
 def links_panel():
     """The links panel alone, re-rendered in place (htmx) after a change of type or an addition."""
     ctx = FormContext()
-    return render_template("contacts/_links.html", ctx=ctx,
-                           panel=ctx.panel(fresh=False, retemplate=bool(request.form.get("retemplate"))))
+    retemplate = bool(request.form.get("retemplate"))
+    html = render_template("contacts/_links.html", ctx=ctx, panel=ctx.panel(fresh=False, retemplate=retemplate))
+    if retemplate:  # the type's default channel and direction may have changed them
+        html += render_template("contacts/_channel_direction.html", ctx=ctx, oob=True, channels=choices("channel"),
+                                directions=choices("direction"))
+    return html
 
 
 @bp.route("/<int:contact_id>")

@@ -506,3 +506,24 @@ def test_creating_the_dossier_twice_from_one_contact_opens_one(client, login_as,
                                                          "version": dossier.version})
     client.post(f"/contacts/{contact.id}/dossier", data=data)
     assert _count(Dossier) == 2
+
+
+def test_choosing_a_type_applies_its_default_channel_and_direction_unless_chosen(client, login_as, places,
+                                                                                  customer, setup):
+    outgoing = ContactType(code="SORTANT", label="Appel sortant", default_channel="letter", default_direction="out")
+    session.add(outgoing)
+    session.commit()
+    login_as("accueil_c", territories=[places["lyon_agency"]], permissions=LYON_AGENT)
+    page = client.get("/contacts/nouveau", query_string={"party": customer.id}).get_data(as_text=True)
+    assert 'name="channel_chosen" value="0"' in page  # opened from the 360° view without a channel
+    base = {"csrf_token": csrf_token(page), "party": customer.id, "contact_type": outgoing.id, "retemplate": "1",
+            "channel": "phone", "direction": "in", "channel_chosen": "0", "direction_chosen": "0"}
+    html = client.post("/contacts/nouveau/liens", data=base).get_data(as_text=True)
+    assert 'id="contact-channel-direction" class="channel-direction" hx-swap-oob="true"' in html
+    assert 'value="letter" checked' in html and 'value="out" checked' in html
+    # The agent picked the phone by hand (or the caller was identified on the phone): it stays.
+    html = client.post("/contacts/nouveau/liens", data={**base, "channel_chosen": "1"}).get_data(as_text=True)
+    assert 'value="phone" checked' in html and 'value="out" checked' in html
+    identified = client.get("/contacts/nouveau", query_string={"party": customer.id, "channel": "phone",
+                                                                "contact_type": outgoing.id}).get_data(as_text=True)
+    assert 'value="phone" checked' in identified and 'name="channel_chosen" value="1"' in identified

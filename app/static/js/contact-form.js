@@ -4,6 +4,14 @@
 // Ctrl+Enter (Cmd+Enter) saves from any field.
 (function () {
   "use strict";
+  // A channel or direction picked by hand is kept when the type changes (the type's defaults apply
+  // only to what the agent has not chosen). Capture phase: marked before htmx sends the form.
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (!target.form || target.form.id !== "contact-form" || target.type !== "radio") { return; }
+    var marker = target.form.querySelector("input[name=" + target.name + "_chosen]");
+    if (marker) { marker.value = "1"; }
+  }, true);
   document.addEventListener("keydown", function (event) {
     var key = (event.key || "").toLowerCase();
     if (event.altKey && !event.ctrlKey && !event.metaKey && key === "n") {

@@ -10,6 +10,9 @@ from app import config as config_module
 def create_app(test_config: dict | None = None) -> Flask:
     """Application factory: configuration, extensions, request boundary, blueprints."""
     app = Flask(__name__)
+    from app.web import IdConverter
+
+    app.url_map.converters["int"] = IdConverter  # before any route is declared
     app.config.update(config_module.from_env())
     if test_config:
         app.config.update(test_config)

@@ -13,6 +13,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from app import clock
 from app.audit.context import AuditContext, set_context
@@ -136,6 +137,28 @@ def init_request_id(app: Flask) -> None:
         header_id = request.headers.get("X-Request-ID", "") if app.config["TRUSTED_PROXY_COUNT"] else ""
         g.request_id = header_id if REQUEST_ID_RE.match(header_id) else uuid.uuid4().hex
         set_context(AuditContext(request_id=g.request_id, client_addr=request.remote_addr))
+
+
+MAX_ID = 2_147_483_647  # the largest primary key of an INTEGER column on PostgreSQL
+
+
+def db_id(text) -> int:
+    """An id as typed in a URL or a form: ASCII digits within the column's range, else ValueError
+    (werkzeug's ``request.values.get(..., type=db_id)`` then gives the default). ``"²".isdigit()``
+    is true but ``int("²")`` fails, and an id past the column's range fails in the database."""
+    text = str(text).strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > MAX_ID:
+        raise ValueError(f"not an id: {text[:20]!r}")
+    return int(text)
+
+
+class IdConverter(IntegerConverter):
+    """``<int:…>`` in routes: ids within the column's range; a larger one is a missing page (404),
+    not a database error."""
+
+    def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 (werkzeug's signature)
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
 
 
 def init_app(app: Flask) -> None:

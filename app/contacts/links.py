@@ -17,6 +17,7 @@ from app.labels import label
 from app.parties.models import Party
 from app.security.models import Agent
 from app.security.scope import scoped_select
+from app.web import db_id
 
 ORIGIN_RE = re.compile(r"^(default|added|template:\d+|contact:\d+)$")
 MAX_LINKS = 100  # per kind: a contact is about a handful of things, not a mailing list
@@ -58,9 +59,10 @@ def _split(value: str, what: str) -> tuple[str, str, str]:
 
 
 def _id(text: str, what: str) -> int:
-    if not text.isdigit():
-        raise BusinessError(_("Lien illisible : %(value)s.", value=text), field=what)
-    return int(text)
+    try:
+        return db_id(text)
+    except ValueError:
+        raise BusinessError(_("Lien illisible : %(value)s.", value=text), field=what) from None
 
 
 def parse_form(*, parties: list[str], agents: list[str], object_refs: list[str]) -> Links:
@@ -101,6 +103,10 @@ def check(links: Links, *, agent: Agent | None, items: list[TemplateItem] = ()) 
         raise BusinessError(_("Trop de liens (%(max)d au plus par sorte).", max=MAX_LINKS))
     if not parties:
         raise BusinessError(_("Liez au moins un interlocuteur."), field="parties")
+    if all(link.role == PartyLinkRole.THIRD_PARTY for link in parties):
+        # Third parties do not open a contact to anyone (see Contact.scope_clause): nobody could read it.
+        raise BusinessError(_("Liez au moins un interlocuteur autre qu'un tiers (le client concerné)."),
+                            field="parties")
     for link in parties:
         if link.role not in PartyLinkRole.ALL:
             raise BusinessError(_("Rôle d'interlocuteur inconnu : %(role)s.", role=link.role), field="parties")
@@ -138,4 +144,19 @@ def check(links: Links, *, agent: Agent | None, items: list[TemplateItem] = ()) 
     if absent:
         raise BusinessError(_("Objet métier introuvable ou hors de votre périmètre : %(kind)s n° %(id)s.",
                               kind=label(absent[0].kind, "object_kind"), id=absent[0].id), field="objects")
-    return Links(parties=parties, agents=agents, objects=object_links)
+    return _trusted_origins(Links(parties=parties, agents=agents, objects=object_links), items, agent)
+
+
+def _trusted_origins(links: Links, items, agent: Agent | None) -> Links:
+    """Origins name where a link came from; a browser may only claim the defaults, its additions
+    and this template's items ("contact:<id>" is written by the dossier service, as the system)."""
+    known = {f"template:{i.id}" for i in items if i.id is not None}
+
+    def trusted(origin: str) -> str:
+        if origin in ("default", "added") or origin in known or (agent is None and origin.startswith("contact:")):
+            return origin
+        return "added"
+
+    return Links(parties=[PartyLink(x.party_id, x.role, trusted(x.origin)) for x in links.parties],
+                 agents=[AgentLink(x.agent_id, x.role, trusted(x.origin)) for x in links.agents],
+                 objects=[ObjectLink(x.ref, trusted(x.origin)) for x in links.objects])

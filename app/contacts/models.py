@@ -195,6 +195,8 @@ class Contact(Base):
     duration_minutes: Mapped[int | None] = mapped_column(Integer)
     created_by_id: Mapped[int] = mapped_column(ForeignKey("agent.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    # The form's one-time key: a form posted twice (a double click, a resent request) traces one contact.
+    submission_key: Mapped[str | None] = mapped_column(String(36), unique=True)
 
     contact_type: Mapped[ContactType] = relationship(lazy="joined")
     created_by: Mapped[Agent] = relationship(lazy="joined")
@@ -210,9 +212,11 @@ class Contact(Base):
 
     @classmethod
     def scope_clause(cls, territory_ids) -> ColumnElement[bool]:
-        """In scope when one of its parties is (a contact is about its parties)."""
+        """In scope when one of its parties is, a third party aside: a social-services office named
+        by a template is linked to contacts everywhere and must not open them all to its territory."""
         return exists(select(ContactParty.party_id).join(Party, Party.id == ContactParty.party_id)
-                      .where(ContactParty.contact_id == cls.id, Party.scope_clause(territory_ids)))
+                      .where(ContactParty.contact_id == cls.id, ContactParty.role != PartyLinkRole.THIRD_PARTY,
+                             Party.scope_clause(territory_ids)))
 
 
 class ContactParty(PartyLinkColumns, Base):

@@ -17,7 +17,7 @@ from app.errors import BusinessError
 from app.labels import label
 from app.security.models import Agent
 from app.security.scope import scoped_select
-from app.web import money
+from app.web import db_id, money
 
 READ = "party.read"
 
@@ -71,9 +71,13 @@ class Ref:
     def parse(cls, text: str) -> Ref:
         """"invoice:12" → Ref("invoice", 12); a clear error for anything else."""
         kind, _sep, raw_id = (text or "").partition(":")
-        if kind not in KINDS or not raw_id.isdigit():
+        try:
+            object_id = db_id(raw_id)
+        except ValueError:
+            object_id = None
+        if kind not in KINDS or object_id is None:
             raise BusinessError(_("Objet métier inconnu : %(ref)s.", ref=text), field="objects")
-        return cls(kind, int(raw_id))
+        return cls(kind, object_id)
 
 
 def load(agent: Agent, refs: Iterable[Ref]) -> dict[Ref, object]:

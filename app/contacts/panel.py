@@ -19,6 +19,7 @@ from app.labels import choices, label
 from app.parties.models import Party
 from app.security.models import Agent
 from app.security.scope import scoped_select, subtrees_overlap
+from app.web import db_id
 
 KINDS = ("party", "agent", "object")
 PICKER_INVOICES = 6
@@ -54,17 +55,24 @@ class Panel:
     notice: str | None = None  # a link the agent asked for that could not be added
 
 
+def _id(text: str) -> int | None:
+    try:
+        return db_id(text)
+    except ValueError:
+        return None
+
+
 def origin_label(origin: str) -> str:
     if origin == "default":
         return _("Par défaut")
     if origin == "added":
         return _("Ajouté")
     kind, _sep, ident = origin.partition(":")
-    if kind == "template" and ident.isdigit():
-        item = session.get(TemplateItem, int(ident))
+    if kind == "template" and _id(ident) is not None:
+        item = session.get(TemplateItem, _id(ident))
         if item is not None:
             return _("Modèle : %(source)s", source=label(item.source, "template_source"))
-    if kind == "contact" and ident.isdigit():
+    if kind == "contact" and _id(ident) is not None:
         return _("Contact n° %(id)s", id=ident)
     return _("Ajouté")
 
@@ -86,7 +94,7 @@ def _ref(text: str) -> objects.Ref | None:
         return None
 
 
-def _rows_from_form(agent: Agent, shown: list[str], ticked: set[str]) -> list[Row]:
+def _rows_from_form(agent: Agent, shown: list[str], ticked: set[str], items: list[TemplateItem]) -> list[Row]:
     """The rows the form showed ("kind=value"), described again from the database (never from the
     browser): names of readable parties, active agents, readable objects. Others are dropped."""
     parsed = []
@@ -95,24 +103,24 @@ def _rows_from_form(agent: Agent, shown: list[str], ticked: set[str]) -> list[Ro
         fields = _parse(value)
         if kind in KINDS and fields:
             parsed.append((kind, value, fields))
-    party_ids = {int(f[0]) for k, _v, f in parsed if k == "party" and f[0].isdigit()}
-    agent_ids = {int(f[0]) for k, _v, f in parsed if k == "agent" and f[0].isdigit()}
+    party_ids = {_id(f[0]) for k, _v, f in parsed if k == "party" and _id(f[0]) is not None}
+    agent_ids = {_id(f[0]) for k, _v, f in parsed if k == "agent" and _id(f[0]) is not None}
     refs = [ref for k, _v, f in parsed if k == "object" and (ref := _ref(f[0])) is not None]
     names = {}
     if party_ids:  # readable parties, and the third parties templates name (whatever the territory)
-        named = select(TemplateItem.fixed_party_id).where(TemplateItem.fixed_party_id.is_not(None))
+        named = {i.fixed_party_id for i in items if i.fixed_party_id is not None}
         readable = scoped_select(Party, agent=agent, permission="party.read").where(Party.id.in_(party_ids))
-        fixed = select(Party).where(Party.id.in_(party_ids), Party.id.in_(named))
+        fixed = select(Party).where(Party.id.in_(party_ids & named))
         names = {p.id: p.display_name for stmt in (readable, fixed) for p in session.execute(stmt).scalars()}
     agents = {a.id: a.full_name for a in session.execute(
         select(Agent).where(Agent.id.in_(agent_ids), Agent.active.is_(True))).scalars()} if agent_ids else {}
     found = objects.load(agent, refs)
     rows = []
     for kind, value, (target, role, origin) in parsed:
-        if kind == "party" and target.isdigit() and int(target) in names:
-            display = names[int(target)]
-        elif kind == "agent" and target.isdigit() and int(target) in agents:
-            display = agents[int(target)]
+        if kind == "party" and _id(target) in names:
+            display = names[_id(target)]
+        elif kind == "agent" and _id(target) in agents:
+            display = agents[_id(target)]
         elif kind == "object":
             ref = next((r for r in refs if r.key == target), None)
             if ref is None or ref not in found:
@@ -158,14 +166,14 @@ def _add(agent: Agent, kind: str, raw: str, role: str | None) -> tuple[Row | Non
     if kind == "party":
         role = role if role in PartyLinkRole.ALL else PartyLinkRole.THIRD_PARTY
         stmt = scoped_select(Party, agent=agent, permission="party.read").where(
-            (Party.number == raw.upper()) | (Party.id == (int(raw) if raw.isdigit() else -1)))
+            (Party.number == raw.upper()[:20]) | (Party.id == (_id(raw) or -1)))
         party = session.execute(stmt.limit(1)).scalar_one_or_none()
         if party is None:
             return None, _("Aucun interlocuteur n° « %(number)s » dans votre périmètre.", number=raw)
         return Row("party", f"{party.id}|{role}|added", party.display_name, role, "added", origin_label("added")), None
     if kind == "agent":
         role = role if role in AgentLinkRole.ALL else AgentLinkRole.COPY
-        other = session.get(Agent, int(raw)) if raw.isdigit() else None
+        other = session.get(Agent, _id(raw)) if _id(raw) is not None else None
         if other is None or not other.active:
             return None, _("Agent introuvable ou inactif.")
         return Row("agent", f"{other.id}|{role}|added", other.full_name, role, "added", origin_label("added")), None
@@ -193,7 +201,7 @@ def build(*, agent: Agent, party: Party | None, contract: Contract | None, chann
     if shown is None:
         rows = [_row_of(p) for p in proposals if p.eligible]
     else:
-        rows = _rows_from_form(agent, shown, ticked or set())
+        rows = _rows_from_form(agent, shown, ticked or set(), items)
         if retemplate:
             rows = [r for r in rows if not r.origin.startswith("template:")]
             have = {(r.kind, r.value) for r in rows}

@@ -72,13 +72,21 @@ class Condition:
         return {"fact": self.fact, "op": self.op, "value": value}
 
 
+MAX_NUMBER = Decimal("1000000000")  # a rule's amount or count beyond this is a typing error
+
+
 def _number(raw: object, *, money_value: bool) -> Decimal:
+    text = str(raw).strip().replace(",", ".").rstrip("€").strip()
+    for space in (" ", "\u00a0", "\u202f"):  # "1 234,56" as typed or copied
+        text = text.replace(space, "")
     try:
-        value = Decimal(str(raw).strip().replace(",", ".").replace("\u202f", "").replace(" ", "").rstrip("€"))
+        value = Decimal(text)
     except (InvalidOperation, ValueError):
         raise RuleError(_("« %(value)s » n'est pas un nombre.", value=raw)) from None
     if not value.is_finite():
         raise RuleError(_("« %(value)s » n'est pas un nombre.", value=raw))
+    if value.adjusted() > MAX_NUMBER.adjusted():  # compared by exponent: abs(1e999999999) overflows
+        raise RuleError(_("« %(value)s » est hors des valeurs possibles.", value=raw))
     return value.quantize(Decimal("0.01")) if money_value else value
 
 

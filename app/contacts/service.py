@@ -1,6 +1,7 @@
 """Contacts: capture with their links, reads through the scope. Functions flush; the caller commits."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
@@ -22,6 +23,7 @@ READ = "party.read"
 WRITE = "contact.create"
 MAX_DURATION_MINUTES = 24 * 60
 FUTURE_TOLERANCE = timedelta(minutes=5)  # clocks of the agent's PC and the server differ a little
+MAX_AGE = timedelta(days=366)  # a contact is traced when it happens, or caught up within the year
 SUBJECT_MAX = 200
 NOTES_MAX = 20_000
 
@@ -40,6 +42,11 @@ def get_type(type_id: int | None, *, active_only: bool = True) -> ContactType | 
     return contact_type
 
 
+def without_nul(text: str | None) -> str:
+    """Free text without NUL characters (PostgreSQL refuses them in text columns)."""
+    return (text or "").replace("\x00", "")
+
+
 def get_contact(*, agent: Agent, contact_id: int) -> Contact | None:
     return get_scoped(Contact, contact_id, agent=agent, permission=READ)
 
@@ -53,13 +60,35 @@ def link_summary(links: link_rules.Links) -> dict:
     }
 
 
+SUBMISSION_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+class AlreadySubmitted(BusinessError):
+    """This form was already saved (a double click, a resent request): the contact it traced."""
+
+    def __init__(self, contact: Contact) -> None:
+        super().__init__(_("Ce contact était déjà enregistré (n° %(id)s).", id=contact.id))
+        self.contact = contact
+
+
+def contact_of_submission(key: str | None) -> Contact | None:
+    if not key or not SUBMISSION_KEY_RE.match(key):
+        return None
+    return session.execute(select(Contact).where(Contact.submission_key == key)).scalar_one_or_none()
+
+
 def create_contact(*, agent: Agent, contact_type_id: int | None, channel: str | None, direction: str | None,
                    subject: str | None, notes: str | None, occurred_at: datetime | None,
-                   duration_minutes: int | None, links: link_rules.Links) -> Contact:
+                   duration_minutes: int | None, links: link_rules.Links,
+                   submission_key: str | None = None) -> Contact:
     """Trace a contact with its links. Every check runs before the first write: a refused contact
-    leaves nothing behind."""
+    leaves nothing behind. A form's submission_key traces one contact however often it is posted
+    (AlreadySubmitted names it; the unique constraint settles two posts at the same instant)."""
     if agent is None or not agent.can(WRITE):
         raise BusinessError(_("Vous n'avez pas l'habilitation de tracer un contact."))
+    previous = contact_of_submission(submission_key)
+    if previous is not None:
+        raise AlreadySubmitted(previous)
     contact_type = get_type(contact_type_id)
     if contact_type is None:
         raise BusinessError(_("Choisissez un type de contact."), field="contact_type")
@@ -69,16 +98,18 @@ def create_contact(*, agent: Agent, contact_type_id: int | None, channel: str | 
     direction = direction or contact_type.default_direction
     if direction not in Direction.ALL:
         raise BusinessError(_("Choisissez le sens du contact."), field="direction")
-    subject = " ".join((subject or "").split()) or contact_type.label
+    subject = " ".join(without_nul(subject).split()) or contact_type.label
     if len(subject) > SUBJECT_MAX:
         raise BusinessError(_("L'objet tient en %(max)d caractères.", max=SUBJECT_MAX), field="subject")
-    notes = (notes or "").strip() or None
+    notes = without_nul(notes).strip() or None
     if notes and len(notes) > NOTES_MAX:
         raise BusinessError(_("Les notes tiennent en %(max)d caractères.", max=NOTES_MAX), field="notes")
     now = clock.now()
     occurred_at = occurred_at or now
     if occurred_at > now + FUTURE_TOLERANCE:
         raise BusinessError(_("Un contact ne peut pas être daté dans le futur."), field="occurred_at")
+    if occurred_at < now - MAX_AGE:
+        raise BusinessError(_("Un contact se trace dans l'année qui suit : vérifiez la date."), field="occurred_at")
     if duration_minutes is not None and not 0 <= duration_minutes <= MAX_DURATION_MINUTES:
         raise BusinessError(_("La durée est comprise entre 0 et %(max)d minutes.", max=MAX_DURATION_MINUTES),
                             field="duration_minutes")
@@ -86,7 +117,9 @@ def create_contact(*, agent: Agent, contact_type_id: int | None, channel: str | 
 
     contact = Contact(contact_type=contact_type, channel=channel, direction=direction, subject=subject, notes=notes,
                       occurred_at=occurred_at, duration_minutes=duration_minutes, created_by_id=agent.id,
-                      created_at=now)
+                      created_at=now,
+                      submission_key=submission_key if submission_key and SUBMISSION_KEY_RE.match(submission_key)
+                      else None)
     contact.parties = [ContactParty(party_id=x.party_id, role=x.role, origin=x.origin) for x in links.parties]
     contact.agents = [ContactAgent(agent_id=x.agent_id, role=x.role, origin=x.origin) for x in links.agents]
     contact.objects = [ContactObject(object_type=x.ref.kind, object_id=x.ref.id, origin=x.origin)

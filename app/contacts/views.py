@@ -2,6 +2,7 @@
 from it, move it into a dossier (app/dossiers/views.py), launch its process (next issue)."""
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -9,6 +10,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
 
 from app import clock
 from app.contacts import links as link_rules
@@ -25,7 +27,7 @@ from app.labels import CHANNELS, choices
 from app.parties.models import Party
 from app.parties.service import readable_party_ids
 from app.security.scope import get_scoped
-from app.web import require_permission
+from app.web import db_id, require_permission
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
 
@@ -54,7 +56,7 @@ def _parse_minutes(raw: str | None) -> int | None:
     raw = (raw or "").strip()
     if not raw:
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:
         raise BusinessError(_("La durée est un nombre de minutes."), field="duration_minutes")
     return int(raw)
 
@@ -65,9 +67,9 @@ class FormContext:
     def __init__(self) -> None:
         agent = current_user
         values = request.values
-        party_id = values.get("party", type=int)
+        party_id = values.get("party", type=db_id)
         self.party = get_scoped(Party, party_id, agent=agent, permission="party.read") if party_id else None
-        contract_id = values.get("contract", type=int)
+        contract_id = values.get("contract", type=db_id)
         contract = contracts.get_contract(agent=agent, contract_id=contract_id) if contract_id else None
         if contract is not None and self.party is not None and not db_session.execute(select(exists().where(
                 ContractParty.contract_id == contract.id, ContractParty.party_id == self.party.id))).scalar():
@@ -76,7 +78,7 @@ class FormContext:
         channel = values.get("channel")
         self.channel = channel if channel in CHANNELS else None
         direction = values.get("direction")
-        self.contact_type = service.get_type(values.get("contact_type", type=int))
+        self.contact_type = service.get_type(values.get("contact_type", type=db_id))
         self.direction = direction if direction in Direction.ALL else (
             self.contact_type.default_direction if self.contact_type else Direction.INBOUND)
         # A channel given by the caller's identification, or a channel or direction the agent picked,
@@ -114,6 +116,7 @@ def _render_form(ctx: FormContext, links_panel: panel.Panel, *, error: BusinessE
         subject=values.get("subject", ""), notes=values.get("notes", ""),
         occurred_at=values.get("occurred_at") or _local_input(clock.now()),
         duration=values.get("duration_minutes", ""),
+        submission_key=values.get("submission_key") or uuid.uuid4().hex,
     ), status
 
 
@@ -138,18 +141,30 @@ def new():
         # Saved before the links panel caught up with a new type: show the new type's links first.
         return _render_form(ctx, ctx.panel(fresh=False, retemplate=True), status=409,
                             notice=_("Le type de contact a changé : vérifiez les liens proposés, puis enregistrez."))
+    key = form.get("submission_key")
     try:
         links = link_rules.parse_form(parties=form.getlist("parties"), agents=form.getlist("agents"),
                                       object_refs=form.getlist("objects"))
         contact = service.create_contact(
-            agent=current_user, contact_type_id=form.get("contact_type", type=int), channel=ctx.channel,
+            agent=current_user, contact_type_id=form.get("contact_type", type=db_id), channel=ctx.channel,
             direction=ctx.direction, subject=form.get("subject"), notes=form.get("notes"),
             occurred_at=_parse_moment(form.get("occurred_at")), duration_minutes=_parse_minutes(
-                form.get("duration_minutes")), links=links)
+                form.get("duration_minutes")), links=links, submission_key=key)
+        db_session.commit()
+    except service.AlreadySubmitted as exc:
+        db_session.rollback()
+        flash(exc.message, "info")
+        return redirect(url_for("contacts.show", contact_id=exc.contact.id), 303)
+    except IntegrityError:  # the same form posted twice at the same instant: the other post won
+        db_session.rollback()
+        contact = service.contact_of_submission(key)
+        if contact is None:
+            raise
+        flash(_("Ce contact était déjà enregistré (n° %(id)s).", id=contact.id), "info")
+        return redirect(url_for("contacts.show", contact_id=contact.id), 303)
     except BusinessError as exc:
         db_session.rollback()
         return _render_form(ctx, ctx.panel(fresh=False), error=exc, status=422)
-    db_session.commit()
     flash(_("Contact n° %(id)s tracé.", id=contact.id), "success")
     then = form.get("then")
     return redirect(url_for("contacts.show", contact_id=contact.id, _anchor="actions" if then == "dossier" else None,

@@ -9,7 +9,14 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql.elements import ColumnElement
 
 from app import clock
-from app.contacts.models import AgentLinkColumns, Contact, ObjectLinkColumns, PartyLinkColumns, TemplateItem
+from app.contacts.models import (
+    AgentLinkColumns,
+    Contact,
+    ObjectLinkColumns,
+    PartyLinkColumns,
+    PartyLinkRole,
+    TemplateItem,
+)
 from app.db import Base, UTCDateTime
 from app.parties.models import Party
 from app.security.models import Agent
@@ -110,9 +117,10 @@ class Dossier(Base):
 
     @classmethod
     def scope_clause(cls, territory_ids) -> ColumnElement[bool]:
-        """In scope when one of its parties is."""
+        """In scope when one of its parties is, a third party aside (see Contact.scope_clause)."""
         return exists(select(DossierParty.party_id).join(Party, Party.id == DossierParty.party_id)
-                      .where(DossierParty.dossier_id == cls.id, Party.scope_clause(territory_ids)))
+                      .where(DossierParty.dossier_id == cls.id, DossierParty.role != PartyLinkRole.THIRD_PARTY,
+                             Party.scope_clause(territory_ids)))
 
 
 class DossierParty(PartyLinkColumns, Base):

@@ -10,13 +10,14 @@ from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm.exc import StaleDataError
 
 from app import clock
 from app.audit import service as audit
 from app.contacts import links as link_rules
 from app.contacts import objects, templating
 from app.contacts.models import AgentLinkRole, Contact, PartyLinkRole
-from app.contacts.service import get_contact, link_summary, links_of
+from app.contacts.service import get_contact, link_summary, links_of, without_nul
 from app.contracts.models import Contract
 from app.db import session
 from app.dossiers.models import (
@@ -38,7 +39,7 @@ from app.labels import label
 from app.parties.models import Party
 from app.parties.overview import local_today
 from app.security.models import Agent
-from app.security.scope import get_scoped
+from app.security.scope import get_scoped, scope_condition
 
 CREATE = "dossier.create"
 PROCESS = "dossier.process"
@@ -85,7 +86,7 @@ def next_reference(year: int) -> str:
 # --- Opening ----------------------------------------------------------------------------------
 
 def _check_subject(subject: str | None, default: str) -> str:
-    subject = " ".join((subject or "").split()) or default
+    subject = " ".join(without_nul(subject).split()) or default
     if len(subject) > SUBJECT_MAX:
         raise BusinessError(_("L'objet tient en %(max)d caractères.", max=SUBJECT_MAX), field="subject")
     return subject
@@ -243,6 +244,23 @@ class MovePreview:
         return self.already_attached and not (self.to_add.parties or self.to_add.agents or self.to_add.objects)
 
 
+def _flush_dossier() -> None:
+    """Write the dossier; another write committed since it was read (the row lock prevents it on
+    PostgreSQL, this is the last line of defence) is a message, not an error page."""
+    try:
+        session.flush()
+    except StaleDataError:
+        raise BusinessError(_("Le dossier vient d'être modifié par quelqu'un d'autre : rechargez la page.")) from None
+
+
+def _lock(dossier: Dossier) -> None:
+    """Lock the dossier's row and read it again: two agents writing to one dossier (links, notes,
+    status) queue instead of one failing on the version column. SQLite serialises writers anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Dossier.id).where(Dossier.id == dossier.id).with_for_update())
+        session.refresh(dossier)
+
+
 def _shared_party(contact: Contact, dossier: Dossier) -> bool:
     return bool({x.party_id for x in contact.parties} & {x.party_id for x in dossier.parties})
 
@@ -256,10 +274,8 @@ def _movable(agent: Agent, contact_id: int, dossier_id: int, *, lock: bool = Fal
     dossier = get_dossier(agent=agent, dossier_id=dossier_id)
     if dossier is None:
         raise BusinessError(_("Dossier introuvable ou hors de votre périmètre."), field="dossier")
-    if lock and session.get_bind().dialect.name == "postgresql":
-        # Two agents moving contacts into the same dossier queue here instead of racing on its links.
-        session.execute(select(Dossier.id).where(Dossier.id == dossier.id).with_for_update())
-        session.refresh(dossier)
+    if lock:
+        _lock(dossier)
     if dossier.is_closed:
         raise BusinessError(_("Le dossier %(ref)s est clos : rouvrez-le avant d'y rattacher un contact.",
                               ref=dossier.reference), field="dossier")
@@ -334,6 +350,7 @@ def _writable(agent: Agent, dossier_id: int, permission: str) -> Dossier:
     dossier = get_dossier(agent=agent, dossier_id=dossier_id)
     if dossier is None:
         raise BusinessError(_("Dossier introuvable ou hors de votre périmètre."))
+    _lock(dossier)
     return dossier
 
 
@@ -341,19 +358,19 @@ def add_note(*, agent: Agent, dossier_id: int, title: str | None, body: str | No
     dossier = _writable(agent, dossier_id, CREATE)
     if dossier.is_closed:
         raise BusinessError(_("Le dossier est clos."))
-    body = (body or "").strip()
+    body = without_nul(body).strip()
     if not body:
         raise BusinessError(_("Écrivez la note."), field="body")
     if len(body) > NOTE_MAX:
         raise BusinessError(_("La note tient en %(max)d caractères.", max=NOTE_MAX), field="body")
-    title = " ".join((title or "").split()) or _("Note")
+    title = " ".join(without_nul(title).split()) or _("Note")
     if len(title) > SUBJECT_MAX:
         raise BusinessError(_("Le titre tient en %(max)d caractères.", max=SUBJECT_MAX), field="title")
     note = DossierElement(dossier_id=dossier.id, kind=ElementKind.NOTE, title=title, body=body,
                           created_by_id=agent.id, created_at=clock.now())
     session.add(note)
     dossier.updated_at = clock.now()
-    session.flush()
+    _flush_dossier()
     audit.record("add_note", obj=dossier, data={"note": note.id, "title": title})
     return note
 
@@ -369,7 +386,7 @@ def change_status(*, agent: Agent, dossier_id: int, status: str, version: int | 
                               wanted=label(status, "dossier_status")), field="status")
     dossier.status = status
     dossier.closed_at = clock.now() if status == DossierStatus.CLOSED else None
-    session.flush()
+    _flush_dossier()
     return dossier
 
 
@@ -398,8 +415,11 @@ class Elements:
 
 def elements(*, agent: Agent, dossier: Dossier) -> Elements:
     """The elements of a dossier the agent may read (the caller read the dossier through the scope)."""
+    # Only the contacts the agent may read: a contact about another of the dossier's customers,
+    # traced in another territory, stays out of sight (the history says one was moved in).
     contacts = session.execute(
-        select(DossierContact).where(DossierContact.dossier_id == dossier.id)
+        select(DossierContact).join(Contact, Contact.id == DossierContact.contact_id)
+        .where(DossierContact.dossier_id == dossier.id, scope_condition(Contact, agent=agent, permission="party.read"))
         .order_by(DossierContact.added_at, DossierContact.contact_id)).scalars().all()
     content = session.execute(
         select(DossierElement).where(DossierElement.dossier_id == dossier.id)

@@ -19,7 +19,7 @@ from app.errors import BusinessError
 from app.labels import label
 from app.parties.service import readable_party_ids
 from app.security.models import Agent
-from app.web import require_permission
+from app.web import db_id, require_permission
 
 bp = Blueprint("dossiers", __name__)
 
@@ -105,7 +105,7 @@ def create_from_contact(contact_id: int):
     _contact_or_404(contact_id)
     try:
         dossier = service.create_from_contact(agent=current_user, contact_id=contact_id,
-                                              dossier_type_id=request.form.get("dossier_type", type=int),
+                                              dossier_type_id=request.form.get("dossier_type", type=db_id),
                                               subject=request.form.get("subject"))
     except service.DossierExists as exc:
         db_session.rollback()
@@ -128,7 +128,7 @@ def template_preview(contact_id: int):
     contact = get_contact(agent=current_user, contact_id=contact_id)
     if contact is None:
         abort(404)
-    dossier_type = db_session.get(DossierType, request.args.get("dossier_type", type=int) or 0)
+    dossier_type = db_session.get(DossierType, request.args.get("dossier_type", type=db_id) or 0)
     proposals = (service.proposals_from_contact(agent=current_user, contact=contact, dossier_type=dossier_type)
                  if dossier_type is not None and dossier_type.active else [])
     return render_template("dossiers/_template_preview.html", proposals=proposals)
@@ -137,7 +137,7 @@ def template_preview(contact_id: int):
 def _preview_or_back(contact_id: int):
     try:
         return service.preview_move(agent=current_user, contact_id=contact_id,
-                                    dossier_id=request.values.get("dossier", type=int)), None
+                                    dossier_id=request.values.get("dossier", type=db_id)), None
     except BusinessError as exc:
         db_session.rollback()
         flash(exc.message, "error")
@@ -166,7 +166,7 @@ def move(contact_id: int):
     _contact_or_404(contact_id)
     try:
         result = service.move_contact(agent=current_user, contact_id=contact_id,
-                                      dossier_id=request.form.get("dossier", type=int))
+                                      dossier_id=request.form.get("dossier", type=db_id))
     except BusinessError as exc:
         db_session.rollback()
         flash(exc.message, "error")
@@ -203,7 +203,7 @@ def change_status(dossier_id: int):
     try:
         dossier = service.change_status(agent=current_user, dossier_id=dossier_id,
                                         status=request.form.get("status", ""),
-                                        version=request.form.get("version", type=int))
+                                        version=request.form.get("version", type=db_id))
     except BusinessError as exc:
         db_session.rollback()
         flash(exc.message, "error")

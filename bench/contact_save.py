@@ -139,7 +139,9 @@ def form_fields(page: str, setup: Setup, case: Case, number: int, invoice: bool)
         value = f"invoice:{case.invoice_id}||template:{setup.invoice_item_id}"
         links.append(("objects", value))
         shown.append(f"object={value}")  # the row the type's template adds when the agent picks it
-    return [("csrf_token", csrf_token(page)), ("party", str(case.party_id)), ("contract", str(case.contract_id)),
+    key = re.search(r'name="submission_key" value="([0-9a-f]{32})"', page)
+    return [("csrf_token", csrf_token(page)), ("submission_key", key.group(1) if key else ""),
+            ("party", str(case.party_id)), ("contract", str(case.contract_id)),
             ("contact_type", str(setup.type_id)), ("subject", f"Question sur la facture (bench {number})"),
             ("channel", "phone"), ("direction", "in"), ("occurred_at", occurred.group(1) if occurred else ""),
             ("duration_minutes", "4"), ("notes", NOTES), *[("shown", s) for s in shown], *links]

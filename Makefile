@@ -38,6 +38,7 @@ messages: $(BIN)/.installed
 # Runs the application on the embedded default: SQLite, embedded Celery broker, demo data.
 run: setup
 	$(BIN)/flask db upgrade
+	$(BIN)/flask processes deploy
 	$(BIN)/flask seed --if-empty --customers $(DEMO_CUSTOMERS)
 	@echo "Guichet : http://127.0.0.1:5000  (arrêt : Ctrl+C)"
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start

@@ -352,7 +352,34 @@ def reindex_command():
     click.echo(f"Index de recherche reconstruit : {count} interlocuteurs en {time.perf_counter() - started:.1f} s.")
 
 
+process_cli = AppGroup("processes", help="Déployer les processus BPMN (dossier bpmn/).")
+
+
+@process_cli.command("deploy")
+@click.argument("keys", nargs=-1)
+@click.option("--path", "root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Dossier des processus (par défaut : bpmn/ du projet).")
+def deploy_processes_command(keys, root):
+    """Check each process folder and store it as a new version when it changed (all or nothing)."""
+    from app.config import PROJECT_ROOT
+    from app.processes.definitions import deploy_directory
+    from app.processes.engine import ProcessError
+
+    _cli_actor()
+    try:
+        results = deploy_directory(root or PROJECT_ROOT / "bpmn", list(keys) or None)
+    except ProcessError as exc:
+        session.rollback()
+        raise click.ClickException(f"rien n'a été déployé : {exc}") from exc
+    session.commit()
+    for result in results:
+        definition = result.definition
+        state = "nouvelle version" if result.created else "inchangé"
+        click.echo(f"{definition.key:24} v{definition.version}  {state}  ({definition.content_hash[:12]})")
+
+
 def init_app(app: Flask) -> None:
+    app.cli.add_command(process_cli)
     app.cli.add_command(agent_cli)
     app.cli.add_command(role_cli)
     app.cli.add_command(territory_cli)

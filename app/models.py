@@ -31,5 +31,6 @@ from app.dossiers.models import (  # noqa: F401
 )
 from app.parties.addresses import PostalCode  # noqa: F401
 from app.parties.models import Party, PartyEmail, PartyPhone  # noqa: F401
+from app.processes.models import ProcessDefinition  # noqa: F401
 from app.search.models import PartySearch  # noqa: F401
 from app.security.models import Agent, AgentSession, Role, RolePermission, Territory  # noqa: F401

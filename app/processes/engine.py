@@ -9,7 +9,7 @@ expression does not evaluate to an ISO 8601 date, duration or cycle, a script th
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -36,6 +36,7 @@ class Parsed:
     name: str
     files: dict[str, str]  # file name → text: the diagram, its forms, its DMN
     user_tasks: list[str]
+    spec: object = field(default=None, repr=False, compare=False)  # SpiffWorkflow's process spec
 
 
 def _element(task_spec) -> str:
@@ -132,4 +133,4 @@ def check(key: str, files: dict[str, str]) -> Parsed:
         _check_script(task_spec, "pré-script", extensions.get("preScript"))
         _check_script(task_spec, "post-script", extensions.get("postScript"))
         _check_timer(task_spec)
-    return Parsed(key=key, name=spec.description or key, files=dict(files), user_tasks=user_tasks)
+    return Parsed(key=key, name=spec.description or key, files=dict(files), user_tasks=user_tasks, spec=spec)

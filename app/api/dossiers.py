@@ -14,7 +14,7 @@ from app.contacts.models import PartyLinkRole
 from app.contracts.models import Contract, Invoice
 from app.db import session
 from app.dossiers import service as dossiers
-from app.dossiers.models import DossierOrigin, DossierType
+from app.dossiers.models import DossierOrigin
 from app.errors import BusinessError
 from app.parties.models import Party
 from app.security.models import Territory
@@ -45,8 +45,7 @@ def _in_scope(model, column, numbers: list[str], territory_ids) -> dict[str, int
 
 def open_from_request(body: dict, *, territories: Sequence[Territory]):
     code = body.get("classification")
-    dossier_type = (session.execute(select(DossierType).where(DossierType.code == code)).scalar_one_or_none()
-                    if isinstance(code, str) else None)
+    dossier_type = dossiers.type_by_code(code) if isinstance(code, str) else None
     if dossier_type is None or not dossier_type.active:
         raise BusinessError(_("Classification de dossier inconnue ou inactive : %(code)s.", code=code))
     subject = body.get("subject")

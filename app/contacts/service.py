@@ -16,6 +16,7 @@ from app.contacts.models import Contact, ContactAgent, ContactObject, ContactPar
 from app.db import session
 from app.errors import BusinessError
 from app.labels import CHANNELS
+from app.parties.editing import clean_text
 from app.security.models import Agent
 from app.security.scope import get_scoped, scoped_select
 
@@ -45,6 +46,19 @@ def get_type(type_id: int | None, *, active_only: bool = True) -> ContactType | 
 def without_nul(text: str | None) -> str:
     """Free text without NUL characters (PostgreSQL refuses them in text columns)."""
     return (text or "").replace("\x00", "")
+
+
+def one_line(text: str | None) -> str:
+    """Free text made one line: trimmed, runs of blanks one space, without NUL characters."""
+    return clean_text(without_nul(text))
+
+
+def check_subject(subject: str | None, *, default: str) -> str:
+    """The subject of a contact or a dossier: one line, the default when blank, SUBJECT_MAX at most."""
+    subject = one_line(subject) or default
+    if len(subject) > SUBJECT_MAX:
+        raise BusinessError(_("L'objet tient en %(max)d caractères.", max=SUBJECT_MAX), field="subject")
+    return subject
 
 
 def get_contact(*, agent: Agent, contact_id: int) -> Contact | None:
@@ -98,9 +112,7 @@ def create_contact(*, agent: Agent, contact_type_id: int | None, channel: str | 
     direction = direction or contact_type.default_direction
     if direction not in Direction.ALL:
         raise BusinessError(_("Choisissez le sens du contact."), field="direction")
-    subject = " ".join(without_nul(subject).split()) or contact_type.label
-    if len(subject) > SUBJECT_MAX:
-        raise BusinessError(_("L'objet tient en %(max)d caractères.", max=SUBJECT_MAX), field="subject")
+    subject = check_subject(subject, default=contact_type.label)
     notes = without_nul(notes).strip() or None
     if notes and len(notes) > NOTES_MAX:
         raise BusinessError(_("Les notes tiennent en %(max)d caractères.", max=NOTES_MAX), field="notes")
@@ -130,12 +142,14 @@ def create_contact(*, agent: Agent, contact_type_id: int | None, channel: str | 
     return contact
 
 
-def links_of(contact) -> link_rules.Links:
-    """A contact's (or a dossier's) current links, in the form the checks and copies take."""
+def links_of(contact, *, origin: str | None = None) -> link_rules.Links:
+    """A contact's current links, in the form the checks and copies take; with origin, each link
+    says it comes from there instead of where it came from into the contact."""
     return link_rules.Links(
-        parties=[link_rules.PartyLink(x.party_id, x.role, x.origin) for x in contact.parties],
-        agents=[link_rules.AgentLink(x.agent_id, x.role, x.origin) for x in contact.agents],
-        objects=[link_rules.ObjectLink(objects.Ref(x.object_type, x.object_id), x.origin) for x in contact.objects],
+        parties=[link_rules.PartyLink(x.party_id, x.role, origin or x.origin) for x in contact.parties],
+        agents=[link_rules.AgentLink(x.agent_id, x.role, origin or x.origin) for x in contact.agents],
+        objects=[link_rules.ObjectLink(objects.Ref(x.object_type, x.object_id), origin or x.origin)
+                 for x in contact.objects],
     )
 
 

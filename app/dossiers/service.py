@@ -17,7 +17,15 @@ from app.audit import service as audit
 from app.contacts import links as link_rules
 from app.contacts import objects, templating
 from app.contacts.models import AgentLinkRole, Contact, PartyLinkRole
-from app.contacts.service import get_contact, link_summary, links_of, without_nul
+from app.contacts.service import (
+    SUBJECT_MAX,
+    check_subject,
+    get_contact,
+    link_summary,
+    links_of,
+    one_line,
+    without_nul,
+)
 from app.contracts.models import Contract
 from app.db import session
 from app.dossiers.models import (
@@ -44,7 +52,6 @@ from app.security.scope import get_scoped, scope_condition
 CREATE = "dossier.create"
 PROCESS = "dossier.process"
 SERIES = "DOS"
-SUBJECT_MAX = 200
 NOTE_MAX = 20_000
 
 
@@ -85,23 +92,24 @@ def next_reference(year: int) -> str:
 
 # --- Opening ----------------------------------------------------------------------------------
 
-def _check_subject(subject: str | None, default: str) -> str:
-    subject = " ".join(without_nul(subject).split()) or default
-    if len(subject) > SUBJECT_MAX:
-        raise BusinessError(_("L'objet tient en %(max)d caractères.", max=SUBJECT_MAX), field="subject")
-    return subject
+def _split(dossier: Dossier, links: link_rules.Links) -> tuple[link_rules.Links, link_rules.Links]:
+    """links as (those the dossier lacks, those it already has)."""
+    have_parties = {(x.party_id, x.role) for x in dossier.parties}
+    have_agents = {(x.agent_id, x.role) for x in dossier.agents}
+    have_objects = {(x.object_type, x.object_id) for x in dossier.objects}
+    lacking, present = link_rules.Links(), link_rules.Links()
+    for x in links.parties:
+        (present if (x.party_id, x.role) in have_parties else lacking).parties.append(x)
+    for x in links.agents:
+        (present if (x.agent_id, x.role) in have_agents else lacking).agents.append(x)
+    for x in links.objects:
+        (present if (x.ref.kind, x.ref.id) in have_objects else lacking).objects.append(x)
+    return lacking, present
 
 
 def _add_links(dossier: Dossier, links: link_rules.Links) -> link_rules.Links:
     """Add to the dossier the links it does not have yet; return those added."""
-    have_parties = {(x.party_id, x.role) for x in dossier.parties}
-    have_agents = {(x.agent_id, x.role) for x in dossier.agents}
-    have_objects = {(x.object_type, x.object_id) for x in dossier.objects}
-    added = link_rules.Links(
-        parties=[x for x in links.parties if (x.party_id, x.role) not in have_parties],
-        agents=[x for x in links.agents if (x.agent_id, x.role) not in have_agents],
-        objects=[x for x in links.objects if (x.ref.kind, x.ref.id) not in have_objects],
-    )
+    added, _present = _split(dossier, links)
     dossier.parties.extend(DossierParty(party_id=x.party_id, role=x.role, origin=x.origin) for x in added.parties)
     dossier.agents.extend(DossierAgent(agent_id=x.agent_id, role=x.role, origin=x.origin) for x in added.agents)
     dossier.objects.extend(DossierObject(object_type=x.ref.kind, object_id=x.ref.id, origin=x.origin)
@@ -133,7 +141,7 @@ def open_dossier(*, agent: Agent | None, dossier_type_id: int, links: link_rules
     if origin not in DossierOrigin.ALL:
         raise BusinessError(_("Origine de dossier inconnue : %(origin)s.", origin=origin))
     dossier_type = _type(dossier_type_id)
-    subject = _check_subject(subject, dossier_type.label)
+    subject = check_subject(subject, default=dossier_type.label)
     links = link_rules.check(links, agent=agent, items=dossier_type.items)
     return _open(dossier_type=dossier_type, links=links, subject=subject, origin=origin,
                  created_by_id=agent.id if agent else None)
@@ -193,21 +201,13 @@ def create_from_contact(*, agent: Agent, contact_id: int, dossier_type_id: int, 
     if contact is None:
         raise BusinessError(_("Contact introuvable ou hors de votre périmètre."))
     dossier_type = _type(dossier_type_id)
-    subject = _check_subject(subject, contact.subject)
-    if session.get_bind().dialect.name == "postgresql":
-        # Two clicks on "Créer le dossier" queue here (SQLite serialises writing transactions).
-        session.execute(select(Contact.id).where(Contact.id == contact.id).with_for_update())
+    subject = check_subject(subject, default=contact.subject)
+    _lock(contact)  # two clicks on "Créer le dossier" queue here
     already = already_created_from(contact_id=contact.id, dossier_type_id=dossier_type.id)
     if already is not None:
         raise DossierExists(already)
-    origin = f"contact:{contact.id}"
-    links = links_of(contact)
-    links = link_rules.Links(
-        parties=[link_rules.PartyLink(x.party_id, x.role, origin) for x in links.parties],
-        agents=[link_rules.AgentLink(agent.id, AgentLinkRole.EMITTER, "default")]
-        + [link_rules.AgentLink(x.agent_id, x.role, origin) for x in links.agents],
-        objects=[link_rules.ObjectLink(x.ref, origin) for x in links.objects],
-    )
+    links = links_of(contact, origin=f"contact:{contact.id}")
+    links.agents.insert(0, link_rules.AgentLink(agent.id, AgentLinkRole.EMITTER, "default"))
     for proposal in proposals_from_contact(agent=agent, contact=contact, dossier_type=dossier_type):
         if not proposal.eligible:
             continue
@@ -253,12 +253,13 @@ def _flush_dossier() -> None:
         raise BusinessError(_("Le dossier vient d'être modifié par quelqu'un d'autre : rechargez la page.")) from None
 
 
-def _lock(dossier: Dossier) -> None:
-    """Lock the dossier's row and read it again: two agents writing to one dossier (links, notes,
-    status) queue instead of one failing on the version column. SQLite serialises writers anyway."""
+def _lock(row: Dossier | Contact) -> None:
+    """Lock the row and read it again: two agents writing to one dossier (links, notes, status), or
+    creating a dossier from one contact, queue instead of racing. SQLite serialises writers anyway."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Dossier.id).where(Dossier.id == dossier.id).with_for_update())
-        session.refresh(dossier)
+        model = type(row)
+        session.execute(select(model.id).where(model.id == row.id).with_for_update())
+        session.refresh(row)
 
 
 def _shared_party(contact: Contact, dossier: Dossier) -> bool:
@@ -286,21 +287,7 @@ def _movable(agent: Agent, contact_id: int, dossier_id: int, *, lock: bool = Fal
 
 
 def _split_preview(contact: Contact, dossier: Dossier) -> MovePreview:
-    origin = f"contact:{contact.id}"
-    links = links_of(contact)
-    have_parties = {(x.party_id, x.role) for x in dossier.parties}
-    have_agents = {(x.agent_id, x.role) for x in dossier.agents}
-    have_objects = {(x.object_type, x.object_id) for x in dossier.objects}
-    to_add, existing = link_rules.Links(), link_rules.Links()
-    for x in links.parties:
-        target = existing if (x.party_id, x.role) in have_parties else to_add
-        target.parties.append(link_rules.PartyLink(x.party_id, x.role, origin))
-    for x in links.agents:
-        target = existing if (x.agent_id, x.role) in have_agents else to_add
-        target.agents.append(link_rules.AgentLink(x.agent_id, x.role, origin))
-    for x in links.objects:
-        target = existing if (x.ref.kind, x.ref.id) in have_objects else to_add
-        target.objects.append(link_rules.ObjectLink(x.ref, origin))
+    to_add, existing = _split(dossier, links_of(contact, origin=f"contact:{contact.id}"))
     attached = session.get(DossierContact, (dossier.id, contact.id)) is not None
     return MovePreview(contact=contact, dossier=dossier, to_add=to_add, existing=existing, already_attached=attached)
 
@@ -363,7 +350,7 @@ def add_note(*, agent: Agent, dossier_id: int, title: str | None, body: str | No
         raise BusinessError(_("Écrivez la note."), field="body")
     if len(body) > NOTE_MAX:
         raise BusinessError(_("La note tient en %(max)d caractères.", max=NOTE_MAX), field="body")
-    title = " ".join(without_nul(title).split()) or _("Note")
+    title = one_line(title) or _("Note")
     if len(title) > SUBJECT_MAX:
         raise BusinessError(_("Le titre tient en %(max)d caractères.", max=SUBJECT_MAX), field="title")
     note = DossierElement(dossier_id=dossier.id, kind=ElementKind.NOTE, title=title, body=body,

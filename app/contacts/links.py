@@ -15,8 +15,8 @@ from app.db import session
 from app.errors import BusinessError
 from app.labels import label
 from app.parties.models import Party
+from app.parties.service import readable_party_ids
 from app.security.models import Agent
-from app.security.scope import scoped_select
 from app.web import db_id
 
 ORIGIN_RE = re.compile(r"^(default|added|template:\d+|contact:\d+)$")
@@ -119,8 +119,7 @@ def check(links: Links, *, agent: Agent | None, items: list[TemplateItem] = ()) 
     if agent is None:
         readable = set(session.execute(select(Party.id).where(Party.id.in_(wanted))).scalars())
     else:
-        readable = set(session.execute(scoped_select(Party, agent=agent, permission="party.read")
-                                       .where(Party.id.in_(wanted - named)).with_only_columns(Party.id)).scalars())
+        readable = readable_party_ids(agent=agent, party_ids=wanted - named)
         readable |= set(session.execute(select(Party.id).where(Party.id.in_(wanted & named))).scalars())
     missing = sorted(wanted - readable)
     if missing:

@@ -24,9 +24,7 @@ from app.dossiers import service as dossiers
 from app.dossiers.views import new_contact_url_for
 from app.errors import BusinessError
 from app.labels import CHANNELS, choices
-from app.parties.models import Party
-from app.parties.service import readable_party_ids
-from app.security.scope import get_scoped
+from app.parties.service import get_party, readable_party_ids
 from app.web import db_id, require_permission
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
@@ -68,7 +66,7 @@ class FormContext:
         agent = current_user
         values = request.values
         party_id = values.get("party", type=db_id)
-        self.party = get_scoped(Party, party_id, agent=agent, permission="party.read") if party_id else None
+        self.party = get_party(agent=agent, party_id=party_id) if party_id else None
         contract_id = values.get("contract", type=db_id)
         contract = contracts.get_contract(agent=agent, contract_id=contract_id) if contract_id else None
         if contract is not None and self.party is not None and not db_session.execute(select(exists().where(
@@ -194,8 +192,9 @@ def show(contact_id: int):
     refs = [objects.Ref(x.object_type, x.object_id) for x in contact.objects]
     found = objects.load(agent, refs)
     linked = dossier_reads.dossiers_of_contact(agent=agent, contact_id=contact.id)
+    linked_ids = {d.id for d in linked}
     candidates = [d for d in dossiers.candidate_dossiers(agent=agent, contact=contact)
-                  if d.id not in {x.id for x in linked}] if agent.can("dossier.create") else []
+                  if d.id not in linked_ids] if agent.can("dossier.create") else []
     return render_template(
         "contacts/show.html", contact=contact, linked=linked, candidates=candidates,
         objects_shown=[(ref, objects.describe(ref, found.get(ref)), x.origin)

@@ -46,8 +46,9 @@ from app.errors import BusinessError
 from app.labels import label
 from app.parties.models import Party
 from app.parties.overview import local_today
+from app.parties.service import get_party
 from app.security.models import Agent
-from app.security.scope import get_scoped, scope_condition
+from app.security.scope import scope_condition
 
 CREATE = "dossier.create"
 PROCESS = "dossier.process"
@@ -153,7 +154,7 @@ def _contact_context_objects(agent: Agent, contact: Contact) -> tuple[Party | No
     party = contract = None
     # The customer role first: a co-holder or a third party linked too is not whom the dossier is about.
     for link in sorted(contact.parties, key=lambda x: (x.role != PartyLinkRole.CUSTOMER, x.role, x.party_id)):
-        party = get_scoped(Party, link.party_id, agent=agent, permission="party.read")
+        party = get_party(agent=agent, party_id=link.party_id)
         if party is not None:
             break
     for link in contact.objects:

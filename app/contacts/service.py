@@ -155,12 +155,15 @@ def links_of(contact, *, origin: str | None = None) -> link_rules.Links:
 
 # A list of contacts shows each one's type and author, not its links: without these options every
 # contact listed would load its parties (with phones and e-mails), agents (with roles and
-# territories), objects and its type's template (12 more statements on the customer view).
-LIST_OPTIONS = (
-    lazyload(Contact.parties), lazyload(Contact.agents), lazyload(Contact.objects),
-    joinedload(Contact.contact_type).lazyload(ContactType.items),
-    joinedload(Contact.created_by).options(lazyload(Agent.roles), lazyload(Agent.territories)),
-)
+# territories), objects and its type's template (12 more statements on the customer view). Built
+# when a query needs them: building them at import would configure the mappers before every
+# model module is loaded.
+def list_options() -> tuple:
+    return (
+        lazyload(Contact.parties), lazyload(Contact.agents), lazyload(Contact.objects),
+        joinedload(Contact.contact_type).lazyload(ContactType.items),
+        joinedload(Contact.created_by).options(lazyload(Agent.roles), lazyload(Agent.territories)),
+    )
 
 
 def contacts_of_party(*, agent: Agent, party_id: int, limit: int, channel: str | None = None) -> list[Contact]:
@@ -168,7 +171,7 @@ def contacts_of_party(*, agent: Agent, party_id: int, limit: int, channel: str |
     stmt = (scoped_select(Contact, agent=agent, permission=READ)
             .where(Contact.id.in_(select(ContactParty.contact_id).where(ContactParty.party_id == party_id)))
             .order_by(Contact.occurred_at.desc(), Contact.id.desc()).limit(limit)
-            .options(*LIST_OPTIONS))
+            .options(*list_options()))
     if channel:
         stmt = stmt.where(Contact.channel == channel)
     return list(session.execute(stmt).scalars())

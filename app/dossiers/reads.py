@@ -13,12 +13,14 @@ from app.security.scope import get_scoped, scoped_select
 READ = "party.read"
 
 
-# Lists show a dossier's reference, classification, status and dates, not its links.
-LIST_OPTIONS = (
-    lazyload(Dossier.parties), lazyload(Dossier.agents), lazyload(Dossier.objects),
-    joinedload(Dossier.dossier_type).lazyload(DossierType.items),
-    joinedload(Dossier.created_by).options(lazyload(Agent.roles), lazyload(Agent.territories)),
-)
+def list_options() -> tuple:
+    """Lists show a dossier's reference, classification, status and dates, not its links (built
+    when a query needs them, as app.contacts.service.list_options)."""
+    return (
+        lazyload(Dossier.parties), lazyload(Dossier.agents), lazyload(Dossier.objects),
+        joinedload(Dossier.dossier_type).lazyload(DossierType.items),
+        joinedload(Dossier.created_by).options(lazyload(Agent.roles), lazyload(Agent.territories)),
+    )
 
 
 def get_dossier(*, agent: Agent, dossier_id: int) -> Dossier | None:
@@ -29,7 +31,7 @@ def dossiers_of_party(*, agent: Agent, party_id: int, open_only: bool = False, l
     """The party's dossiers the agent may read, newest first."""
     stmt = (scoped_select(Dossier, agent=agent, permission=READ)
             .where(Dossier.id.in_(select(DossierParty.dossier_id).where(DossierParty.party_id == party_id)))
-            .order_by(Dossier.created_at.desc(), Dossier.id.desc()).limit(limit).options(*LIST_OPTIONS))
+            .order_by(Dossier.created_at.desc(), Dossier.id.desc()).limit(limit).options(*list_options()))
     if open_only:
         stmt = stmt.where(Dossier.status.in_(DossierStatus.NOT_CLOSED))
     return list(session.execute(stmt).scalars())

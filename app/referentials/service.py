@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -21,6 +20,7 @@ from app.db import session
 from app.dossiers.models import DossierType
 from app.errors import BusinessError
 from app.labels import CHANNELS, label
+from app.parties.editing import clean_text
 from app.parties.models import Party, PartyKind
 from app.security.models import Agent, Role, Territory
 
@@ -55,11 +55,9 @@ def list_contact_types() -> list[ContactType]:
     return list(session.execute(stmt).scalars())
 
 
-def list_dossier_types(*, active_only: bool = False) -> list[DossierType]:
-    """The dossier classifications (only the active ones if asked), in display order."""
+def list_dossier_types() -> list[DossierType]:
+    """Every dossier classification, active or not, in display order."""
     stmt = select(DossierType).order_by(DossierType.position, DossierType.label, DossierType.id)
-    if active_only:
-        stmt = stmt.where(DossierType.active.is_(True))
     return list(session.execute(stmt).scalars())
 
 
@@ -89,7 +87,7 @@ def _clean_code(code: str | None, *, model: type[Owner]) -> str:
 
 
 def _clean_label(value: str | None) -> str:
-    value = " ".join((value or "").split())
+    value = clean_text(value)
     if not value:
         raise BusinessError(_l("Donnez un libellé."), field="label")
     if len(value) > LABEL_MAX:
@@ -262,8 +260,6 @@ def _value_text(value: object) -> str:
         return ", ".join(value)
     if isinstance(value, bool):
         return _("oui") if value else _("non")
-    if isinstance(value, Decimal):
-        return str(value)
     return str(value)
 
 

@@ -50,7 +50,8 @@ class Links:
     objects: list[ObjectLink] = field(default_factory=list)
 
 
-def _split(value: str, what: str) -> tuple[str, str, str]:
+def split_value(value: str, what: str) -> tuple[str, str, str]:
+    """A posted link "target|role|origin" (an origin not of ours reads "added")."""
     parts = (value or "").split("|")
     if len(parts) != 3:
         raise BusinessError(_("Lien illisible : %(value)s.", value=value), field=what)
@@ -69,13 +70,13 @@ def parse_form(*, parties: list[str], agents: list[str], object_refs: list[str])
     """The posted values "target|role|origin" (see templating.Proposal.value) as links."""
     links = Links()
     for value in parties:
-        target, role, origin = _split(value, "parties")
+        target, role, origin = split_value(value, "parties")
         links.parties.append(PartyLink(_id(target, "parties"), role, origin))
     for value in agents:
-        target, role, origin = _split(value, "agents")
+        target, role, origin = split_value(value, "agents")
         links.agents.append(AgentLink(_id(target, "agents"), role, origin))
     for value in object_refs:
-        target, _role, origin = _split(value, "objects")
+        target, _role, origin = split_value(value, "objects")
         links.objects.append(ObjectLink(objects.Ref.parse(target), origin))
     return links
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from app.contacts import links as link_rules
 from app.contacts import objects, templating
 from app.contacts.models import AgentLinkRole, ContactType, PartyLinkRole, TemplateItem
 from app.contracts import service as contracts
@@ -71,7 +72,7 @@ def origin_label(origin: str) -> str:
     if kind == "template" and _id(ident) is not None:
         item = session.get(TemplateItem, _id(ident))
         if item is not None:
-            return _("Modèle : %(source)s", source=label(item.source, "template_source"))
+            return templating.item_origin_label(item)
     if kind == "contact" and _id(ident) is not None:
         return _("Contact n° %(id)s", id=ident)
     return _("Ajouté")
@@ -83,8 +84,11 @@ def _row_of(proposal: templating.Proposal) -> Row:
 
 
 def _parse(value: str) -> tuple[str, str, str] | None:
-    parts = value.split("|")
-    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+    """A posted row's (target, role, origin) as the links module reads it, or None if unreadable."""
+    try:
+        return link_rules.split_value(value, "shown")
+    except BusinessError:
+        return None
 
 
 def _ref(text: str) -> objects.Ref | None:

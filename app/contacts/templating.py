@@ -128,7 +128,7 @@ def default_proposals(ctx: Context) -> list[Proposal]:
     return found
 
 
-def _item_origin_label(item: TemplateItem) -> str:
+def item_origin_label(item: TemplateItem) -> str:
     return _("Modèle : %(source)s", source=label(item.source, "template_source"))
 
 
@@ -211,7 +211,7 @@ def _object_targets(ctx: Context, item: TemplateItem) -> tuple[list[tuple[object
 def item_proposals(ctx: Context, item: TemplateItem) -> list[Proposal]:
     """What one template item proposes: its targets when its rule holds and it finds some; else
     one ineligible proposal saying why."""
-    origin, origin_label = f"template:{item.id}", _item_origin_label(item)
+    origin, origin_label = f"template:{item.id}", item_origin_label(item)
     verdict = rules.evaluate(rules.parse(item.rule), ctx.facts)
     if not verdict.eligible:
         return [Proposal(item.kind, None, item.link_role, origin, origin_label, label(item.source, "template_source"),

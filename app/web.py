@@ -5,7 +5,19 @@ import re
 import uuid
 from functools import wraps
 
-from flask import Blueprint, Flask, abort, g, has_request_context, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    flash,
+    g,
+    has_request_context,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask import session as cookie_session
 from flask_babel import format_currency, get_locale
 from flask_babel import gettext as _
@@ -150,6 +162,23 @@ def db_id(text) -> int:
     if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > MAX_ID:
         raise ValueError(f"not an id: {text[:20]!r}")
     return int(text)
+
+
+def int_or_none(value) -> int | None:
+    """A form's hidden number (a version, an id) as an int, or None when absent or not a number."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def show_error(form, exc) -> None:
+    """A service's refusal (BusinessError) next to its form field, or flashed when it names none."""
+    field = getattr(form, exc.field, None) if exc.field else None
+    if field is not None:
+        field.errors = [*field.errors, exc.message]
+    else:
+        flash(exc.message, "error")
 
 
 class IdConverter(IntegerConverter):

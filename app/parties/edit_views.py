@@ -30,7 +30,7 @@ from app.parties.editing import clean_text
 from app.parties.models import Party, PartyKind
 from app.parties.phones import normalise_phone
 from app.security.scope import get_scoped_or_404
-from app.web import require_permission
+from app.web import int_or_none, require_permission
 
 bp = Blueprint("party_edit", __name__, url_prefix="/clients")
 
@@ -222,13 +222,6 @@ def show_errors(form: PartyEditForm, errors: dict[str, str]) -> list[str]:
     return unplaced
 
 
-def _int_or_none(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 @bp.route("/<int:party_id>/modifier", methods=["GET", "POST"])
 @require_permission("party.write")
 def edit(party_id: int):
@@ -240,13 +233,13 @@ def edit(party_id: int):
         return _page(form, party)
     if not form.validate_on_submit():
         return _page(form, party, errors=[_("Certains champs sont à corriger.")]), 422
-    expected = _int_or_none(form.version.data)
+    expected = int_or_none(form.version.data)
     if expected is None:
         abort(400)
     changes = _changes(form, party)
     try:
         editing.update_party(agent=agent, party_id=party.id, expected_version=expected,
-                             changes=changes, seen_audit_id=_int_or_none(form.seen.data))
+                             changes=changes, seen_audit_id=int_or_none(form.seen.data))
     except editing.PartyNotFound:
         abort(404)
     except editing.EditConflict as conflict:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_wtf import FlaskForm
 from wtforms.fields.choices import SelectChoice
 
 from app.audit import service as audit
@@ -22,7 +21,7 @@ from app.referentials.forms import (
 )
 from app.security import service as security
 from app.security.forms import ConfirmForm
-from app.web import require_permission
+from app.web import int_or_none, require_permission, show_error
 
 bp = Blueprint("referentials", __name__, url_prefix="/referentiels")
 
@@ -53,23 +52,8 @@ def _submitted(form, write):
     try:
         return write(), 200
     except BusinessError as exc:
-        _show_error(form, exc)
+        show_error(form, exc)
         return None, 422
-
-
-def _show_error(form: FlaskForm, exc: BusinessError) -> None:
-    field = getattr(form, exc.field or "", None)
-    if field is not None:
-        field.errors = [*field.errors, exc.message]
-    else:
-        flash(exc.message, "error")
-
-
-def _int_or_none(value: str | None) -> int | None:
-    try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
 
 
 @bp.route("")
@@ -94,7 +78,7 @@ def _contact_type_values(form: ContactTypeForm) -> dict:
     return {
         "label": form.label.data, "default_channel": form.default_channel.data,
         "default_direction": form.default_direction.data, "process_key": form.process_key.data,
-        "dossier_type_id": _int_or_none(form.dossier_type.data), "active": form.active.data,
+        "dossier_type_id": int_or_none(form.dossier_type.data), "active": form.active.data,
         "position": form.position.data,
     }
 
@@ -256,7 +240,7 @@ def _item_page(owner_key: str, owner: service.Owner, item: TemplateItem | None):
             if exc.field == "rule":
                 rule_error = exc.message
             else:
-                _show_error(form, exc)
+                show_error(form, exc)
             status = 422
         else:
             flash(_("Élément du modèle enregistré."), "success")

@@ -11,7 +11,7 @@ from app.db import session as db_session
 from app.errors import BusinessError
 from app.security import service
 from app.security.forms import AgentForm, ConfirmForm, EditAgentForm, NewAgentForm, PasswordResetForm
-from app.web import require_permission
+from app.web import int_or_none, require_permission, show_error
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -39,21 +39,6 @@ def _agent_or_404(agent_id: int):
     return agent
 
 
-def _int_or_none(value: str | None) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _show_error(form, exc: BusinessError) -> None:
-    field = getattr(form, exc.field, None) if exc.field else None
-    if field is not None:
-        field.errors = [*field.errors, exc.message]
-    else:
-        flash(exc.message, "error")
-
-
 @bp.route("/agents")
 def agents():
     search = request.args.get("q", "").strip()
@@ -77,7 +62,7 @@ def new_agent():
                 territory_codes=form.territories.data,
             )
         except BusinessError as exc:
-            _show_error(form, exc)
+            show_error(form, exc)
             status = 422
         else:
             flash(_("Agent %(login)s créé.", login=agent.login), "success")
@@ -99,7 +84,7 @@ def edit_agent(agent_id: int):
         try:
             service.update_agent(
                 agent=agent,
-                expected_version=_int_or_none(form.version.data),
+                expected_version=int_or_none(form.version.data),
                 full_name=form.full_name.data,
                 email=form.email.data,
                 language=form.language.data,
@@ -107,7 +92,7 @@ def edit_agent(agent_id: int):
                 territory_codes=form.territories.data,
             )
         except BusinessError as exc:
-            _show_error(form, exc)
+            show_error(form, exc)
             status = 422
         else:
             flash(_("Modifications enregistrées."), "success")

@@ -207,7 +207,7 @@ def show(contact_id: int):
 
 def _template_proposals(contact) -> list:
     """What the proposed classification's template would add, shown before the dossier is created."""
-    dossier_type = contact.contact_type.dossier_type
-    if dossier_type is None or not dossier_type.active or not current_user.can("dossier.create"):
+    if not current_user.can("dossier.create"):
         return []
-    return dossiers.proposals_from_contact(agent=current_user, contact=contact, dossier_type=dossier_type)
+    return dossiers.proposals_from_contact(agent=current_user, contact=contact,
+                                           dossier_type=contact.contact_type.dossier_type)

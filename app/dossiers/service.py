@@ -166,9 +166,12 @@ def _contact_context_objects(agent: Agent, contact: Contact) -> tuple[Party | No
     return party, contract
 
 
-def proposals_from_contact(*, agent: Agent, contact: Contact, dossier_type: DossierType) -> list[templating.Proposal]:
+def proposals_from_contact(*, agent: Agent, contact: Contact,
+                           dossier_type: DossierType | None) -> list[templating.Proposal]:
     """What the classification's template adds to the contact's links, with the eligibility of
-    each item in the contact's context."""
+    each item in the contact's context; nothing for no classification or an inactive one."""
+    if dossier_type is None or not dossier_type.active:
+        return []
     party, contract = _contact_context_objects(agent, contact)
     ctx = templating.build_context(agent=agent, party=party, contract=contract, channel=contact.channel,
                                    direction=contact.direction)

@@ -129,8 +129,7 @@ def template_preview(contact_id: int):
     if contact is None:
         abort(404)
     dossier_type = db_session.get(DossierType, request.args.get("dossier_type", type=db_id) or 0)
-    proposals = (service.proposals_from_contact(agent=current_user, contact=contact, dossier_type=dossier_type)
-                 if dossier_type is not None and dossier_type.active else [])
+    proposals = service.proposals_from_contact(agent=current_user, contact=contact, dossier_type=dossier_type)
     return render_template("dossiers/_template_preview.html", proposals=proposals)
 
 

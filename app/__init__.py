@@ -50,6 +50,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from app.parties.edit_views import bp as party_edit_bp
     from app.parties.prospect_views import bp as prospects_bp
     from app.parties.views import bp as parties_bp
+    from app.processes.views import bp as processes_bp
     from app.referentials.views import bp as referentials_bp
     from app.search import index  # noqa: F401  (keeps party_search in step with ORM writes)
     from app.search.advanced_views import bp as advanced_bp
@@ -69,6 +70,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(api_admin_bp)
     app.register_blueprint(contacts_bp)
     app.register_blueprint(dossiers_bp)
+    app.register_blueprint(processes_bp)
     app.register_blueprint(referentials_bp)
 
     from app import cli

@@ -67,6 +67,10 @@ def from_env() -> dict:
             "timezone": "UTC",
             "beat_schedule_filename": str(instance_dir() / "celerybeat-schedule"),
         },
+        # How often the beat job looks for due process timers, in seconds.
+        "PROCESS_TIMER_SECONDS": _env_int("PROCESS_TIMER_SECONDS", 5),
+        # Fault injection for the reliability tests only (e.g. "timer_after_fire"): never set in production.
+        "FAULT_INJECTION": _env("GUICHET_FAULT_INJECTION"),
         # Rate limiting: Redis in production, process memory on the embedded default.
         "RATELIMIT_STORAGE_URI": ratelimit_storage,
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,

@@ -29,6 +29,9 @@ LABELS: dict[str, dict[str, object]] = {
                     "service_point": _l("Point de desserte"), "meter": _l("Compteur")},
     "dossier_status": {"open": _l("Ouvert"), "in_progress": _l("En cours"), "suspended": _l("Suspendu"),
                        "closed": _l("Clos")},
+    "process_status": {"running": _l("En cours"), "waiting": _l("En attente"), "completed": _l("Terminé"),
+                       "error": _l("En erreur"), "cancelled": _l("Annulé")},
+    "task_status": {"ready": _l("À faire"), "completed": _l("Faite"), "cancelled": _l("Annulée")},
     "dossier_origin": {"contact": _l("Depuis un contact"), "manual": _l("Manuelle"), "automatic": _l("Automatique")},
     "template_source": {
         "current_customer": _l("Le client courant"), "contract_holder": _l("Le titulaire du contrat courant"),

@@ -31,6 +31,12 @@ from app.dossiers.models import (  # noqa: F401
 )
 from app.parties.addresses import PostalCode  # noqa: F401
 from app.parties.models import Party, PartyEmail, PartyPhone  # noqa: F401
-from app.processes.models import ProcessDefinition  # noqa: F401
+from app.processes.models import (  # noqa: F401
+    ProcessDefinition,
+    ProcessInstance,
+    ProcessMessage,
+    ProcessTask,
+    ProcessTimer,
+)
 from app.search.models import PartySearch  # noqa: F401
 from app.security.models import Agent, AgentSession, Role, RolePermission, Territory  # noqa: F401

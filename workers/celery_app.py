@@ -13,6 +13,10 @@ from flask import Flask
 
 BEAT_SCHEDULE = {
     "purge-login-sessions": {"task": "workers.tasks.purge_login_sessions", "schedule": timedelta(minutes=15)},
+    # Process timers: due ones fire within this interval (PROCESS_TIMER_SECONDS); a run that finds
+    # nothing costs one indexed query. Expires so that runs queued while workers were down do not pile up.
+    "fire-process-timers": {"task": "workers.tasks.fire_due_timers", "schedule": timedelta(seconds=5),
+                            "options": {"expires": 30}},
 }
 
 
@@ -36,7 +40,9 @@ def celery_init_app(app: Flask) -> Celery:
 
     celery = Celery(app.name, task_cls=FlaskTask)
     celery.config_from_object(app.config["CELERY"])
-    celery.conf.beat_schedule = BEAT_SCHEDULE
+    schedule = {name: dict(entry) for name, entry in BEAT_SCHEDULE.items()}
+    schedule["fire-process-timers"]["schedule"] = timedelta(seconds=app.config["PROCESS_TIMER_SECONDS"])
+    celery.conf.beat_schedule = schedule
     celery.conf.imports = ("workers.tasks",)
     celery.set_default()
     app.extensions["celery"] = celery

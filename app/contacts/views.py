@@ -25,6 +25,7 @@ from app.dossiers.views import new_contact_url_for
 from app.errors import BusinessError
 from app.labels import CHANNELS, choices
 from app.parties.service import get_party, readable_party_ids
+from app.processes import service as process_service
 from app.web import db_id, require_permission
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
@@ -202,6 +203,7 @@ def show(contact_id: int):
         origin_label=panel.origin_label, dossier_types=dossiers.active_types() if agent.can("dossier.create") else [],
         proposed_type=contact.contact_type.dossier_type_id, open_dossier_form=request.args.get("action") == "dossier",
         template_proposals=_template_proposals(contact), new_contact_url=new_contact_url_for(contact),
+        processes=process_service.instances_of(agent=agent, contact_id=contact.id),
         visible_parties=readable_party_ids(agent=agent, party_ids=[x.party_id for x in contact.parties]))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, exists, select
+from sqlalchemy import false as sql_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -56,6 +57,8 @@ class DossierType(Base):
     label: Mapped[str] = mapped_column(String(200))
     process_key: Mapped[str | None] = mapped_column(String(100))
     target_days: Mapped[int | None] = mapped_column(Integer)  # target time for handling, in days
+    # Start the process when a dossier of this classification is opened (by hand, from a contact, by a job).
+    auto_start: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_false())
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
 

@@ -47,6 +47,7 @@ from app.labels import label
 from app.parties.models import Party
 from app.parties.overview import local_today
 from app.parties.service import get_party
+from app.processes.models import ProcessInstance, ProcessTask
 from app.security.models import Agent
 from app.security.scope import scope_condition
 
@@ -119,7 +120,10 @@ def _add_links(dossier: Dossier, links: link_rules.Links) -> link_rules.Links:
 
 
 def _open(*, dossier_type: DossierType, links: link_rules.Links, subject: str, origin: str,
-          created_by_id: int | None) -> Dossier:
+          agent: Agent | None, contact: Contact | None = None) -> Dossier:
+    """Open the dossier; when its classification says so, start its process (a process that cannot
+    start refuses the dossier: nothing is written)."""
+    created_by_id = agent.id if agent else None
     now = clock.now()
     dossier = Dossier(reference=next_reference(local_today().year), dossier_type=dossier_type, subject=subject,
                       status=DossierStatus.OPEN, origin=origin, created_by_id=created_by_id, created_at=now,
@@ -128,6 +132,14 @@ def _open(*, dossier_type: DossierType, links: link_rules.Links, subject: str, o
     session.add(dossier)
     session.flush()
     audit.record("link", obj=dossier, data=link_summary(links))
+    if contact is not None:
+        session.add(DossierContact(dossier_id=dossier.id, contact_id=contact.id, origin="created_from",
+                                   added_at=now, added_by_id=created_by_id))
+        session.flush()
+    if dossier_type.auto_start and dossier_type.process_key:
+        from app.processes import service as processes  # processes build on dossiers
+
+        processes.start(key=dossier_type.process_key, agent=agent, dossier=dossier, contact=contact)
     return dossier
 
 
@@ -144,8 +156,7 @@ def open_dossier(*, agent: Agent | None, dossier_type_id: int, links: link_rules
     dossier_type = _type(dossier_type_id)
     subject = check_subject(subject, default=dossier_type.label)
     links = link_rules.check(links, agent=agent, items=dossier_type.items)
-    return _open(dossier_type=dossier_type, links=links, subject=subject, origin=origin,
-                 created_by_id=agent.id if agent else None)
+    return _open(dossier_type=dossier_type, links=links, subject=subject, origin=origin, agent=agent)
 
 
 def _contact_context_objects(agent: Agent, contact: Contact) -> tuple[Party | None, Contract | None]:
@@ -225,10 +236,7 @@ def create_from_contact(*, agent: Agent, contact_id: int, dossier_type_id: int, 
     # party the agent does not see (the contact is about it): here they need only still exist.
     links = link_rules.check(links, agent=None, items=dossier_type.items)
     dossier = _open(dossier_type=dossier_type, links=links, subject=subject, origin=DossierOrigin.CONTACT,
-                    created_by_id=agent.id)
-    session.add(DossierContact(dossier_id=dossier.id, contact_id=contact.id, origin="created_from",
-                               added_at=clock.now(), added_by_id=agent.id))
-    session.flush()
+                    agent=agent, contact=contact)
     audit.record("create_from_contact", obj=dossier, data={"contact": contact.id})
     return dossier
 
@@ -401,7 +409,8 @@ class Elements:
     parties: list = field(default_factory=list)
     agents: list = field(default_factory=list)
     objects: list[LinkedObject] = field(default_factory=list)
-    process_steps: list = field(default_factory=list)  # filled by the process engine
+    process_steps: list = field(default_factory=list)  # the user tasks of its processes, newest first
+    processes: list = field(default_factory=list)  # its process instances, newest first
 
 
 def elements(*, agent: Agent, dossier: Dossier) -> Elements:
@@ -418,7 +427,12 @@ def elements(*, agent: Agent, dossier: Dossier) -> Elements:
     refs = [objects.Ref(x.object_type, x.object_id) for x in dossier.objects]
     found = objects.load(agent, refs)
     origins = {(x.object_type, x.object_id): x.origin for x in dossier.objects}
+    instances = session.execute(select(ProcessInstance).where(ProcessInstance.dossier_id == dossier.id)
+                                .order_by(ProcessInstance.id.desc())).scalars().all()
+    steps = session.execute(select(ProcessTask).where(ProcessTask.instance_id.in_([i.id for i in instances]))
+                            .order_by(ProcessTask.id.desc())).scalars().all() if instances else []
     return Elements(
+        processes=list(instances), process_steps=list(steps),
         contacts=list(contacts),
         letters=[e for e in content if e.kind == ElementKind.LETTER],
         mails=[e for e in content if e.kind == ElementKind.MAIL],

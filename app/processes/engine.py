@@ -1,25 +1,46 @@
-"""The one module that imports SpiffWorkflow: parsing a process folder and checking it can run.
+"""The one module that imports SpiffWorkflow: checking a process folder, then running its instances.
 
 A process folder (bpmn/<key>/) holds ``<key>.bpmn`` (its process id is the key), the JSON Schema
 forms its user tasks name (``formJsonSchemaFilename``, ``formUiSchemaFilename``) and optional DMN
 files. ``check`` refuses, naming the element: an unparseable diagram, a form file missing or not a
 valid JSON Schema, a service task naming an operation the engine does not offer, a timer whose
 expression does not evaluate to an ISO 8601 date, duration or cycle, a script that does not compile.
+
+``Run`` wraps one instance's workflow: started from a deployed version's files with plain start
+data, or loaded from its saved state. The state is dumped without the spec (the spec is parsed
+once per version and cached); the caller stores it, under the instance's row lock. ``snapshot``
+tells the caller what the instance now waits for: the ready user tasks (with their lane, form and
+instructions), the timers with their due time, a failed step.
 """
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from uuid import UUID
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     DurationTimerEventDefinition,
     TimerEventDefinition,
 )
+from SpiffWorkflow.bpmn.util.event import BpmnEvent
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
+from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.util.task import TaskState
 
 # The operations service tasks may name. Their implementations come with the documents, mails and
 # information-system issues; naming anything else is refused at deployment, not at run time.
@@ -37,6 +58,7 @@ class Parsed:
     files: dict[str, str]  # file name → text: the diagram, its forms, its DMN
     user_tasks: list[str]
     spec: object = field(default=None, repr=False, compare=False)  # SpiffWorkflow's process spec
+    subprocess_specs: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 def _element(task_spec) -> str:
@@ -98,17 +120,7 @@ def check(key: str, files: dict[str, str]) -> Parsed:
     diagram = f"{key}.bpmn"
     if diagram not in files:
         raise ProcessError(f"{key} : le diagramme {diagram} est introuvable.")
-    parser = SpiffBpmnParser()
-    try:
-        parser.add_bpmn_str(files[diagram].encode("utf-8"), filename=diagram)
-        for name, text in files.items():
-            if name.endswith(".dmn"):
-                parser.add_dmn_str(text.encode("utf-8"), filename=name)
-        spec = parser.get_spec(key)
-    except ValidationException as exc:
-        raise ProcessError(f"{diagram} : {exc}") from None
-    except Exception as exc:  # noqa: BLE001 (lxml and the parser raise many kinds)
-        raise ProcessError(f"{diagram} : diagramme illisible ({exc}).") from None
+    spec, subprocess_specs = _parse(key, files)
     user_tasks = []
     for task_spec in spec.task_specs.values():
         kind = type(task_spec).__name__
@@ -133,4 +145,341 @@ def check(key: str, files: dict[str, str]) -> Parsed:
         _check_script(task_spec, "pré-script", extensions.get("preScript"))
         _check_script(task_spec, "post-script", extensions.get("postScript"))
         _check_timer(task_spec)
-    return Parsed(key=key, name=spec.description or key, files=dict(files), user_tasks=user_tasks, spec=spec)
+    return Parsed(key=key, name=spec.description or key, files=dict(files), user_tasks=user_tasks, spec=spec,
+                  subprocess_specs=subprocess_specs)
+
+
+def _parse(key: str, files: dict[str, str]):
+    diagram = f"{key}.bpmn"
+    parser = SpiffBpmnParser()
+    try:
+        parser.add_bpmn_str(files[diagram].encode("utf-8"), filename=diagram)
+        for name, text in files.items():
+            if name.endswith(".dmn"):
+                parser.add_dmn_str(text.encode("utf-8"), filename=name)
+        return parser.get_spec(key), parser.get_subprocess_specs(key)
+    except ValidationException as exc:
+        raise ProcessError(f"{diagram} : {exc}") from None
+    except Exception as exc:  # noqa: BLE001 (lxml and the parser raise many kinds)
+        raise ProcessError(f"{diagram} : diagramme illisible ({exc}).") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Running instances
+
+# What scripts, conditions and service parameters may call: an explicit list (scripts are code;
+# only process designers deploy them, and deployments are audited).
+SCRIPT_FUNCTIONS = {
+    "Decimal": Decimal, "date": date, "datetime": datetime, "timedelta": timedelta,
+    "abs": abs, "bool": bool, "dict": dict, "float": float, "int": int, "len": len, "list": list,
+    "max": max, "min": min, "round": round, "sorted": sorted, "str": str, "sum": sum,
+}
+_operations: dict[str, Callable[[dict, dict], object]] = {}
+
+
+class StepError(Exception):
+    """A step that failed while the instance ran: the element and the cause, for supervisors."""
+
+    def __init__(self, element: str, message: str):
+        super().__init__(f"{element} : {message}")
+        self.element = element
+        self.message = message
+
+
+class TaskNotReady(Exception):
+    """The user task is no longer waiting (completed by someone else, or the process moved on)."""
+
+
+def register_operation(name: str, handler: Callable[[dict, dict], object]) -> None:
+    """Give a service-task operation its implementation: handler(task data, parameters) → a JSON
+    value stored in the task's result variable. Called under the instance lock, in its transaction."""
+    if name not in OPERATIONS:
+        raise ValueError(f"opération inconnue : {name}")
+    _operations[name] = handler
+
+
+class _Environment(TaskDataEnvironment):
+    def __init__(self):
+        super().__init__({"__builtins__": dict(SCRIPT_FUNCTIONS)})
+
+    def call_service(self, context, operation_name=None, operation_params=None, **kwargs):
+        handler = _operations.get(operation_name)
+        if handler is None:
+            raise RuntimeError(f"l'opération « {operation_name} » n'est pas disponible sur ce serveur")
+        params = {name: value["value"] for name, value in (operation_params or {}).items()}
+        return json.dumps(handler(context, params), default=str)
+
+
+class _ScriptEngine(PythonScriptEngine):
+    def call_service(self, task, **kwargs):
+        # The library's own version names the failure "NameError('script')": say what failed.
+        try:
+            return self.environment.call_service(task.data, **kwargs)
+        except Exception as exc:  # noqa: BLE001 (any failure of an operation stops the step)
+            raise WorkflowTaskException(f"opération « {kwargs.get('operation_name')} » : {exc}",
+                                        task=task, exception=exc) from exc
+
+
+_script_engine = _ScriptEngine(environment=_Environment())
+
+
+# The serializer: the workflow's tasks and data, never its spec (stored once per version).
+class _InstanceConverter(BpmnWorkflowConverter):
+    def to_dict(self, workflow):
+        dct = WorkflowConverter.to_dict(self, workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct, spec=None, subprocess_specs=None):
+        dct["spec"] = None  # the cached spec is given instead
+        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+def _registry():
+    registry = BpmnWorkflowSerializer.configure({**SPIFF_CONFIG, BpmnWorkflow: _InstanceConverter})
+    # Task data holds plain values; these types are kept as themselves across saves.
+    registry.register(Decimal, lambda v: {"value": str(v)}, lambda d: Decimal(d["value"]), "Decimal")
+    registry.register(date, lambda v: {"value": v.isoformat()}, lambda d: date.fromisoformat(d["value"]), "date")
+    return registry
+
+
+_serializer = BpmnWorkflowSerializer(_registry())
+# (key, content hash) → (spec, subprocess specs): a deployed version never changes.
+_spec_cache: dict[tuple[str, str], tuple] = {}
+SPEC_CACHE_SIZE = 256
+
+
+def _specs(definition) -> tuple:
+    """The parsed spec of a deployed version (anything with key, files and content_hash)."""
+    cache_key = (definition.key, definition.content_hash)
+    cached = _spec_cache.get(cache_key)
+    if cached is None:
+        if len(_spec_cache) >= SPEC_CACHE_SIZE:
+            _spec_cache.clear()
+        cached = _spec_cache[cache_key] = _parse(definition.key, definition.files)
+    return cached
+
+
+@dataclass(frozen=True)
+class UserTask:
+    uuid: str
+    element_id: str
+    name: str
+    lane: str | None
+    form: str | None  # the JSON Schema file of its form
+    ui_form: str | None
+    instructions: str | None
+    data: dict  # the data the task sees (to pre-fill its form)
+
+
+@dataclass(frozen=True)
+class Timer:
+    uuid: str
+    element_id: str
+    due_at: datetime  # aware, UTC
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    completed: bool
+    ready: list[UserTask]
+    timers: list[Timer]
+    failed: list[str]  # element ids in error
+    done: list[str]  # element ids completed, for the diagram
+    waiting: list[str]  # element ids waiting (timers, messages)
+    messages: list[str]  # message names the instance waits for
+
+
+def _name(spec) -> str:
+    return getattr(spec, "bpmn_name", None) or spec.bpmn_id or spec.name
+
+
+def _message(exc: Exception) -> str:
+    """The cause of a failed step in one line: the library's message and its error, if it adds one."""
+    text = str(exc.args[0]) if exc.args else type(exc).__name__
+    cause = exc.__cause__ or getattr(exc, "exception", None)
+    if cause is not None and str(cause) not in text:
+        text = f"{text} ({type(cause).__name__} : {cause})"
+    return text
+
+
+def _due(value) -> datetime | None:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None
+
+
+def _timer_value(task):
+    """The due time the engine froze for a waiting timer, or None (not a timer)."""
+    definition = task.task_spec.event_definition
+    if isinstance(definition, TimerEventDefinition):
+        return task.internal_data.get("event_value")
+    if isinstance(definition, MultipleEventDefinition):  # an event-based gateway or a multiple event
+        values = task.internal_data.get("event_value")
+        if isinstance(values, dict):
+            return min((v for v in values.values() if _due(v)), default=None, key=_due)
+        return values
+    return None
+
+
+class Run:
+    """One instance's workflow, started or loaded; step it, then ``dump`` and ``snapshot``."""
+
+    def __init__(self, workflow):
+        self.workflow = workflow
+
+    @classmethod
+    def start(cls, definition, data: dict) -> Run:
+        """A new workflow of this deployed version, holding the start data; ``advance`` runs it."""
+        spec, subprocess_specs = _specs(definition)
+        workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=_script_engine)
+        workflow.data.update(data)
+        workflow.task_tree.data.update(data)
+        return cls(workflow)
+
+    @classmethod
+    def load(cls, definition, state: str) -> Run:
+        spec, subprocess_specs = _specs(definition)
+        dct = json.loads(state)
+        _serializer.migrate(dct)
+        workflow = _serializer.from_dict(dct, spec=spec, subprocess_specs=subprocess_specs)
+        workflow.script_engine = _script_engine
+        return cls(workflow)
+
+    def dump(self) -> str:
+        return _serializer.serialize_json(self.workflow)
+
+    @property
+    def data(self) -> dict:
+        return self.workflow.data
+
+    def advance(self) -> None:
+        """Run the engine's own steps (gateways, scripts, service tasks) until it waits."""
+        self._steps()
+
+    def _steps(self) -> None:
+        try:
+            self.workflow.do_engine_steps()
+        except WorkflowTaskException as exc:
+            task = exc.task
+            raise StepError(_name(task.task_spec) if task else "?", _message(exc)) from exc
+        except SpiffWorkflowException as exc:
+            raise StepError("?", str(exc)) from exc
+
+    def _ready_task(self, uuid: str):
+        try:
+            task = self.workflow.get_task_from_id(UUID(uuid))
+        except Exception:  # noqa: BLE001 (unknown or malformed id: the same answer)
+            task = None
+        if task is None or task.state != TaskState.READY or not task.task_spec.manual:
+            raise TaskNotReady(uuid)
+        return task
+
+    def complete(self, uuid: str, answers: dict) -> None:
+        """Complete a ready user task with the form's answers (already validated), then step."""
+        task = self._ready_task(uuid)
+        task.data.update(answers)
+        try:
+            task.run()
+        except WorkflowTaskException as exc:  # a post-script
+            raise StepError(_name(task.task_spec), _message(exc)) from exc
+        self._steps()
+
+    def fire_timer(self, uuid: str, now: datetime) -> bool:
+        """Fire a waiting timer now (our table says it is due), then step; False: not waiting."""
+        task = self.workflow.get_task_from_id(UUID(uuid)) if self._known(uuid) else None
+        if task is None or task.state != TaskState.WAITING:
+            return False
+        # The library compares the due time with the system clock: make it due by both clocks.
+        past = (min(now, datetime.now(UTC)) - timedelta(seconds=1)).isoformat()
+        value = task.internal_data.get("event_value")
+        task.internal_data["event_value"] = {k: past for k in value} if isinstance(value, dict) else past
+        self.workflow.refresh_timers()
+        if task.state == TaskState.WAITING:
+            return False
+        self._steps()
+        return True
+
+    def _known(self, uuid: str) -> bool:
+        try:
+            return self.workflow.get_task_from_id(UUID(uuid)) is not None
+        except Exception:  # noqa: BLE001
+            return False
+
+    def deliver(self, name: str, payload: dict) -> bool:
+        """Deliver a message to the catch event waiting for it; False when none waits (keep it)."""
+        definition = self._waiting_message(name)
+        if definition is None:
+            return False
+        try:
+            self.workflow.send_event(BpmnEvent(definition, payload=payload))
+        except WorkflowException:
+            return False
+        self._steps()
+        return True
+
+    def _waiting_message(self, name: str):
+        # The event must be of the parser's own class to be caught: take the waiting one's.
+        for task in self.workflow.get_tasks(state=TaskState.WAITING):
+            definition = getattr(task.task_spec, "event_definition", None)
+            for single in getattr(definition, "event_definitions", [definition]):
+                if isinstance(single, MessageEventDefinition) and single.name == name:
+                    return single
+        return None
+
+    def retry(self) -> None:
+        """Run again the steps in error (after the data or the deployment was corrected)."""
+        for task in self.workflow.get_tasks(state=TaskState.ERROR):
+            task._set_state(TaskState.READY)
+        self._steps()
+
+    def cancel(self) -> None:
+        self.workflow.cancel()
+
+    def set_data(self, values: dict) -> None:
+        """Correct data before a retry: the failed tasks and the workflow see the new values."""
+        self.workflow.data.update(values)
+        for task in self.workflow.get_tasks(state=TaskState.ERROR):
+            task.data.update(values)
+
+    def snapshot(self) -> Snapshot:
+        workflow = self.workflow
+        ready, timers, failed, done, waiting, messages = [], [], [], [], [], []
+        for task in workflow.get_tasks():
+            spec = task.task_spec
+            element = getattr(spec, "bpmn_id", None)
+            if task.state == TaskState.COMPLETED and element:
+                done.append(element)
+            elif task.state == TaskState.ERROR and element:
+                failed.append(element)
+            elif task.state == TaskState.READY and spec.manual:
+                extensions = getattr(spec, "extensions", None) or {}
+                properties = extensions.get("properties", {})
+                ready.append(UserTask(
+                    uuid=str(task.id), element_id=element, name=_name(spec), lane=getattr(spec, "lane", None),
+                    form=properties.get("formJsonSchemaFilename"), ui_form=properties.get("formUiSchemaFilename"),
+                    instructions=extensions.get("instructionsForEndUser"), data=dict(task.data)))
+            elif task.state == TaskState.WAITING and hasattr(spec, "event_definition"):
+                if element:
+                    waiting.append(element)
+                due = _due(_timer_value(task))
+                if due is not None:
+                    timers.append(Timer(uuid=str(task.id), element_id=element or spec.name, due_at=due))
+                definition = spec.event_definition
+                for single in getattr(definition, "event_definitions", [definition]):
+                    if isinstance(single, MessageEventDefinition):
+                        messages.append(single.name)
+        return Snapshot(completed=workflow.completed, ready=ready, timers=timers, failed=failed, done=done,
+                        waiting=waiting, messages=messages)

@@ -138,6 +138,11 @@ class Agent(UserMixin, Base):
     def can(self, permission: str) -> bool:
         return permission in self.permissions
 
+    @property
+    def role_codes(self) -> frozenset[str]:
+        """The codes of the agent's roles: a process task in a lane goes to the role it names."""
+        return frozenset(role.code for role in self.roles)
+
     def is_locked(self, at: datetime) -> bool:
         return self.locked_until is not None and self.locked_until > at
 

@@ -91,7 +91,8 @@ def seed_referentials() -> dict[str, int]:
     for position, (code, label, process, days, items) in enumerate(DOSSIER_TYPES):
         if code not in by_code:
             by_code[code] = DossierType(code=code, label=label, process_key=process, target_days=days,
-                                        position=position, items=_items(items, roles))
+                                        auto_start=process is not None, position=position,
+                                        items=_items(items, roles))
             session.add(by_code[code])
             counts["dossier_types"] += 1
     existing = set(session.execute(select(ContactType.code)).scalars())

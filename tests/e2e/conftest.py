@@ -55,7 +55,7 @@ def live_server(tmp_path_factory):
         "SECRET_KEY": "e2e-secret",
         "TZ": "UTC",
     }
-    for command in (["db", "upgrade"], ["seed"], ["import", str(ROOT / "tests/data/billing")],
+    for command in (["db", "upgrade"], ["processes", "deploy"], ["seed"], ["import", str(ROOT / "tests/data/billing")],
                     ["import", str(ROOT / "tests/data/journey")]):
         subprocess.run([str(BIN / "flask"), *command], cwd=ROOT, env=env, check=True, capture_output=True)
     port = _free_port()

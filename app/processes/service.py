@@ -1,0 +1,538 @@
+"""Process instances: starting one on a contact or a dossier, completing its user tasks, firing its
+timers, delivering its messages, and the supervisors' retry and cancel.
+
+Every change to an instance happens under a lock on its row (``SELECT … FOR UPDATE`` on
+PostgreSQL; SQLite serialises writers) and a revision check, so two agents completing the same
+task cannot both win: the second is told the task is gone. After each step the instance's state is
+saved and its user tasks (the inbox) and timers (the beat job's list) are rewritten from it, in
+the same transaction. A step that fails puts the instance in error with the element and the
+message; nothing else is lost, and a supervisor retries it. Functions flush; the caller commits.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask_babel import gettext as _
+from sqlalchemy import delete, select
+from sqlalchemy.orm.exc import StaleDataError
+
+from app import clock
+from app.audit import service as audit
+from app.contacts.models import Contact, ContactParty, PartyLinkRole
+from app.contracts.models import Contract
+from app.db import session
+from app.dossiers.models import Dossier, DossierObject, DossierParty
+from app.errors import BusinessError
+from app.parties.models import Party
+from app.processes import definitions, forms
+from app.processes.engine import ProcessError, Run, StepError, TaskNotReady
+from app.processes.models import (
+    InstanceStatus,
+    ProcessInstance,
+    ProcessMessage,
+    ProcessTask,
+    ProcessTimer,
+    TaskStatus,
+)
+from app.security.models import Agent
+from app.security.scope import scope_condition
+
+log = logging.getLogger(__name__)
+
+READ = "party.read"
+SUPERVISE = "supervision"
+REASON_MAX = 2000
+
+
+class TaskGone(BusinessError):
+    """The task was completed by someone else, or the process moved on without it."""
+
+    def __init__(self) -> None:
+        super().__init__(_("Cette tâche vient d'être traitée par quelqu'un d'autre, ou le processus est passé "
+                           "à la suite : rechargez la page."))
+
+
+class FormInvalid(BusinessError):
+    """The answers do not satisfy the step's form: field name → message."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(_("Le formulaire contient des erreurs : corrigez les champs signalés."))
+        self.errors = errors
+
+
+# --- Reads (scoped) ---------------------------------------------------------------------------
+
+def get_instance(*, agent: Agent, instance_id: int, permission: str = READ) -> ProcessInstance | None:
+    stmt = select(ProcessInstance).where(ProcessInstance.id == instance_id,
+                                         scope_condition(ProcessInstance, agent=agent, permission=permission))
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def get_task(*, agent: Agent, task_id: int, permission: str = READ) -> ProcessTask | None:
+    stmt = select(ProcessTask).where(ProcessTask.id == task_id,
+                                     scope_condition(ProcessTask, agent=agent, permission=permission))
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def instances_of(*, agent: Agent, dossier_id: int | None = None,
+                 contact_id: int | None = None) -> list[ProcessInstance]:
+    stmt = select(ProcessInstance).where(scope_condition(ProcessInstance, agent=agent, permission=READ))
+    if dossier_id is not None:
+        stmt = stmt.where(ProcessInstance.dossier_id == dossier_id)
+    if contact_id is not None:
+        stmt = stmt.where(ProcessInstance.contact_id == contact_id)
+    return list(session.execute(stmt.order_by(ProcessInstance.id.desc())).scalars())
+
+
+def tasks_of(instance: ProcessInstance) -> list[ProcessTask]:
+    stmt = select(ProcessTask).where(ProcessTask.instance_id == instance.id).order_by(ProcessTask.id)
+    return list(session.execute(stmt).scalars())
+
+
+def may_work(agent: Agent, task: ProcessTask) -> bool:
+    """Whether the agent may claim and complete the task: it is ready, offered to one of the
+    agent's roles (or to anyone, without a lane), not held by a colleague."""
+    return (task.status == TaskStatus.READY and task.instance.status == InstanceStatus.RUNNING
+            and (task.role_code is None or task.role_code in agent.role_codes)
+            and task.assignee_id in (None, agent.id))
+
+
+# --- Starting ---------------------------------------------------------------------------------
+
+def _context(*, dossier: Dossier | None, contact: Contact | None, agent: Agent | None) -> dict:
+    """The start data: plain values naming what the process is about, for forms and scripts."""
+    party_id = contract_id = None
+    if dossier is not None:
+        links = session.execute(select(DossierParty).where(DossierParty.dossier_id == dossier.id)).scalars().all()
+        objects = session.execute(select(DossierObject).where(DossierObject.dossier_id == dossier.id)).scalars().all()
+    else:
+        links = session.execute(select(ContactParty).where(ContactParty.contact_id == contact.id)).scalars().all()
+        objects = contact.objects
+    for link in sorted(links, key=lambda x: (x.role != PartyLinkRole.CUSTOMER, x.role != PartyLinkRole.HOLDER,
+                                             x.party_id)):
+        if link.role != PartyLinkRole.THIRD_PARTY:
+            party_id = link.party_id
+            break
+    contract_id = next((o.object_id for o in sorted(objects, key=lambda o: o.object_id)
+                        if o.object_type == "contract"), None)
+    party = session.get(Party, party_id) if party_id else None
+    contract = session.get(Contract, contract_id) if contract_id else None
+    return {
+        "dossier_id": dossier.id if dossier else None,
+        "dossier_reference": dossier.reference if dossier else None,
+        "contact_id": contact.id if contact else None,
+        "party_id": party.id if party else None,
+        "party_number": party.number if party else None,
+        "party_name": party.display_name if party else None,
+        "contract_id": contract.id if contract else None,
+        "contract_number": contract.number if contract else None,
+        "agent_id": agent.id if agent else None,
+        "agent_name": agent.full_name if agent else None,
+    }
+
+
+def running_on(*, dossier_id: int | None = None, contact_id: int | None = None) -> ProcessInstance | None:
+    """The active instance on this dossier (or on this contact, outside any dossier), if any."""
+    stmt = select(ProcessInstance).where(ProcessInstance.status.in_(InstanceStatus.ACTIVE))
+    if dossier_id is not None:
+        stmt = stmt.where(ProcessInstance.dossier_id == dossier_id)
+    else:
+        stmt = stmt.where(ProcessInstance.contact_id == contact_id, ProcessInstance.dossier_id.is_(None))
+    return session.execute(stmt.limit(1)).scalar_one_or_none()
+
+
+def start(*, key: str, agent: Agent | None, dossier: Dossier | None = None,
+          contact: Contact | None = None) -> ProcessInstance:
+    """Start the latest version of a process on a dossier or a contact (the caller checked that the
+    agent may read it; agent None: started by the system). One active instance at a time on each;
+    a first step that fails leaves the instance in error, for a supervisor."""
+    if dossier is None and contact is None:
+        raise ValueError("a process runs on a dossier or a contact")
+    definition = definitions.latest(key)
+    if definition is None:
+        raise BusinessError(_("Le processus « %(key)s » n'est pas déployé.", key=key))
+    _lock_owner(dossier or contact)
+    running = running_on(dossier_id=dossier.id if dossier else None, contact_id=contact.id if contact else None)
+    if running is not None:
+        raise BusinessError(_("Un processus est déjà en cours ici (n° %(id)s).", id=running.id))
+    now = clock.now()
+    instance = ProcessInstance(definition=definition, dossier_id=dossier.id if dossier else None,
+                               contact_id=contact.id if contact else None, status=InstanceStatus.RUNNING,
+                               state="", started_by_id=agent.id if agent else None,
+                               started_at=now, updated_at=now)
+    data = {"context": _context(dossier=dossier, contact=contact, agent=agent)}
+    session.add(instance)
+    session.flush()
+    run = Run.start(definition, data)
+    _advance(instance, run, lambda r: r.advance(), actor=agent)
+    audit.record("start", obj=instance, data={"definition": str(definition)})
+    return instance
+
+
+def _lock_owner(row: Dossier | Contact) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        model = type(row)
+        session.execute(select(model.id).where(model.id == row.id).with_for_update())
+
+
+# --- Loading, saving ---------------------------------------------------------------------------
+
+def _locked(instance_id: int) -> ProcessInstance:
+    """The instance, its row locked until the transaction ends, read afresh."""
+    stmt = select(ProcessInstance).where(ProcessInstance.id == instance_id).execution_options(populate_existing=True)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=ProcessInstance)
+    instance = session.execute(stmt).scalar_one_or_none()
+    if instance is None:
+        raise BusinessError(_("Processus introuvable."))
+    return instance
+
+
+def _load(instance: ProcessInstance) -> Run:
+    return Run.load(instance.definition, instance.state)
+
+
+def _fail(instance: ProcessInstance, error: StepError) -> None:
+    instance.status = InstanceStatus.ERROR
+    instance.error_element = error.element[:200]
+    instance.error_message = error.message[:4000]
+
+
+def _save(instance: ProcessInstance, run: Run, *, actor: Agent | None) -> None:
+    """Store the state, then rewrite the inbox and the timers from it; deliver kept messages the
+    instance now waits for. The revision check turns a lost race into TaskGone."""
+    _deliver_kept(instance, run, actor=actor)
+    snapshot = run.snapshot()
+    now = clock.now()
+    if instance.status == InstanceStatus.CANCELLED:
+        pass
+    elif instance.status != InstanceStatus.ERROR or not snapshot.failed:
+        instance.error_element = instance.error_message = None
+        if snapshot.failed:  # a failure raises StepError; kept in error all the same
+            instance.status = InstanceStatus.ERROR
+        elif snapshot.completed:
+            instance.status = InstanceStatus.COMPLETED
+            instance.ended_at = now
+        else:
+            instance.status = InstanceStatus.RUNNING if snapshot.ready else InstanceStatus.WAITING
+    instance.state, instance.updated_at = run.dump(), now
+    try:
+        session.flush()
+    except StaleDataError:
+        raise TaskGone() from None
+    _sync_tasks(instance, snapshot, actor=actor, now=now)
+    _sync_timers(instance, snapshot)
+
+
+def _sync_tasks(instance: ProcessInstance, snapshot, *, actor: Agent | None, now: datetime) -> None:
+    open_tasks = {t.task_uuid: t for t in session.execute(select(ProcessTask).where(
+        ProcessTask.instance_id == instance.id, ProcessTask.status == TaskStatus.READY)).scalars()}
+    # In error, ready tasks stay listed (not workable until the retry); ended, they are cancelled.
+    ended = instance.status in (InstanceStatus.COMPLETED, InstanceStatus.CANCELLED)
+    ready = {} if ended else {t.uuid: t for t in snapshot.ready}
+    for uuid, task in open_tasks.items():
+        if uuid not in ready:
+            task.status = TaskStatus.CANCELLED
+            task.completed_at = now
+    due_at = instance.dossier.due_at if instance.dossier_id else None
+    for uuid, user_task in ready.items():
+        if uuid in open_tasks:
+            continue
+        # The agent who moved the process on keeps going with the next step, when it is theirs.
+        assignee = actor.id if actor is not None and (user_task.lane is None or user_task.lane in actor.role_codes) \
+            else None
+        session.add(ProcessTask(instance_id=instance.id, task_uuid=uuid, element_id=user_task.element_id,
+                                name=user_task.name[:200], role_code=user_task.lane, form=user_task.form,
+                                ui_form=user_task.ui_form, instructions=user_task.instructions,
+                                assignee_id=assignee, status=TaskStatus.READY, created_at=now, due_at=due_at))
+    session.flush()
+
+
+def _sync_timers(instance: ProcessInstance, snapshot) -> None:
+    session.execute(delete(ProcessTimer).where(ProcessTimer.instance_id == instance.id))
+    if instance.status in (InstanceStatus.RUNNING, InstanceStatus.WAITING):
+        for timer in snapshot.timers:
+            session.add(ProcessTimer(instance_id=instance.id, task_uuid=timer.uuid, element_id=timer.element_id,
+                                     due_at=timer.due_at))
+    session.flush()
+
+
+def _deliver_kept(instance: ProcessInstance, run: Run, *, actor: Agent | None) -> None:
+    """Messages that arrived before the instance waited for them, delivered once it does."""
+    if instance.status in (InstanceStatus.ERROR, InstanceStatus.CANCELLED, InstanceStatus.COMPLETED):
+        return
+    pending = session.execute(select(ProcessMessage).where(
+        ProcessMessage.instance_id == instance.id, ProcessMessage.delivered_at.is_(None))
+        .order_by(ProcessMessage.id)).scalars().all()
+    for message in pending:
+        if message.name not in run.snapshot().messages:
+            continue
+        try:
+            delivered = run.deliver(message.name, dict(message.payload or {}))
+        except StepError as exc:
+            _fail(instance, exc)
+            delivered = True
+        if delivered:
+            message.delivered_at = clock.now()
+        if instance.status == InstanceStatus.ERROR:
+            break
+
+
+def _step(instance: ProcessInstance, action, *, actor: Agent | None) -> Run:
+    """Load the locked instance, apply action(run), save; a failing step puts it in error."""
+    return _advance(instance, _load(instance), action, actor=actor)
+
+
+def _advance(instance: ProcessInstance, run: Run, action, *, actor: Agent | None) -> Run:
+    try:
+        action(run)
+    except StepError as exc:
+        _fail(instance, exc)
+    _save(instance, run, actor=actor)
+    return run
+
+
+# --- User tasks -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Form:
+    schema: dict
+    ui: dict
+
+
+def form_of(task: ProcessTask) -> Form:
+    files = task.instance.definition.files
+    schema = json.loads(files[task.form]) if task.form and task.form in files else {"type": "object"}
+    ui = json.loads(files[task.ui_form]) if task.ui_form and task.ui_form in files else {}
+    return Form(schema, ui)
+
+
+def _workable(agent: Agent, task_id: int) -> tuple[ProcessTask, ProcessInstance]:
+    task = get_task(agent=agent, task_id=task_id)
+    if task is None:
+        raise BusinessError(_("Tâche introuvable ou hors de votre périmètre."))
+    instance = _locked(task.instance_id)
+    session.refresh(task)
+    if task.status != TaskStatus.READY or instance.status != InstanceStatus.RUNNING:
+        raise TaskGone()
+    if task.role_code is not None and task.role_code not in agent.role_codes:
+        raise BusinessError(_("Cette tâche est réservée au rôle « %(role)s ».", role=task.role_code))
+    if task.assignee_id not in (None, agent.id):
+        raise BusinessError(_("Cette tâche est prise par %(name)s.", name=task.assignee.full_name))
+    return task, instance
+
+
+def complete_task(*, agent: Agent, task_id: int, answers: dict) -> ProcessTask:
+    """Validate the answers against the step's form, complete the task and move the process on."""
+    task, instance = _workable(agent, task_id)
+    form = form_of(task)
+    errors = forms.validate(form.schema, form.ui, answers)
+    if errors:
+        raise FormInvalid(errors)
+
+    def action(run: Run) -> None:
+        try:
+            run.complete(task.task_uuid, answers)
+        except TaskNotReady:
+            raise TaskGone() from None
+
+    now = clock.now()
+    task.status, task.completed_at, task.completed_by_id = TaskStatus.COMPLETED, now, agent.id
+    task.assignee_id, task.draft = agent.id, None
+    session.flush()
+    _step(instance, action, actor=agent)
+    audit.record("complete_task", obj=instance, data={"task": task.element_id})
+    return task
+
+
+def save_draft(*, agent: Agent, task_id: int, answers: dict) -> ProcessTask:
+    """Keep the answers typed so far (the posted text, unchecked) without completing; the agent
+    takes the task."""
+    task, _instance = _workable(agent, task_id)
+    task.draft = answers
+    task.assignee_id = agent.id
+    session.flush()
+    return task
+
+
+def claim(*, agent: Agent, task_id: int) -> ProcessTask:
+    task, _instance = _workable(agent, task_id)
+    task.assignee_id = agent.id
+    session.flush()
+    audit.record("claim_task", obj=task.instance, data={"task": task.element_id})
+    return task
+
+
+def release(*, agent: Agent, task_id: int) -> ProcessTask:
+    task, _instance = _workable(agent, task_id)
+    task.assignee_id = None
+    session.flush()
+    audit.record("release_task", obj=task.instance, data={"task": task.element_id})
+    return task
+
+
+# --- Supervision ------------------------------------------------------------------------------
+
+def _supervised(agent: Agent, instance_id: int) -> ProcessInstance:
+    if not agent.can(SUPERVISE):
+        raise BusinessError(_("Vous n'avez pas l'habilitation de superviser les processus."))
+    if get_instance(agent=agent, instance_id=instance_id, permission=SUPERVISE) is None:
+        raise BusinessError(_("Processus introuvable ou hors de votre périmètre."))
+    return _locked(instance_id)
+
+
+def reassign(*, agent: Agent, task_id: int, to_agent_id: int | None) -> ProcessTask:
+    """A supervisor gives a ready task to an agent holding its role (None: back to the team)."""
+    task = get_task(agent=agent, task_id=task_id, permission=SUPERVISE)
+    if task is None:
+        raise BusinessError(_("Tâche introuvable ou hors de votre périmètre."))
+    _supervised(agent, task.instance_id)
+    session.refresh(task)
+    if task.status != TaskStatus.READY:
+        raise TaskGone()
+    target = None
+    if to_agent_id is not None:
+        target = session.get(Agent, to_agent_id)
+        if target is None or not target.is_active:
+            raise BusinessError(_("Agent introuvable ou inactif."))
+        if task.role_code is not None and task.role_code not in target.role_codes:
+            raise BusinessError(_("%(name)s n'a pas le rôle « %(role)s » de cette tâche.", name=target.full_name,
+                                  role=task.role_code))
+        if get_task(agent=target, task_id=task.id) is None:
+            raise BusinessError(_("Ce dossier est hors du périmètre de %(name)s.", name=target.full_name))
+    task.assignee_id = target.id if target else None
+    session.flush()
+    audit.record("reassign_task", obj=task.instance, data={"task": task.element_id, "to": to_agent_id})
+    return task
+
+
+def retry(*, agent: Agent, instance_id: int) -> ProcessInstance:
+    """Run the failed step again (after its data or its process was corrected)."""
+    instance = _supervised(agent, instance_id)
+    if instance.status != InstanceStatus.ERROR:
+        raise BusinessError(_("Ce processus n'est pas en erreur."))
+    instance.status = InstanceStatus.RUNNING
+    _step(instance, lambda run: run.retry(), actor=None)
+    audit.record("retry", obj=instance, data={"status": instance.status})
+    return instance
+
+
+def cancel(*, agent: Agent, instance_id: int, reason: str | None) -> ProcessInstance:
+    reason = (reason or "").replace("\x00", "").strip()
+    if not reason:
+        raise BusinessError(_("Indiquez le motif de l'annulation."), field="reason")
+    if len(reason) > REASON_MAX:
+        raise BusinessError(_("Le motif tient en %(n)s caractères au plus.", n=REASON_MAX), field="reason")
+    instance = _supervised(agent, instance_id)
+    if not instance.is_active:
+        raise BusinessError(_("Ce processus est déjà terminé."))
+    instance.status, instance.cancel_reason, instance.ended_at = InstanceStatus.CANCELLED, reason, clock.now()
+    _step(instance, lambda run: run.cancel(), actor=None)
+    audit.record("cancel", obj=instance, data={"reason": reason})
+    return instance
+
+
+# --- Timers and messages ----------------------------------------------------------------------
+
+def _pick_due(now: datetime, skip: set[int]) -> tuple[int, int] | None:
+    """(timer id, instance id) of the earliest due timer, its instance locked for this transaction.
+    On PostgreSQL an instance another worker (or an agent) holds is skipped: several workers share
+    the work without firing a timer twice. The instance is locked before its timers, as everywhere."""
+    stmt = (select(ProcessTimer.id, ProcessInstance.id)
+            .join(ProcessInstance, ProcessInstance.id == ProcessTimer.instance_id)
+            .where(ProcessTimer.due_at <= now).order_by(ProcessTimer.due_at).limit(1))
+    if skip:
+        stmt = stmt.where(ProcessTimer.id.not_in(skip))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=ProcessInstance, skip_locked=True)
+    row = session.execute(stmt).first()
+    return (row[0], row[1]) if row else None
+
+
+def fire_timer(timer_id: int, now: datetime) -> bool:
+    """Fire one due timer under its instance's lock and save; False when it is gone (fired by
+    another worker, or the process moved on). The caller commits."""
+    timer = session.get(ProcessTimer, timer_id)
+    if timer is None:
+        return False
+    instance = _locked(timer.instance_id)
+    timer = session.execute(select(ProcessTimer).where(ProcessTimer.id == timer_id)
+                            .execution_options(populate_existing=True)).scalar_one_or_none()
+    if timer is None or instance.status not in (InstanceStatus.RUNNING, InstanceStatus.WAITING):
+        return False
+    element, fired = timer.element_id, []
+    _step(instance, lambda run: fired.append(run.fire_timer(timer.task_uuid, now)), actor=None)
+    if fired and fired[0]:
+        audit.record("timer", obj=instance, data={"element": element})
+    return bool(fired and fired[0])
+
+
+def fire_due_timers(*, limit: int = 500, after_fire: Callable[[], None] | None = None) -> int:
+    """Fire the timers due now, one transaction each (a worker that dies mid-way loses only the one
+    it held, picked again by the next run). A timer that fails for another reason than its step is
+    left for the next run and skipped in this one. after_fire: a fault-injection hook, run after a
+    timer fired and before its commit."""
+    fired, skip = 0, set()
+    for _attempt in range(limit):
+        now = clock.now()
+        picked = _pick_due(now, skip)
+        if picked is None:
+            break
+        timer_id, _instance_id = picked
+        try:
+            done = fire_timer(timer_id, now)
+            if after_fire is not None:
+                after_fire()
+            session.commit()
+        except Exception:
+            session.rollback()
+            log.exception("timer %s could not fire", timer_id)
+            skip.add(timer_id)
+            continue
+        fired += done
+        if not done:
+            skip.add(timer_id)
+    return fired
+
+
+def send_message(*, instance_id: int, name: str, payload: dict | None = None, source: str | None = None) -> bool:
+    """Give a message to an instance: delivered now when a catch event waits for it, else kept and
+    delivered after a later step. True when delivered now."""
+    instance = _locked(instance_id)
+    message = ProcessMessage(instance_id=instance.id, name=name[:100], payload=payload or {},
+                             received_at=clock.now(), source=(source or "")[:100] or None)
+    session.add(message)
+    session.flush()
+    if instance.status not in (InstanceStatus.RUNNING, InstanceStatus.WAITING):
+        return False
+    _step(instance, lambda run: None, actor=None)
+    return message.delivered_at is not None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the task and instance pages show, from one load of the state: the start context, the
+    BPMN with its done, current and failed elements, and the data each ready task sees."""
+    context: dict
+    xml: str
+    done: list[str]
+    current: list[str]
+    failed: list[str]
+    task_data: dict[str, dict]
+
+
+def progress(instance: ProcessInstance) -> Progress:
+    definition = instance.definition
+    run = _load(instance)
+    snapshot = run.snapshot()
+    return Progress(context=dict(run.data.get("context") or {}), xml=definition.files.get(f"{definition.key}.bpmn", ""),
+                    done=snapshot.done, current=[t.element_id for t in snapshot.ready] + snapshot.waiting,
+                    failed=snapshot.failed, task_data={t.uuid: t.data for t in snapshot.ready})
+
+
+__all__ = ["FormInvalid", "ProcessError", "TaskGone", "start", "complete_task", "save_draft", "claim", "release",
+           "reassign", "retry", "cancel", "fire_due_timers", "fire_timer", "send_message", "progress"]

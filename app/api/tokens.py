@@ -37,6 +37,7 @@ LAST_USED_PRECISION = timedelta(minutes=1)  # at most one write a minute per tok
 API_PERMISSIONS: dict[str, object] = {
     "identify": _l("Identifier un appelant par son numéro"),
     "dossier.create": _l("Ouvrir des dossiers (actions externes : relances, demandes du SI)"),
+    "process.message": _l("Envoyer des messages aux processus des dossiers (facture payée…)"),
 }
 
 

@@ -11,6 +11,7 @@ from functools import wraps
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
+from sqlalchemy import select
 
 from app.api import tokens
 from app.audit.context import AuditContext, set_context
@@ -163,3 +164,43 @@ def create_dossier():
     db_session.commit()
     return jsonify(id=dossier.id, reference=dossier.reference, status=dossier.status, origin=dossier.origin,
                    url=url_for("dossiers.show", dossier_id=dossier.id, _external=True)), 201
+
+
+MESSAGE_NAME_MAX = 100
+PAYLOAD_MAX_KEYS = 50
+
+
+@bp.route("/dossiers/<reference>/messages", methods=["POST"])
+@require_api_permission("process.message")
+def send_process_message(reference: str):
+    """Send a message to the process running on a dossier ("facture_payee" from the billing system).
+
+    JSON body: ``name`` (the BPMN message name) and optional ``payload`` (an object of plain
+    values, given to the catch event). A dossier out of the token's territories is a 404, as a
+    missing one. 202 with ``delivered``: true when the process was waiting for it; false when it is
+    kept and will be delivered as soon as the process waits for it.
+    """
+    from app.dossiers.models import Dossier
+    from app.processes import service as processes
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return error(400, _("Le corps de la requête doit être un objet JSON."))
+    name, payload = body.get("name"), body.get("payload") or {}
+    if not isinstance(name, str) or not 0 < len(name.strip()) <= MESSAGE_NAME_MAX:
+        return error(400, _("« name » : le nom du message, %(max)d caractères au plus.", max=MESSAGE_NAME_MAX))
+    if not isinstance(payload, dict) or len(payload) > PAYLOAD_MAX_KEYS or not all(
+            isinstance(v, (str, int, float, bool, type(None))) for v in payload.values()):
+        return error(400, _("« payload » : un objet de %(max)d valeurs simples au plus.", max=PAYLOAD_MAX_KEYS))
+    dossier = db_session.execute(select(Dossier).where(
+        Dossier.reference == reference[:20],
+        Dossier.scope_clause(territory_ids_under(g.api_token.territories)))).scalar_one_or_none()
+    if dossier is None:
+        return error(404, _("Dossier inconnu ou hors du périmètre de ce jeton."))
+    instance = processes.running_on(dossier_id=dossier.id)
+    if instance is None:
+        return error(409, _("Aucun processus en cours sur ce dossier."))
+    delivered = processes.send_message(instance_id=instance.id, name=name.strip(), payload=payload,
+                                       source=f"api:{g.api_token.prefix}")
+    db_session.commit()
+    return jsonify(dossier=dossier.reference, process=instance.id, delivered=delivered,
+                   status=instance.status), 202

@@ -230,7 +230,7 @@ def prefill(schema: dict, data: Mapping[str, Any] | None) -> dict[str, Any]:
 def build(schema: dict, ui: dict | None, data: Mapping[str, Any] | None,
           errors: Mapping[str, str] | None = None) -> list[Field]:
     """The form's fields in "ui:order" order (then schema order), filled from data (the process data,
-    or the answers parsed from a post shown again), each with its error from errors."""
+    or ``posted`` text shown again with its errors, or a draft), each with its error from errors."""
     properties, data, errors = _properties(schema), data or {}, errors or {}
     required = set(schema.get("required") or [])
     order = (ui or {}).get("ui:order") or []

@@ -20,6 +20,7 @@ from tests.integration.test_contacts_dossiers import new_contact
 from tests.integration.test_contacts_hardening import _fresh_csrf
 from tests.integration.test_process_instances import (  # noqa: F401 (fixture)
     FORM,
+    GATEWAY_BODY,
     SERVICE_BODY,
     deploy,
     open_dossier,
@@ -185,3 +186,27 @@ def test_a_supervisor_reassigns_a_step_from_the_instance_page(world, client, aut
     _post(client, f"/taches/{task.id}/reaffecter", {"agent": ""}, f"/processus/{instance.id}")
     session.expire_all()
     assert session.get(ProcessTask, task.id).assignee_id is None
+
+
+def test_the_billing_system_sends_a_message_to_a_dossiers_process_within_its_territories(world, client):
+    from tests.integration.test_contact_views import _api_token
+
+    deploy("paid", GATEWAY_BODY)
+    dossier = open_dossier(world, "paid")
+    instance = processes.start(key="paid", agent=None, dossier=dossier)
+    session.commit()
+    lyon, loire = _api_token("A-LYON", permissions=("process.message",)), _api_token("A-LOIRE", permissions=(
+        "process.message",))
+    url = f"/api/v1/dossiers/{dossier.reference}/messages"
+    body = {"name": "facture_payee", "payload": {"invoice": "CW-F-1", "amount": "84.20"}}
+    assert client.post(url, headers={"Authorization": f"Bearer {loire}"}, json=body).status_code == 404
+    assert client.post(url, headers={"Authorization": f"Bearer {_api_token('A-LYON')}"}, json=body).status_code == 403
+    bad = client.post(url, headers={"Authorization": f"Bearer {lyon}"}, json={"name": "", "payload": []})
+    assert bad.status_code == 400 and "name" in bad.get_json()["error"]
+    response = client.post(url, headers={"Authorization": f"Bearer {lyon}"}, json=body)
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json()["delivered"] is True
+    session.refresh(instance)
+    assert instance.status == InstanceStatus.COMPLETED
+    again = client.post(url, headers={"Authorization": f"Bearer {lyon}"}, json=body)
+    assert again.status_code == 409

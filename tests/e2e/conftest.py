@@ -53,6 +53,9 @@ def live_server(tmp_path_factory):
         "GUICHET_INSTANCE_DIR": str(instance),
         "FLASK_APP": "app:create_app",
         "SECRET_KEY": "e2e-secret",
+        # The journeys log in a dozen times within a minute from one address (the production
+        # limit, 10 a minute, is tested in tests/integration/test_login.py).
+        "LOGIN_RATE_LIMIT": "200 per minute",
         "TZ": "UTC",
     }
     for command in (["db", "upgrade"], ["processes", "deploy"], ["seed"], ["import", str(ROOT / "tests/data/billing")],

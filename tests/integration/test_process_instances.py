@@ -578,3 +578,35 @@ def _wipe(marks: dict[str, int]) -> None:
                 target = fk.column.table.name
                 if target in marks and fk.column.name == "id":
                     connection.execute(delete(table).where(fk.parent > marks[target]))
+
+
+# --- Every shipped process, through the service -----------------------------------------------
+
+@pytest.mark.parametrize("key", sorted(p.name for p in BPMN.iterdir() if p.is_dir()))
+def test_each_shipped_process_runs_to_its_end_through_the_service(world, frozen_clock, key):
+    """Each step done by an agent of its lane (front desk or back office), with the sample answers
+    checked against its form; each timer fired by the timer job once due."""
+    from tests.unit.test_shipped_processes import ANSWERS
+
+    by_role = {"accueil": world.agent, "back_office": world.bo_lyon}
+    instance = processes.start(key=key, agent=world.agent, dossier=open_dossier(world, key))
+    session.commit()
+    steps = []
+    for _step in range(12):
+        if instance.status == InstanceStatus.COMPLETED:
+            break
+        tasks = ready_tasks(instance)
+        if tasks:
+            task = tasks[0]
+            agent = by_role[task.role_code]
+            processes.complete_task(agent=agent, task_id=task.id, answers=ANSWERS[key][task.element_id])
+            steps.append(task.element_id)
+        else:
+            timer = session.execute(select(ProcessTimer).where(ProcessTimer.instance_id == instance.id)).scalar_one()
+            timer.due_at = frozen_clock.current - timedelta(seconds=1)
+            session.commit()
+            assert processes.fire_due_timers() == 1
+            steps.append(timer.element_id)
+        session.commit()
+    assert instance.status == InstanceStatus.COMPLETED, steps
+    assert set(ANSWERS[key]) <= set(steps)

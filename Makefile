@@ -23,11 +23,9 @@ assets: node_modules/.package-lock.json
 	mkdir -p app/static/vendor
 	cp node_modules/htmx.org/dist/htmx.min.js app/static/vendor/
 	cp node_modules/@picocss/pico/css/pico.min.css app/static/vendor/
-	mkdir -p app/static/vendor/bpmn-js/bpmn-font/css app/static/vendor/bpmn-js/bpmn-font/font
+	mkdir -p app/static/vendor/bpmn-js
 	cp node_modules/bpmn-js/dist/bpmn-navigated-viewer.production.min.js node_modules/bpmn-js/dist/assets/diagram-js.css \
 	   node_modules/bpmn-js/dist/assets/bpmn-js.css app/static/vendor/bpmn-js/
-	cp node_modules/bpmn-js/dist/assets/bpmn-font/css/bpmn.css app/static/vendor/bpmn-js/bpmn-font/css/
-	cp node_modules/bpmn-js/dist/assets/bpmn-font/font/bpmn.* app/static/vendor/bpmn-js/bpmn-font/font/
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

@@ -317,6 +317,8 @@ def _workable(agent: Agent, task_id: int) -> tuple[ProcessTask, ProcessInstance]
         raise BusinessError(_("Tâche introuvable ou hors de votre périmètre."))
     instance = _locked(task.instance_id)
     session.refresh(task)
+    if task.status == TaskStatus.READY and instance.status == InstanceStatus.ERROR:
+        raise BusinessError(_("Le processus est en erreur : un superviseur doit relancer l'étape en échec."))
     if task.status != TaskStatus.READY or instance.status != InstanceStatus.RUNNING:
         raise TaskGone()
     if task.role_code is not None and task.role_code not in agent.role_codes:

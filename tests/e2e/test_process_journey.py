@@ -29,6 +29,8 @@ def test_contact_action_plan_forms_diagram_and_team_inbox(page, live_server):
     page.locator("#quick-search").press("ArrowDown")
     page.locator("#quick-search").press("Enter")
     expect(page).to_have_url(re.compile(r"/clients/\d+"))
+    expect(page.locator("#party-name")).to_have_text("Mme Zoé Quintard")
+    page.wait_for_load_state()  # the shortcuts' script is loaded
     page.keyboard.press("Alt+n")
     expect(page).to_have_url(re.compile(r"/contacts/nouveau\?"))
     page.locator("#contact-type").select_option(label="Demande d'emménagement")

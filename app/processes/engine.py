@@ -334,6 +334,21 @@ def _timer_value(task):
     return None
 
 
+def _timer_element(task) -> str:
+    """The timer's BPMN id; for an event-based gateway, the timer event among those it waits for."""
+    definition = task.task_spec.event_definition
+    if isinstance(definition, MultipleEventDefinition):
+        # The gateway holds its targets' definitions, in the order of its outgoing events.
+        targets = [child.task_spec for child in task.children]
+        for position, single in enumerate(definition.event_definitions):
+            if isinstance(single, TimerEventDefinition):
+                named = [t for t in targets if getattr(t, "bpmn_name", None) == single.name]
+                target = named[0] if len(named) == 1 else targets[position] if position < len(targets) else None
+                if target is not None and target.bpmn_id:
+                    return target.bpmn_id
+    return task.task_spec.bpmn_id or task.task_spec.name
+
+
 class Run:
     """One instance's workflow, started or loaded; step it, then ``dump`` and ``snapshot``."""
 
@@ -476,7 +491,7 @@ class Run:
                     waiting.append(element)
                 due = _due(_timer_value(task))
                 if due is not None:
-                    timers.append(Timer(uuid=str(task.id), element_id=element or spec.name, due_at=due))
+                    timers.append(Timer(uuid=str(task.id), element_id=_timer_element(task), due_at=due))
                 definition = spec.event_definition
                 for single in getattr(definition, "event_definitions", [definition]):
                     if isinstance(single, MessageEventDefinition):

@@ -466,7 +466,8 @@ def test_an_event_based_gateway_lists_its_timer_and_takes_the_message(world, fro
     deploy("gateway", GATEWAY_BODY)
     instance = processes.start(key="gateway", agent=None, dossier=open_dossier(world, "gateway"))
     timer = session.execute(select(ProcessTimer).where(ProcessTimer.instance_id == instance.id)).scalar_one()
-    assert timer.due_at is not None
+    assert timer.element_id == "late"  # the gateway's timer event, with its due time
+    assert abs(timer.due_at - (datetime.now(UTC) + timedelta(days=15))) < timedelta(minutes=5)
     assert processes.send_message(instance_id=instance.id, name="facture_payee", payload={"paid": "84.20"}) is True
     assert instance.status == InstanceStatus.COMPLETED
     assert "end_paid" in processes.progress(instance).done

@@ -24,6 +24,16 @@ def _row(page, kind: str, text: str):
     return page.locator(f"#links-{kind} li", has_text=text)
 
 
+def open_customer(page, query: str, name: str) -> None:
+    """Quick search, the first suggestion chosen with the keyboard: the customer's 360° view."""
+    page.locator("#quick-search").fill(query)
+    expect(page.locator("#quick-search-results [role=option]").first).to_contain_text(name.split(" ", 1)[1])
+    page.locator("#quick-search").press("ArrowDown")
+    page.locator("#quick-search").press("Enter")
+    expect(page).to_have_url(re.compile(r"/clients/\d+"))
+    expect(page.locator("#party-name")).to_have_text(name)
+
+
 def _swapped_in_place(page, action) -> None:
     """Do what re-renders the links panel (htmx) and wait for the new panel: the old one is marked,
     the new one is not."""
@@ -38,12 +48,7 @@ def test_contact_with_template_dossier_and_move(page, live_server):
     page.wait_for_load_state()
 
     # 1. Search → 360° view, on the water contract (the overdue one).
-    page.locator("#quick-search").fill("quintard")
-    expect(page.locator("#quick-search-results [role=option]").first).to_contain_text("Zoé Quintard")
-    page.locator("#quick-search").press("ArrowDown")
-    page.locator("#quick-search").press("Enter")
-    expect(page).to_have_url(re.compile(r"/clients/\d+"))
-    expect(page.locator("#party-name")).to_have_text("Mme Zoé Quintard")
+    open_customer(page, "quintard", "Mme Zoé Quintard")
     page.locator("#contracts a", has_text=WATER).click()
     expect(page.locator("#contracts li[aria-current=true]")).to_contain_text(WATER)
     expect(page.locator("#inform-overdue")).to_contain_text("57,30")

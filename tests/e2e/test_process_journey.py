@@ -9,6 +9,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.test_contact_journey import open_customer
 from tests.e2e.test_login_journey import SCREENSHOTS, _log_in
 
 pytestmark = pytest.mark.e2e
@@ -24,15 +25,11 @@ def test_contact_action_plan_forms_diagram_and_team_inbox(page, live_server):
     expect(page.locator("#agent-name")).to_have_text("Camille Lefèvre")
 
     # 1. A move-in request traced from the customer's 360° view.
-    page.locator("#quick-search").fill("quintard")
-    expect(page.locator("#quick-search-results [role=option]").first).to_contain_text("Zoé Quintard")
-    page.locator("#quick-search").press("ArrowDown")
-    page.locator("#quick-search").press("Enter")
-    expect(page).to_have_url(re.compile(r"/clients/\d+"))
-    expect(page.locator("#party-name")).to_have_text("Mme Zoé Quintard")
+    open_customer(page, "quintard", "Mme Zoé Quintard")
     page.wait_for_load_state()  # the shortcuts' script is loaded
     page.keyboard.press("Alt+n")
     expect(page).to_have_url(re.compile(r"/contacts/nouveau\?"))
+    page.wait_for_load_state()  # htmx is ready to re-render the links panel
     page.locator("#contact-type").select_option(label="Demande d'emménagement")
     expect(page.locator("#links-agent li", has_text="Karim Benali")).to_have_count(1)
     page.locator("#contact-notes").fill("Emménage le 1er décembre au 3 rue Neuve.")

@@ -251,6 +251,12 @@ def _registry():
 
 
 _serializer = BpmnWorkflowSerializer(_registry())
+
+
+def register_value_type(cls: type, to_dict: Callable[[object], dict], from_dict: Callable[[dict], object]) -> None:
+    """Let task data hold one of the project's own value types (a business-object reference…),
+    saved as a dict and read back as itself."""
+    _serializer.registry.register(cls, to_dict, from_dict, cls.__name__)
 # (key, content hash) → (spec, subprocess specs): a deployed version never changes.
 _spec_cache: dict[tuple[str, str], tuple] = {}
 SPEC_CACHE_SIZE = 256

@@ -23,13 +23,14 @@ from sqlalchemy.orm.exc import StaleDataError
 from app import clock
 from app.audit import service as audit
 from app.contacts.models import Contact, ContactParty, PartyLinkRole
+from app.contacts.objects import Ref
 from app.contracts.models import Contract
 from app.db import session
 from app.dossiers.models import Dossier, DossierObject, DossierParty
 from app.errors import BusinessError
 from app.parties.models import Party
 from app.processes import definitions, forms
-from app.processes.engine import ProcessError, Run, StepError, TaskNotReady
+from app.processes.engine import ProcessError, Run, StepError, TaskNotReady, register_value_type
 from app.processes.models import (
     InstanceStatus,
     ProcessInstance,
@@ -42,6 +43,9 @@ from app.security.models import Agent
 from app.security.scope import scope_condition
 
 log = logging.getLogger(__name__)
+
+# The project's value types that process data may hold, kept as themselves across saves.
+register_value_type(Ref, lambda ref: {"kind": ref.kind, "id": ref.id}, lambda d: Ref(d["kind"], int(d["id"])))
 
 READ = "party.read"
 SUPERVISE = "supervision"

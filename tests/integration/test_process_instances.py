@@ -213,15 +213,17 @@ def test_the_state_is_saved_without_the_spec_and_keeps_decimal_and_date(world):
 
 
 def test_registered_types_survive_a_save(world):
-    """Decimal and date written by a script or a service come back as themselves."""
+    """Decimal, date and the project's value types (Ref) in process data come back as themselves."""
     from types import SimpleNamespace
 
     files = {"probe.bpmn": diagram("probe", (
         '<bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>' + flow("f1", "start", "end")
         + '<bpmn:endEvent id="end"><bpmn:incoming>f1</bpmn:incoming></bpmn:endEvent>'))}
     version = SimpleNamespace(key="probe", files=files, content_hash=definitions.content_hash(files))
-    state = engine.Run.start(version, {"due": date(2026, 4, 10), "owed": Decimal("30.00")}).dump()
-    assert engine.Run.load(version, state).data == {"due": date(2026, 4, 10), "owed": Decimal("30.00")}
+    data = {"due": date(2026, 4, 10), "owed": Decimal("30.00"), "invoice": Ref("invoice", 12)}
+    state = engine.Run.start(version, data).dump()
+    assert json.loads(state)["data"]["invoice"] == {"kind": "invoice", "id": 12, "typename": "Ref"}
+    assert engine.Run.load(version, state).data == data
 
 
 def test_a_classification_may_start_its_process_when_a_dossier_opens(world):

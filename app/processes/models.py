@@ -154,7 +154,8 @@ class ProcessTask(Base):
     completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
 
     instance: Mapped[ProcessInstance] = relationship(lazy="joined")
-    assignee: Mapped[Agent | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
+    # Not joined: loading an agent reloads its roles and territories, even the logged-in one's.
+    assignee: Mapped[Agent | None] = relationship(foreign_keys=[assignee_id])
     completed_by: Mapped[Agent | None] = relationship(foreign_keys=[completed_by_id])
 
     def __str__(self) -> str:

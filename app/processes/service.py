@@ -315,8 +315,10 @@ def form_of(task: ProcessTask) -> Form:
     return Form(schema, ui)
 
 
-def _workable(agent: Agent, task_id: int) -> tuple[ProcessTask, ProcessInstance]:
-    task = get_task(agent=agent, task_id=task_id)
+def _workable(agent: Agent, task_id: int, checked: ProcessTask | None) -> tuple[ProcessTask, ProcessInstance]:
+    """The task, its instance locked, if the agent may work it now. checked: the task as the caller
+    already read it through the agent's scope in this transaction (spares a second scoped read)."""
+    task = checked if checked is not None and checked.id == task_id else get_task(agent=agent, task_id=task_id)
     if task is None:
         raise BusinessError(_("Tâche introuvable ou hors de votre périmètre."))
     instance = _locked(task.instance_id)
@@ -332,9 +334,9 @@ def _workable(agent: Agent, task_id: int) -> tuple[ProcessTask, ProcessInstance]
     return task, instance
 
 
-def complete_task(*, agent: Agent, task_id: int, answers: dict) -> ProcessTask:
+def complete_task(*, agent: Agent, task_id: int, answers: dict, checked: ProcessTask | None = None) -> ProcessTask:
     """Validate the answers against the step's form, complete the task and move the process on."""
-    task, instance = _workable(agent, task_id)
+    task, instance = _workable(agent, task_id, checked)
     form = form_of(task)
     errors = forms.validate(form.schema, form.ui, answers)
     if errors:
@@ -355,26 +357,26 @@ def complete_task(*, agent: Agent, task_id: int, answers: dict) -> ProcessTask:
     return task
 
 
-def save_draft(*, agent: Agent, task_id: int, answers: dict) -> ProcessTask:
+def save_draft(*, agent: Agent, task_id: int, answers: dict, checked: ProcessTask | None = None) -> ProcessTask:
     """Keep the answers typed so far (the posted text, unchecked) without completing; the agent
     takes the task."""
-    task, _instance = _workable(agent, task_id)
+    task, _instance = _workable(agent, task_id, checked)
     task.draft = answers
     task.assignee_id = agent.id
     session.flush()
     return task
 
 
-def claim(*, agent: Agent, task_id: int) -> ProcessTask:
-    task, _instance = _workable(agent, task_id)
+def claim(*, agent: Agent, task_id: int, checked: ProcessTask | None = None) -> ProcessTask:
+    task, _instance = _workable(agent, task_id, checked)
     task.assignee_id = agent.id
     session.flush()
     audit.record("claim_task", obj=task.instance, data={"task": task.element_id})
     return task
 
 
-def release(*, agent: Agent, task_id: int) -> ProcessTask:
-    task, _instance = _workable(agent, task_id)
+def release(*, agent: Agent, task_id: int, checked: ProcessTask | None = None) -> ProcessTask:
+    task, _instance = _workable(agent, task_id, checked)
     task.assignee_id = None
     session.flush()
     audit.record("release_task", obj=task.instance, data={"task": task.element_id})

@@ -168,13 +168,14 @@ def act(task_id: int):
     try:
         if action == "complete":
             answers = forms.parse(form.schema, form.ui, request.form)
-            service.complete_task(agent=current_user, task_id=task_id, answers=answers)
+            service.complete_task(agent=current_user, task_id=task_id, answers=answers, checked=task)
         elif action == "draft":
-            service.save_draft(agent=current_user, task_id=task_id, answers=forms.posted(form.schema, request.form))
+            service.save_draft(agent=current_user, task_id=task_id, answers=forms.posted(form.schema, request.form),
+                               checked=task)
         elif action == "claim":
-            service.claim(agent=current_user, task_id=task_id)
+            service.claim(agent=current_user, task_id=task_id, checked=task)
         elif action == "release":
-            service.release(agent=current_user, task_id=task_id)
+            service.release(agent=current_user, task_id=task_id, checked=task)
         else:
             abort(400)
     except service.FormInvalid as exc:

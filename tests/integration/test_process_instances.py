@@ -588,28 +588,96 @@ def _wipe(marks: dict[str, int]) -> None:
 @pytest.mark.parametrize("key", sorted(p.name for p in BPMN.iterdir() if p.is_dir()))
 def test_each_shipped_process_runs_to_its_end_through_the_service(world, frozen_clock, key):
     """Each step done by an agent of its lane (front desk or back office), with the sample answers
-    checked against its form; each timer fired by the timer job once due."""
-    from tests.unit.test_shipped_processes import ANSWERS
+    checked against its form; each timer fired by the timer job once due, before the ready steps
+    beside it (a reminder on a step opens its own branch), so that every sample answer is used."""
+    from tests.unit.test_shipped_processes import ANSWERS, TIMERS
 
     by_role = {"accueil": world.agent, "back_office": world.bo_lyon}
     instance = processes.start(key=key, agent=world.agent, dossier=open_dossier(world, key))
     session.commit()
-    steps = []
-    for _step in range(12):
+    completed, fired = [], []
+    for _step in range(16):
         if instance.status == InstanceStatus.COMPLETED:
             break
+        timers = session.execute(select(ProcessTimer).where(ProcessTimer.instance_id == instance.id)
+                                 .order_by(ProcessTimer.due_at, ProcessTimer.id)).scalars().all()
         tasks = ready_tasks(instance)
-        if tasks:
-            task = tasks[0]
-            agent = by_role[task.role_code]
-            processes.complete_task(agent=agent, task_id=task.id, answers=ANSWERS[key][task.element_id])
-            steps.append(task.element_id)
-        else:
-            timer = session.execute(select(ProcessTimer).where(ProcessTimer.instance_id == instance.id)).scalar_one()
+        assert timers or tasks, f"{key} waits for nothing after {completed + fired}"
+        if timers:
+            timer = timers[0]
             timer.due_at = frozen_clock.current - timedelta(seconds=1)
             session.commit()
             assert processes.fire_due_timers() == 1
-            steps.append(timer.element_id)
+            fired.append(timer.element_id)
+        else:
+            task = tasks[0]
+            agent = by_role[task.role_code]
+            processes.complete_task(agent=agent, task_id=task.id, answers=ANSWERS[key][task.element_id])
+            completed.append(task.element_id)
         session.commit()
-    assert instance.status == InstanceStatus.COMPLETED, steps
-    assert set(ANSWERS[key]) <= set(steps)
+    assert instance.status == InstanceStatus.COMPLETED, completed + fired
+    assert sorted(completed) == sorted(ANSWERS[key])
+    assert sorted(fired) == sorted(TIMERS.get(key, {}))
+    assert session.execute(select(func.count()).select_from(ProcessTimer).where(
+        ProcessTimer.instance_id == instance.id)).scalar_one() == 0
+
+
+def test_a_payment_message_ends_the_relaunch_while_it_waits(world):
+    instance = processes.start(key="unpaid_relaunch", agent=None, dossier=open_dossier(world, "unpaid_relaunch"))
+    session.commit()
+    assert instance.status == InstanceStatus.WAITING
+    timer = session.execute(select(ProcessTimer).where(ProcessTimer.instance_id == instance.id)).scalar_one()
+    assert timer.element_id == "wait_first"
+    assert processes.send_message(instance_id=instance.id, name="facture_payee",
+                                  payload={"invoice": "F-2026-0042"}) is True
+    session.commit()
+    assert instance.status == InstanceStatus.COMPLETED and instance.ended_at is not None
+    done = processes.progress(instance).done
+    assert "end_paid" in done and "collect" not in done
+    assert ready_tasks(instance) == []
+    assert session.execute(select(func.count()).select_from(ProcessTimer).where(
+        ProcessTimer.instance_id == instance.id)).scalar_one() == 0
+
+
+def test_the_reminder_fires_beside_the_signature_and_the_signature_cancels_it(world, frozen_clock):
+    from tests.unit.test_shipped_processes import ANSWERS
+
+    answers = ANSWERS["payment_difficulty"]
+
+    def waiting_for_signature() -> ProcessInstance:
+        instance = processes.start(key="payment_difficulty", agent=world.agent,
+                                   dossier=open_dossier(world, "payment_difficulty"))
+        processes.complete_task(agent=world.agent, task_id=the_task(instance).id, answers=answers["study"])
+        session.commit()
+        return instance
+
+    def timers(instance) -> list[ProcessTimer]:
+        return list(session.execute(select(ProcessTimer).where(ProcessTimer.instance_id == instance.id)).scalars())
+
+    instance = waiting_for_signature()
+    sign = the_task(instance)
+    assert (sign.element_id, sign.role_code) == ("sign", "back_office")
+    [reminder] = timers(instance)
+    assert reminder.element_id == "sign_reminder"
+    assert abs(reminder.due_at - (datetime.now(UTC) + timedelta(days=7))) < timedelta(minutes=5)
+    reminder.due_at = frozen_clock.current - timedelta(seconds=1)  # a week without an answer
+    session.commit()
+    assert processes.fire_due_timers() == 1
+    tasks = {t.element_id: t for t in ready_tasks(instance)}
+    assert set(tasks) == {"sign", "remind"} and tasks["sign"].id == sign.id  # the signature still waits
+    remind = tasks["remind"]
+    assert (remind.role_code, remind.form) == ("back_office", "remind.schema.json") and remind.instructions
+    assert instance.status == InstanceStatus.RUNNING and timers(instance) == []
+    processes.complete_task(agent=world.bo_lyon, task_id=remind.id, answers=answers["remind"])
+    session.commit()
+    assert the_task(instance).id == sign.id
+    assert "end_reminded" in processes.progress(instance).done
+
+    # Signed before the week is out: the reminder is dropped, the first instalment awaited.
+    other = waiting_for_signature()
+    assert [t.element_id for t in timers(other)] == ["sign_reminder"]
+    processes.complete_task(agent=world.bo_lyon, task_id=the_task(other).id, answers=answers["sign"])
+    session.commit()
+    assert [t.element_id for t in timers(other)] == ["wait_first"]
+    assert ready_tasks(other) == [] and other.status == InstanceStatus.WAITING
+    assert processes.fire_due_timers() == 0

@@ -24,6 +24,7 @@ EXPECTED_WIDGETS = {  # "process/form" → field → widget
     "move_out/leave": {"move_out_on": "date", "new_address": "text"},
     "move_out/meter": {"index_value": "integer", "source": "select"},
     "payment_difficulty/check": {"paid": "checkbox", "comment": "text"},
+    "payment_difficulty/remind": {"reached": "checkbox", "channel": "radio", "note": "textarea"},
     "payment_difficulty/sign": {"accepted": "checkbox", "accepted_on": "date"},
     "payment_difficulty/study": {"situation": "text", "fsl": "checkbox", "instalments": "integer",
                                  "first_due_on": "date"},

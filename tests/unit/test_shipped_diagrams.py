@@ -32,7 +32,8 @@ LANES = {  # process → user task → the role its lane names (who is offered t
     "information_request": {"answer": "accueil"},
     "move_in": {"identity": "accueil", "meter": "accueil", "contract": "back_office"},
     "move_out": {"leave": "accueil", "meter": "back_office"},
-    "payment_difficulty": {"study": "accueil", "sign": "back_office", "check": "back_office"},
+    "payment_difficulty": {"study": "accueil", "sign": "back_office", "remind": "back_office",
+                           "check": "back_office"},
     "reading_dispute": {"record": "accueil", "conclude": "back_office"},
     "unpaid_relaunch": {"collect": "back_office"},
 }

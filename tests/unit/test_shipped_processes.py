@@ -1,6 +1,8 @@
 """Each shipped process runs, in memory, through its forms: every user task's form accepts the
 sample answers given here (validated against its JSON Schema), and a process with a timer waits on
-it with the due time its expression gives."""
+it with the due time its expression gives. A timer that waits beside a ready task (a boundary
+reminder) is fired first, so that the branch it opens is walked too; the paths a message takes
+(an invoice paid while the relaunch waits) and a reminder cancelled by its task are walked apart."""
 from __future__ import annotations
 
 import json
@@ -13,7 +15,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
 from app.processes.definitions import read_folder
-from app.processes.engine import check
+from app.processes.engine import Run, check
 
 BPMN = Path(__file__).resolve().parents[2] / "bpmn"
 ANSWERS = {  # process → user task → what an agent fills in
@@ -21,6 +23,7 @@ ANSWERS = {  # process → user task → what an agent fills in
     "payment_difficulty": {
         "study": {"situation": "Perte d'emploi", "fsl": True, "instalments": 6, "first_due_on": "2026-12-15"},
         "sign": {"accepted": True, "accepted_on": "2026-11-30"},
+        "remind": {"reached": True, "channel": "phone", "note": "Le client signe cette semaine."},
         "check": {"paid": True},
     },
     "reading_dispute": {
@@ -39,40 +42,110 @@ ANSWERS = {  # process → user task → what an agent fills in
     "unpaid_relaunch": {"collect": {"outcome": "échéancier"}},
 }
 TIMERS = {  # process → timer → the wait it must announce, in days
-    "payment_difficulty": {"wait_first": 30}, "reading_dispute": {"wait_visit": 10},
+    "payment_difficulty": {"sign_reminder": 7, "wait_first": 30}, "reading_dispute": {"wait_visit": 10},
     "unpaid_relaunch": {"wait_first": 15, "wait_second": 15},
 }
+
+
+def _start(key: str) -> tuple[dict[str, str], BpmnWorkflow, Run]:
+    files = read_folder(BPMN / key)
+    workflow = BpmnWorkflow(check(key, files).spec)
+    workflow.do_engine_steps()
+    return files, workflow, Run(workflow)
+
+
+def _complete(key: str, files: dict[str, str], task) -> None:
+    form = task.task_spec.extensions["properties"]["formJsonSchemaFilename"]
+    answer = ANSWERS[key][task.task_spec.bpmn_id]
+    Draft202012Validator(json.loads(files[form]), format_checker=FormatChecker()).validate(answer)
+    task.data.update(answer)
+    task.run()
+
+
+def _ready(workflow: BpmnWorkflow) -> dict[str, object]:
+    return {t.task_spec.bpmn_id: t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
+
+
+def _timers(run: Run) -> dict[str, object]:
+    """The waiting timers by element id (for an event-based gateway, its timer event's id)."""
+    return {timer.element_id: timer for timer in run.snapshot().timers}
+
+
+def _fire(key: str, run: Run, timer) -> None:
+    """Check the due time the engine froze, then let time pass and fire the timer."""
+    expected = datetime.now(UTC) + timedelta(days=TIMERS[key][timer.element_id])
+    assert abs(timer.due_at - expected) < timedelta(minutes=5), (timer.element_id, timer.due_at)
+    assert run.fire_timer(timer.uuid, datetime.now(UTC)), timer.element_id
 
 
 @pytest.mark.parametrize("key", sorted(p.name for p in BPMN.iterdir() if p.is_dir()))
 def test_each_shipped_process_runs_through_its_forms(key):
     assert key in ANSWERS, f"add sample answers for {key}"
-    files = read_folder(BPMN / key)
-    workflow = BpmnWorkflow(check(key, files).spec)
-    workflow.do_engine_steps()
+    files, workflow, run = _start(key)
     done = []
     for _step in range(20):
+        timers = run.snapshot().timers
         ready = workflow.get_tasks(state=TaskState.READY, manual=True)
-        if ready:
-            task = ready[0]
-            form = task.task_spec.extensions["properties"]["formJsonSchemaFilename"]
-            answer = ANSWERS[key][task.task_spec.bpmn_id]
-            Draft202012Validator(json.loads(files[form]), format_checker=FormatChecker()).validate(answer)
-            task.data.update(answer)
-            task.run()
+        if timers:  # a timer first, even beside a ready task: a boundary timer opens its branch
+            _fire(key, run, timers[0])
+            done.append(timers[0].element_id)
+        elif ready:
+            _complete(key, files, ready[0])
+            done.append(ready[0].task_spec.bpmn_id)
+            workflow.do_engine_steps()
         else:
-            waiting = [t for t in workflow.get_tasks(state=TaskState.WAITING)
-                       if t.task_spec.bpmn_id in TIMERS.get(key, {})]
-            if not waiting:
-                break
-            task = waiting[0]
-            due = datetime.fromisoformat(workflow.waiting_events()[0].value)
-            expected = datetime.now(UTC) + timedelta(days=TIMERS[key][task.task_spec.bpmn_id])
-            assert abs(due - expected) < timedelta(minutes=5), (task.task_spec.bpmn_id, due)
-            # Time passes: the due time (frozen when the timer was reached) is now behind us.
-            task.internal_data["event_value"] = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
-            workflow.refresh_timers()
-        done.append(task.task_spec.bpmn_id)
-        workflow.do_engine_steps()
+            break
     assert workflow.completed, f"{key} stopped after {done}"
     assert set(ANSWERS[key]) | set(TIMERS.get(key, {})) == set(done)
+
+
+def test_the_reminder_waits_beside_the_signature_and_both_branches_end():
+    files, workflow, run = _start("payment_difficulty")
+    _complete("payment_difficulty", files, _ready(workflow)["study"])
+    workflow.do_engine_steps()
+    assert set(_ready(workflow)) == {"sign"} and set(_timers(run)) == {"sign_reminder"}
+    _fire("payment_difficulty", run, _timers(run)["sign_reminder"])
+    # Non-interrupting: the signature still waits, the reminder is offered beside it.
+    assert set(_ready(workflow)) == {"sign", "remind"} and not _timers(run)
+    remind = _ready(workflow)["remind"]
+    assert remind.task_spec.lane == "back_office"
+    assert remind.task_spec.extensions["instructionsForEndUser"]
+    _complete("payment_difficulty", files, remind)
+    workflow.do_engine_steps()
+    assert not workflow.completed and set(_ready(workflow)) == {"sign"}
+    _complete("payment_difficulty", files, _ready(workflow)["sign"])
+    workflow.do_engine_steps()
+    _fire("payment_difficulty", run, _timers(run)["wait_first"])
+    _complete("payment_difficulty", files, _ready(workflow)["check"])
+    workflow.do_engine_steps()
+    assert workflow.completed
+    assert {"end_reminded", "end"} <= set(run.snapshot().done)
+
+
+def test_signing_before_the_reminder_cancels_it():
+    files, workflow, run = _start("payment_difficulty")
+    _complete("payment_difficulty", files, _ready(workflow)["study"])
+    workflow.do_engine_steps()
+    _complete("payment_difficulty", files, _ready(workflow)["sign"])
+    workflow.do_engine_steps()
+    assert set(_timers(run)) == {"wait_first"} and not _ready(workflow)
+    _fire("payment_difficulty", run, _timers(run)["wait_first"])
+    _complete("payment_difficulty", files, _ready(workflow)["check"])
+    workflow.do_engine_steps()
+    assert workflow.completed
+    done = set(run.snapshot().done)
+    assert "end" in done and not {"remind", "end_reminded"} & done
+
+
+@pytest.mark.parametrize("timers_first, end", [(0, "end_paid"), (1, "end_paid_second")])
+def test_the_relaunch_ends_when_the_invoice_is_paid_while_it_waits(timers_first, end):
+    _files, workflow, run = _start("unpaid_relaunch")
+    for _timer in range(timers_first):
+        _fire("unpaid_relaunch", run, next(iter(_timers(run).values())))
+    snapshot = run.snapshot()
+    assert [t.element_id for t in snapshot.timers] == [["wait_first", "wait_second"][timers_first]]
+    assert snapshot.messages == ["facture_payee"]
+    assert run.deliver("facture_payee", {"invoice": "F-2026-0042"})
+    snapshot = run.snapshot()
+    assert workflow.completed and not snapshot.timers and not snapshot.ready
+    assert end in snapshot.done and "collect" not in snapshot.done

@@ -24,7 +24,7 @@ assets: node_modules/.package-lock.json
 	cp node_modules/htmx.org/dist/htmx.min.js app/static/vendor/
 	cp node_modules/@picocss/pico/css/pico.min.css app/static/vendor/
 	mkdir -p app/static/vendor/bpmn-js
-	cp node_modules/bpmn-js/dist/bpmn-navigated-viewer.production.min.js node_modules/bpmn-js/dist/assets/diagram-js.css \
+	cp node_modules/bpmn-js/dist/bpmn-viewer.production.min.js node_modules/bpmn-js/dist/assets/diagram-js.css \
 	   node_modules/bpmn-js/dist/assets/bpmn-js.css app/static/vendor/bpmn-js/
 
 node_modules/.package-lock.json: package.json package-lock.json

@@ -409,7 +409,7 @@ class Elements:
     parties: list = field(default_factory=list)
     agents: list = field(default_factory=list)
     objects: list[LinkedObject] = field(default_factory=list)
-    process_steps: list = field(default_factory=list)  # the user tasks of its processes, newest first
+    process_steps: list = field(default_factory=list)  # the user tasks of its processes, in order
     processes: list = field(default_factory=list)  # its process instances, newest first
 
 
@@ -430,7 +430,7 @@ def elements(*, agent: Agent, dossier: Dossier) -> Elements:
     instances = session.execute(select(ProcessInstance).where(ProcessInstance.dossier_id == dossier.id)
                                 .order_by(ProcessInstance.id.desc())).scalars().all()
     steps = session.execute(select(ProcessTask).where(ProcessTask.instance_id.in_([i.id for i in instances]))
-                            .order_by(ProcessTask.id.desc())).scalars().all() if instances else []
+                            .order_by(ProcessTask.id)).scalars().all() if instances else []
     return Elements(
         processes=list(instances), process_steps=list(steps),
         contacts=list(contacts),

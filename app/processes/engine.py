@@ -399,6 +399,10 @@ class Run:
         except SpiffWorkflowException as exc:
             raise StepError("?", str(exc)) from exc
 
+    def data_of(self, uuid: str) -> dict:
+        """The data a task holds (for a completed user task: what was answered), {} if unknown."""
+        return dict(self.workflow.get_task_from_id(UUID(uuid)).data) if self._known(uuid) else {}
+
     def _ready_task(self, uuid: str):
         try:
             task = self.workflow.get_task_from_id(UUID(uuid))

@@ -30,6 +30,8 @@ FIELD_PREFIX = "f-"  # posted names: "f-answer", apart from the page's own csrf_
 WIDGETS = ("text", "textarea", "number", "integer", "amount", "checkbox", "select", "radio", "date", "email", "tel")
 SCALARS = ("string", "integer", "number", "boolean")
 CENT = Decimal("0.01")
+MAX_DIGITS = 15  # a meter index, a count or an amount in cents has fewer
+POSTED_MAX = 10_000  # characters kept of a posted field without maxLength (drafts, forms shown again)
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 _FRENCH_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 _SEPARATORS = dict.fromkeys(map(ord, " \u00a0\u202f"), None)  # thousands separators, typed or pasted
@@ -196,9 +198,12 @@ def _checked(value: Any) -> bool:
 
 
 def _number(text: str) -> Decimal | None:
-    """"1 234,50" or "1234.5" as a Decimal; None when it is no plain decimal number."""
+    """"1 234,50" or "1234.5" as a Decimal; None when it is no plain decimal number, or a longer one
+    than any index or amount (MAX_DIGITS): the type error says so, nothing huge reaches the engine."""
     plain = text.translate(_SEPARATORS).replace(",", ".")
-    return Decimal(plain) if _NUMBER.fullmatch(plain) else None
+    if not _NUMBER.fullmatch(plain) or sum(c.isdigit() for c in plain) > MAX_DIGITS:
+        return None
+    return Decimal(plain)
 
 
 def _value(text: str, prop: dict, ui: dict, widget: str) -> Any:
@@ -266,7 +271,7 @@ def posted(schema: dict, form: Mapping[str, str]) -> dict[str, str | bool]:
         if _type(prop) == "boolean":
             values[name] = _checked(raw)
         elif raw is not None:
-            values[name] = _clean(raw)
+            values[name] = _clean(raw)[:prop.get("maxLength") or POSTED_MAX]
     return values
 
 
@@ -355,7 +360,8 @@ MESSAGES = {  # keyword → message from the keyword's value
     "pattern": lambda v: _("Le format n'est pas valide."),
     "format": _format_message,
     "enum": lambda v: _("Choisissez une des valeurs proposées."),
-    "const": lambda v: _("Choisissez une des valeurs proposées."),
+    "const": lambda v: (_("Cochez cette case pour continuer.") if v is True
+                        else _("Choisissez une des valeurs proposées.")),
     "oneOf": lambda v: _("Choisissez une des valeurs proposées."),
 }
 

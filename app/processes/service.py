@@ -14,8 +14,9 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
+from flask_babel import format_date
 from flask_babel import gettext as _
 from sqlalchemy import delete, select
 from sqlalchemy.orm.exc import StaleDataError
@@ -39,7 +40,7 @@ from app.processes.models import (
     ProcessTimer,
     TaskStatus,
 )
-from app.security.models import Agent
+from app.security.models import Agent, Role
 from app.security.scope import scope_condition
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,11 @@ def tasks_of(instance: ProcessInstance) -> list[ProcessTask]:
     return list(session.execute(stmt).scalars())
 
 
+def role_label(code: str) -> str:
+    """A lane's role as agents know it ("Agent de back-office"), or its code if no such role exists."""
+    return session.execute(select(Role.label).where(Role.code == code)).scalar_one_or_none() or code
+
+
 def may_work(agent: Agent, task: ProcessTask) -> bool:
     """Whether the agent may claim and complete the task: it is ready, offered to one of the
     agent's roles (or to anyone, without a lane), not held by a colleague."""
@@ -141,12 +147,18 @@ def _context(*, dossier: Dossier | None, contact: Contact | None, agent: Agent |
 
 def running_on(*, dossier_id: int | None = None, contact_id: int | None = None) -> ProcessInstance | None:
     """The active instance on this dossier (or on this contact, outside any dossier), if any."""
-    stmt = select(ProcessInstance).where(ProcessInstance.status.in_(InstanceStatus.ACTIVE))
+    found = last_on(dossier_id=dossier_id, contact_id=contact_id)
+    return found if found is not None and found.is_active else None
+
+
+def last_on(*, dossier_id: int | None = None, contact_id: int | None = None) -> ProcessInstance | None:
+    """The latest instance on this dossier (or contact, outside any dossier) that was not cancelled."""
+    stmt = select(ProcessInstance).where(ProcessInstance.status != InstanceStatus.CANCELLED)
     if dossier_id is not None:
         stmt = stmt.where(ProcessInstance.dossier_id == dossier_id)
     else:
         stmt = stmt.where(ProcessInstance.contact_id == contact_id, ProcessInstance.dossier_id.is_(None))
-    return session.execute(stmt.limit(1)).scalar_one_or_none()
+    return session.execute(stmt.order_by(ProcessInstance.id.desc()).limit(1)).scalar_one_or_none()
 
 
 def start(*, key: str, agent: Agent | None, dossier: Dossier | None = None,
@@ -160,9 +172,11 @@ def start(*, key: str, agent: Agent | None, dossier: Dossier | None = None,
     if definition is None:
         raise BusinessError(_("Le processus « %(key)s » n'est pas déployé.", key=key))
     _lock_owner(dossier or contact)
-    running = running_on(dossier_id=dossier.id if dossier else None, contact_id=contact.id if contact else None)
-    if running is not None:
-        raise BusinessError(_("Un processus est déjà en cours ici (n° %(id)s).", id=running.id))
+    previous = last_on(dossier_id=dossier.id if dossier else None, contact_id=contact.id if contact else None)
+    if previous is not None and previous.is_active:
+        raise BusinessError(_("Un processus est déjà en cours ici (n° %(id)s).", id=previous.id))
+    if previous is not None:  # completed: it is not run twice; a cancelled one may be started again
+        raise BusinessError(_("Le processus a déjà été mené ici (n° %(id)s).", id=previous.id))
     now = clock.now()
     instance = ProcessInstance(definition=definition, dossier_id=dossier.id if dossier else None,
                                contact_id=contact.id if contact else None, status=InstanceStatus.RUNNING,
@@ -328,7 +342,7 @@ def _workable(agent: Agent, task_id: int, checked: ProcessTask | None) -> tuple[
     if task.status != TaskStatus.READY or instance.status != InstanceStatus.RUNNING:
         raise TaskGone()
     if task.role_code is not None and task.role_code not in agent.role_codes:
-        raise BusinessError(_("Cette tâche est réservée au rôle « %(role)s ».", role=task.role_code))
+        raise BusinessError(_("Cette tâche est réservée au rôle « %(role)s ».", role=role_label(task.role_code)))
     if task.assignee_id not in (None, agent.id):
         raise BusinessError(_("Cette tâche est prise par %(name)s.", name=task.assignee.full_name))
     return task, instance
@@ -409,7 +423,7 @@ def reassign(*, agent: Agent, task_id: int, to_agent_id: int | None) -> ProcessT
             raise BusinessError(_("Agent introuvable ou inactif."))
         if task.role_code is not None and task.role_code not in target.role_codes:
             raise BusinessError(_("%(name)s n'a pas le rôle « %(role)s » de cette tâche.", name=target.full_name,
-                                  role=task.role_code))
+                                  role=role_label(task.role_code)))
         if get_task(agent=target, task_id=task.id) is None:
             raise BusinessError(_("Ce dossier est hors du périmètre de %(name)s.", name=target.full_name))
     task.assignee_id = target.id if target else None
@@ -524,22 +538,46 @@ def send_message(*, instance_id: int, name: str, payload: dict | None = None, so
 @dataclass(frozen=True)
 class Progress:
     """What the task and instance pages show, from one load of the state: the start context, the
-    BPMN with its done, current and failed elements, and the data each ready task sees."""
+    BPMN with its done, current and failed elements, the data each ready task sees (to pre-fill its
+    form) and the answers of the completed steps."""
     context: dict
     xml: str
     done: list[str]
     current: list[str]
     failed: list[str]
     task_data: dict[str, dict]
+    answers: list[tuple[ProcessTask, list[tuple[str, str]]]]  # completed step → (field label, value shown)
 
 
 def progress(instance: ProcessInstance) -> Progress:
     definition = instance.definition
     run = _load(instance)
     snapshot = run.snapshot()
+    answered = [t for t in tasks_of(instance) if t.status == TaskStatus.COMPLETED]
     return Progress(context=dict(run.data.get("context") or {}), xml=definition.files.get(f"{definition.key}.bpmn", ""),
                     done=snapshot.done, current=[t.element_id for t in snapshot.ready] + snapshot.waiting,
-                    failed=snapshot.failed, task_data={t.uuid: t.data for t in snapshot.ready})
+                    failed=snapshot.failed, task_data={t.uuid: t.data for t in snapshot.ready},
+                    answers=[(t, _shown(t, run.data_of(t.task_uuid))) for t in answered])
+
+
+def _shown(task: ProcessTask, data: dict) -> list[tuple[str, str]]:
+    """A completed step's answers as its form labels them: choices by their label, booleans as yes/no."""
+    form = form_of(task)
+    shown = []
+    for field in forms.build(form.schema, form.ui, forms.prefill(form.schema, data)):
+        if field.name not in data:
+            continue
+        if field.widget == "checkbox":
+            value = _("Oui") if field.value else _("Non")
+        elif field.widget == "date" and field.value:
+            try:
+                value = format_date(date.fromisoformat(field.value), "long")
+            except ValueError:
+                value = field.value
+        else:
+            value = dict(field.options).get(field.value, field.value)
+        shown.append((field.label, value))
+    return shown
 
 
 __all__ = ["FormInvalid", "ProcessError", "TaskGone", "start", "complete_task", "save_draft", "claim", "release",

@@ -64,7 +64,7 @@ def action_plan(contact_id: int):
                                                               dossier_type_id=contact_type.dossier_type_id)
             except dossier_service.DossierExists as exc:
                 dossier = exc.dossier
-            instance = service.running_on(dossier_id=dossier.id) or service.start(
+            instance = service.last_on(dossier_id=dossier.id) or service.start(
                 key=dossier.dossier_type.process_key, agent=current_user, dossier=dossier)
         else:
             raise BusinessError(_("Ce type de contact n'a pas de plan d'action."))
@@ -121,7 +121,7 @@ def inbox():
     stmt = stmt.order_by(ProcessTask.due_at.is_(None), ProcessTask.due_at, ProcessTask.id).limit(PAGE_SIZE + 1)
     tasks = list(db_session.execute(stmt).scalars())
     keys = db_session.execute(select(ProcessDefinition.key, ProcessDefinition.name)
-                              .distinct().order_by(ProcessDefinition.key)).all()
+                              .distinct().order_by(ProcessDefinition.name)).all()
     return render_template("processes/inbox.html", tasks=tasks[:PAGE_SIZE], more=len(tasks) > PAGE_SIZE, view=view,
                            key=key, late=late, keys=dict(keys), now=now, role_labels=_role_labels())
 
@@ -146,7 +146,7 @@ def _render_task(task: ProcessTask, *, values: dict | None = None, errors: dict 
     if values is None:
         values = task.draft if task.draft is not None else progress.task_data.get(task.task_uuid, {})
     fields = forms.build(form.schema, form.ui, values, errors or {})
-    return render_template("processes/task.html", task=task, instance=instance, fields=fields,
+    return render_template("processes/task.html", task=task, instance=instance, fields=fields, now=clock.now(),
                            title=form.schema.get("title"), errors=errors or {}, progress=progress,
                            may_work=service.may_work(current_user, task), role_labels=_role_labels()), status
 
@@ -189,8 +189,8 @@ def act(task_id: int):
     if action == "complete":
         flash(_("Étape « %(name)s » terminée.", name=task.name), "success")
         return redirect(_first_task_url(task.instance), 303)
-    messages = {"draft": _("Brouillon enregistré."), "claim": _("Vous avez pris la tâche."),
-                "release": _("Tâche rendue à l'équipe.")}
+    messages = {"draft": _("Brouillon enregistré ; la tâche vous est attribuée."),
+                "claim": _("Vous avez pris la tâche."), "release": _("Tâche rendue à l'équipe.")}
     flash(messages[action], "success")
     return redirect(here if action != "release" else url_for("processes.inbox", vue="equipe"), 303)
 

@@ -249,11 +249,25 @@ def test_a_process_not_deployed_refuses_the_dossier_that_would_start_it(world):
     assert session.execute(select(func.count()).select_from(ProcessInstance)).scalar_one() == before
 
 
-def test_one_active_process_at_a_time_on_a_dossier(world):
+def test_one_process_on_a_dossier_started_again_only_after_a_cancellation(world):
     dossier = open_dossier(world, "move_in")
-    processes.start(key="move_in", agent=world.agent, dossier=dossier)
+    first = processes.start(key="move_in", agent=world.agent, dossier=dossier)
     with pytest.raises(BusinessError, match="déjà en cours"):
         processes.start(key="move_in", agent=world.agent, dossier=dossier)
+    processes.cancel(agent=world.supervisor, instance_id=first.id, reason="Mauvais dossier")
+    second = processes.start(key="move_in", agent=world.agent, dossier=dossier)
+    assert processes.last_on(dossier_id=dossier.id) == second
+
+
+def test_a_completed_process_is_not_run_twice(world):
+    from tests.integration.test_contacts_dossiers import new_contact
+
+    contact = new_contact(world)
+    done = processes.start(key="information_request", agent=world.agent, contact=contact)
+    processes.complete_task(agent=world.agent, task_id=the_task(done).id, answers={"answer": "Horaires donnés"})
+    assert done.status == InstanceStatus.COMPLETED
+    with pytest.raises(BusinessError, match=f"déjà été mené ici \\(n° {done.id}\\)"):
+        processes.start(key="information_request", agent=world.agent, contact=contact)
 
 
 def test_a_contact_process_runs_on_the_contact_and_closes_at_once(world):
@@ -423,7 +437,7 @@ def test_a_supervisor_reassigns_to_an_agent_of_the_role_within_the_territory(wor
     processes.complete_task(agent=world.agent, task_id=the_task(instance).id, answers=IDENTITY)
     processes.complete_task(agent=world.agent, task_id=the_task(instance).id, answers=METER)
     task = the_task(instance)
-    with pytest.raises(BusinessError, match="n'a pas le rôle"):
+    with pytest.raises(BusinessError, match="n'a pas le rôle « Back Office »"):  # the role's label, not its code
         processes.reassign(agent=world.supervisor, task_id=task.id, to_agent_id=world.agent.id)
     with pytest.raises(BusinessError, match="hors du périmètre"):
         processes.reassign(agent=world.supervisor, task_id=task.id, to_agent_id=world.bo_loire.id)

@@ -104,6 +104,10 @@ def test_completing_steps_goes_on_to_the_next_one_and_a_draft_is_kept(world, cli
     assert following.element_id == "meter" and done.headers["Location"].endswith(f"/taches/{following.id}")
     page = client.get(f"/taches/{following.id}").get_data(as_text=True)
     assert re.search(r'data-done="[^"]*identity', page)
+    # What the first step answered, as its form labels it, for whoever does the next ones.
+    answers = page[page.index('id="process-answers"'):]
+    assert "Pièce d&#39;identité vérifiée</dt><dd>Oui" in answers and "helene@example.fr" in answers
+    assert "1 avril 2026" in answers
 
 
 def test_inboxes_list_mine_and_my_teams_within_my_territories(world, client, auth):

@@ -19,18 +19,19 @@ SCHEMAS = sorted(BPMN.glob("*/*.schema.json"))
 EXPECTED_WIDGETS = {  # "process/form" → field → widget
     "information_request/answer": {"answer": "textarea", "satisfied": "checkbox"},
     "move_in/contract": {"offer": "text", "payment_method": "select", "iban": "text"},
-    "move_in/identity": {"identity_checked": "checkbox", "move_in_on": "date", "phone": "text", "email": "email"},
+    "move_in/identity": {"identity_checked": "checkbox", "move_in_on": "date", "phone": "tel", "email": "email"},
     "move_in/meter": {"index_value": "integer", "source": "select"},
     "move_out/leave": {"move_out_on": "date", "new_address": "text"},
     "move_out/meter": {"index_value": "integer", "source": "select"},
-    "payment_difficulty/check": {"paid": "checkbox", "comment": "text"},
+    "payment_difficulty/check": {"paid": "checkbox", "comment": "textarea"},
     "payment_difficulty/remind": {"reached": "checkbox", "channel": "radio", "note": "textarea"},
     "payment_difficulty/sign": {"accepted": "checkbox", "accepted_on": "date"},
-    "payment_difficulty/study": {"situation": "text", "fsl": "checkbox", "instalments": "integer",
+    "payment_difficulty/study": {"situation": "textarea", "fsl": "checkbox", "instalments": "integer",
                                  "first_due_on": "date"},
-    "reading_dispute/conclude": {"decision": "select", "corrected_index": "integer"},
-    "reading_dispute/record": {"claimed_index": "integer", "reason": "select", "details": "text"},
-    "unpaid_relaunch/collect": {"outcome": "select", "comment": "text"},
+    "reading_dispute/conclude": {"decision": "radio", "corrected_index": "integer"},
+    "reading_dispute/record": {"disputed_index": "integer", "claimed_index": "integer", "reason": "select",
+                                "details": "textarea"},
+    "unpaid_relaunch/collect": {"outcome": "select", "comment": "textarea"},
 }
 CONCLUDE = json.loads((BPMN / "reading_dispute/conclude.schema.json").read_text(encoding="utf-8"))
 CONCLUDE_UI = {"corrected_index": {"ui:visibleIf": {"decision": "relève_corrigée"}}}
@@ -354,3 +355,40 @@ def test_the_macro_escapes_labels_values_and_messages(app):
     assert 'value="&#34;&gt;&lt;script&gt;alert(2)&lt;/script&gt;"' in html
     assert "&lt;script&gt;3&lt;/script&gt;" in html
     assert "\\u003c/div\\u003e\\u003cscript\\u003ex\\u003c/script\\u003e\\u0027" in html
+
+
+# --- What the tour of the pages found -------------------------------------------------------------
+
+def test_a_number_longer_than_any_index_is_a_type_error_not_a_huge_value():
+    schema, ui = form_of(BPMN / "move_in/meter.schema.json")
+    parsed = parse(schema, ui, {"f-index_value": "9" * 5000, "f-source": "client"})
+    assert parsed["index_value"] == "9" * 5000  # kept as text, refused below
+    assert validate(schema, ui, parsed) == {"index_value": "Saisissez un nombre entier."}
+    assert parse(schema, ui, {"f-index_value": "9" * 15})["index_value"] == int("9" * 15)
+
+
+def test_posted_text_is_cut_at_the_fields_length():
+    schema, _ui = form_of(BPMN / "move_in/identity.schema.json")
+    kept = posted(schema, {"f-phone": "0" * 50_000, "f-email": "x" * 50_000})
+    assert len(kept["phone"]) == 20 and len(kept["email"]) == 254
+    answer, _ = form_of(BPMN / "payment_difficulty/study.schema.json")
+    assert len(posted(answer, {"f-situation": "y" * 50_000})["situation"]) == 4000
+
+
+def test_a_box_the_step_needs_ticked_says_so():
+    schema, ui = form_of(BPMN / "move_in/identity.schema.json")
+    data = parse(schema, ui, {"f-move_in_on": "2026-12-01"})
+    assert validate(schema, ui, data) == {"identity_checked": "Cochez cette case pour continuer."}
+    assert validate(schema, ui, {**data, "identity_checked": True}) == {}
+
+
+def test_the_iban_is_asked_for_a_direct_debit_only_and_may_be_typed_with_spaces():
+    schema, ui = form_of(BPMN / "move_in/contract.schema.json")
+    debit = {"f-offer": "Eau", "f-payment_method": "prelevement"}
+    assert validate(schema, ui, parse(schema, ui, debit)) == {"iban": "Ce champ est obligatoire."}
+    spaced = parse(schema, ui, {**debit, "f-iban": "FR76 3000 6000 0112 3456 7890 189"})
+    assert validate(schema, ui, spaced) == {}
+    cheque = parse(schema, ui, {"f-offer": "Eau", "f-payment_method": "cheque", "f-iban": "not an iban"})
+    assert "iban" not in cheque and validate(schema, ui, cheque) == {}  # hidden, dropped, not required
+    labels = dict(next(f for f in build(schema, ui, {}) if f.name == "payment_method").options)
+    assert labels["prelevement"] == "Prélèvement" and labels["cheque"] == "Chèque"

@@ -1,4 +1,4 @@
-/* The process's progress drawn by bpmn-js (its navigated viewer, served from static/vendor/bpmn-js).
+/* The process's progress drawn by bpmn-js (its plain viewer: the page scrolls under the mouse wheel, the diagram does not move, served from static/vendor/bpmn-js).
 
    Each element carrying data-process-diagram is drawn once, on page load and after every htmx swap:
      data-xml-url   where to fetch the BPMN XML (same origin);
@@ -26,7 +26,7 @@
 
   function fail(element, viewer, error) {
     if (viewer) { viewer.destroy(); }
-    element.textContent = FAILURE;
+    element.textContent = element.dataset.failure || FAILURE;  // the page's language
     element.classList.add("process-diagram-failed");
     if (window.console && error) { window.console.warn("process-diagram:", error); }
   }

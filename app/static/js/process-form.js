@@ -53,6 +53,13 @@
     });
   });
   document.addEventListener("htmx:afterSettle", refreshAll);
+
+  // A form shown again with its errors: the first faulty field takes the focus.
+  function focusFirstError() {
+    var faulty = document.querySelector("form [aria-invalid=true]");
+    if (faulty && !faulty.disabled) { faulty.focus(); }
+  }
+  document.addEventListener("DOMContentLoaded", focusFirstError);
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", refreshAll);
   } else {

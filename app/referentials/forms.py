@@ -104,6 +104,8 @@ class NewContactTypeForm(ContactTypeForm):
 
 class DossierTypeForm(_TypeForm):
     target_days = IntegerField(_l("Délai cible (jours)"), validators=[Optional(), NumberRange(min=1, max=3650)])
+    auto_start = BooleanField(_l("Lancer le processus à l'ouverture du dossier"),
+                              description=_l("À la main, depuis un contact ou par un traitement automatique."))
 
 
 class NewDossierTypeForm(DossierTypeForm):

@@ -22,6 +22,7 @@ from app.errors import BusinessError
 from app.labels import CHANNELS, label
 from app.parties.editing import clean_text
 from app.parties.models import Party, PartyKind
+from app.processes import definitions
 from app.security.models import Agent, Role, Territory
 
 CODE_RE = re.compile(r"^[A-Z0-9_]{2,40}$")
@@ -96,10 +97,14 @@ def _clean_label(value: str | None) -> str:
 
 
 def _clean_process_key(value: str | None) -> str | None:
+    """A deployed process's key: a type naming another would fail at its first "Plan d'action"."""
     value = (value or "").strip() or None
     if value and len(value) > PROCESS_KEY_MAX:
         raise BusinessError(_l("La clé du processus tient en %(max)d caractères.", max=PROCESS_KEY_MAX),
                             field="process_key")
+    if value and definitions.latest(value) is None:
+        raise BusinessError(_l("Aucun processus déployé ne porte la clé « %(key)s » (voir « flask processes "
+                               "deploy »).", key=value), field="process_key")
     return value
 
 
@@ -180,13 +185,18 @@ def update_contact_type(*, contact_type: ContactType, label: str | None, default
 # --- Dossier classifications ------------------------------------------------------------------
 
 def _dossier_type_fields(*, current: DossierType | None, label: str | None, process_key: str | None,
-                         target_days: int | None, active: bool, position: int | None) -> dict:
+                         target_days: int | None, active: bool, position: int | None,
+                         auto_start: bool = False) -> dict:
     if target_days is not None and not 1 <= target_days <= TARGET_DAYS_MAX:
         raise BusinessError(_l("Le délai cible est un nombre de jours entre 1 et %(max)d.", max=TARGET_DAYS_MAX),
                             field="target_days")
+    process_key = _clean_process_key(process_key)
+    if auto_start and not process_key:
+        raise BusinessError(_l("Indiquez le processus à lancer à l'ouverture des dossiers."), field="process_key")
     return {
         "label": _clean_label(label),
-        "process_key": _clean_process_key(process_key),
+        "process_key": process_key,
+        "auto_start": bool(auto_start),
         "target_days": target_days,
         "active": bool(active),
         "position": _clean_position(position, model=DossierType, current=current),
@@ -195,21 +205,22 @@ def _dossier_type_fields(*, current: DossierType | None, label: str | None, proc
 
 def create_dossier_type(*, code: str | None, label: str | None, process_key: str | None = None,
                         target_days: int | None = None, active: bool = True,
-                        position: int | None = None) -> DossierType:
+                        position: int | None = None, auto_start: bool = False) -> DossierType:
     """Create a dossier classification; its code is checked here and never changes afterwards."""
     code = _clean_code(code, model=DossierType)
     fields = _dossier_type_fields(current=None, label=label, process_key=process_key, target_days=target_days,
-                                  active=active, position=position)
+                                  active=active, position=position, auto_start=auto_start)
     dossier_type = DossierType(code=code, **fields)
     _insert_unique(dossier_type)
     return dossier_type
 
 
 def update_dossier_type(*, dossier_type: DossierType, label: str | None, process_key: str | None,
-                        target_days: int | None, active: bool, position: int | None) -> None:
+                        target_days: int | None, active: bool, position: int | None,
+                        auto_start: bool = False) -> None:
     """Change a dossier classification (not its code)."""
     fields = _dossier_type_fields(current=dossier_type, label=label, process_key=process_key,
-                                  target_days=target_days, active=active, position=position)
+                                  target_days=target_days, active=active, position=position, auto_start=auto_start)
     for key, value in fields.items():
         setattr(dossier_type, key, value)
     session.flush()

@@ -1,6 +1,9 @@
 """Referentials pages: contact types, dossier classifications and their templates (admin.referentials)."""
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from sqlalchemy import func, select
 
@@ -10,6 +13,7 @@ from app.contacts.models import ContactType, TemplateItem
 from app.db import session
 from app.dossiers.models import DossierType
 from app.parties.models import Party
+from app.processes import definitions
 from tests.conftest import csrf_token
 from tests.factories import AgentFactory, TerritoryFactory, role_with
 
@@ -100,7 +104,13 @@ def test_navigation_link_only_for_referential_administrators(client, login_as, a
 
 # --- Contact types ----------------------------------------------------------------------------
 
+def _deploy(*keys: str) -> None:
+    definitions.deploy_directory(Path(__file__).resolve().parents[2] / "bpmn", list(keys))
+    session.commit()
+
+
 def test_create_and_edit_a_contact_type_is_audited(client, login_as):
+    _deploy("payment_difficulty")
     proposed = _dossier_type("PLAN_PAIEMENT", label="Difficulté de paiement")
     designer = login_as("concepteur")
     response = client.post("/referentiels/types-de-contact/nouveau", data={
@@ -200,6 +210,7 @@ def test_deactivation_hides_the_type_from_the_contact_capture(client, app, login
 # --- Dossier classifications ------------------------------------------------------------------
 
 def test_create_and_edit_a_classification(client, login_as):
+    _deploy("move_in")
     login_as("concepteur")
     url = "/referentiels/classifications/nouvelle"
     response = client.post(url, data={"csrf_token": _token(client, url), "code": "EMMENAGEMENT",
@@ -223,6 +234,29 @@ def test_create_and_edit_a_classification(client, login_as):
                                        "label": "Autre", "active": "y"})
     assert duplicate.status_code == 422 and "Ce code est déjà utilisé." in duplicate.get_data(as_text=True)
     assert _count(DossierType) == 1
+
+
+def test_a_classification_names_a_deployed_process_and_may_start_it_at_opening(client, login_as):
+    _deploy("move_in")
+    login_as("concepteur")
+    url = "/referentiels/classifications/nouvelle"
+    unknown = client.post(url, data={"csrf_token": _token(client, url), "code": "DEMENAGEMENT",
+                                     "label": "Déménagement", "process_key": "move_ot", "active": "y"})
+    assert unknown.status_code == 422
+    assert "Aucun processus déployé ne porte la clé « move_ot »" in unknown.get_data(as_text=True)
+    nothing = client.post(url, data={"csrf_token": _token(client, url), "code": "DEMENAGEMENT",
+                                     "label": "Déménagement", "process_key": "", "auto_start": "y", "active": "y"})
+    assert nothing.status_code == 422 and "Indiquez le processus à lancer" in nothing.get_data(as_text=True)
+    assert _count(DossierType) == 0
+    created = client.post(url, data={"csrf_token": _token(client, url), "code": "EMMENAGEMENT",
+                                     "label": "Emménagement", "process_key": "move_in", "auto_start": "y",
+                                     "active": "y"})
+    assert created.status_code == 302
+    dossier_type = session.execute(select(DossierType).where(DossierType.code == "EMMENAGEMENT")).scalar_one()
+    assert dossier_type.auto_start and dossier_type.process_key == "move_in"
+    edit = f"/referentiels/classifications/{dossier_type.id}"
+    assert re.search(r'<input[^>]*\bchecked\b[^>]*name="auto_start"|<input[^>]*name="auto_start"[^>]*\bchecked\b',
+                     client.get(edit).get_data(as_text=True))
 
 
 @pytest.mark.parametrize("days", ["0", "-3", "abc"])

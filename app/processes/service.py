@@ -475,13 +475,14 @@ def _pick_due(now: datetime, skip: set[int]) -> tuple[int, int] | None:
     return (row[0], row[1]) if row else None
 
 
-def fire_timer(timer_id: int, now: datetime) -> bool:
+def fire_timer(timer_id: int, now: datetime, instance_id: int | None = None) -> bool:
     """Fire one due timer under its instance's lock and save; False when it is gone (fired by
     another worker, or the process moved on). The caller commits."""
-    timer = session.get(ProcessTimer, timer_id)
-    if timer is None:
-        return False
-    instance = _locked(timer.instance_id)
+    if instance_id is None:
+        instance_id = session.execute(select(ProcessTimer.instance_id).where(ProcessTimer.id == timer_id)).scalar()
+        if instance_id is None:
+            return False
+    instance = _locked(instance_id)
     timer = session.execute(select(ProcessTimer).where(ProcessTimer.id == timer_id)
                             .execution_options(populate_existing=True)).scalar_one_or_none()
     if timer is None or instance.status not in (InstanceStatus.RUNNING, InstanceStatus.WAITING):
@@ -504,9 +505,9 @@ def fire_due_timers(*, limit: int = 500, after_fire: Callable[[], None] | None =
         picked = _pick_due(now, skip)
         if picked is None:
             break
-        timer_id, _instance_id = picked
+        timer_id, instance_id = picked
         try:
-            done = fire_timer(timer_id, now)
+            done = fire_timer(timer_id, now, instance_id)
             if after_fire is not None:
                 after_fire()
             session.commit()

@@ -39,7 +39,7 @@ def test_contact_action_plan_forms_diagram_and_team_inbox(page, live_server):
     # 2. "Plan d'action": the move-in dossier opens with its process; the first step is ours.
     page.locator("#action-plan").click()
     expect(page).to_have_url(re.compile(r"/taches/\d+$"))
-    expect(page.locator("#task-name")).to_have_text("Vérifier l'identité et les coordonnées du nouvel occupant")
+    expect(page.locator("#task-name")).to_have_text("Vérifier l'identité du nouvel occupant")
     expect(page.locator("#task-instructions")).to_contain_text("Vérifiez l'identité")
     expect(page.locator("#context-party")).to_contain_text("Zoé Quintard")
     expect(page.locator("#context-dossier")).to_have_text(re.compile(r"^DOS-\d{4}-\d{6}$"))

@@ -1,0 +1,1 @@
+"""Documents: letters generated from .docx templates (rendering, templates, dossier elements)."""

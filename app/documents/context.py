@@ -1,0 +1,100 @@
+"""The one place where a letter's data is built: plain strings, dates and amounts written the
+French way, from the customer, contract, invoice, dossier, agent and organisation it is about.
+
+Every section is always there with every field, empty when the letter is about no such object, so
+a template renders whatever it is generated for; a field outside ``FIELDS`` is unknown, and
+``check`` refuses the template that names it (``sample`` has exactly the same shape).
+"""
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date
+from babel.numbers import format_currency
+
+LOCALE = "fr_FR"
+FIELDS: dict[str, tuple[str, ...]] = {
+    "customer": ("number", "name", "civility", "first_name", "last_name", "salutation",
+                 "address_1", "address_2", "address_3", "email"),
+    "contract": ("number", "offer", "start_date", "energy", "address_1", "address_2"),
+    "invoice": ("number", "issued_on", "due_on", "amount", "amount_paid", "balance"),
+    "dossier": ("reference", "subject", "classification", "opened_on"),
+    "agent": ("name", "email"),
+    "organisation": ("name", "address_1", "address_2", "phone", "email"),
+}
+ENERGY = {"water": "eau", "electricity": "électricité", "gas": "gaz"}
+SALUTATION = {"Mme": "Madame", "M.": "Monsieur", "M": "Monsieur"}
+
+
+def french_date(value: date | None) -> str:
+    """"1er décembre 2026", "15 janvier 2027"; "" for no date."""
+    if value is None:
+        return ""
+    text = format_date(value, "d MMMM y", locale=LOCALE)
+    return "1er" + text[1:] if value.day == 1 else text
+
+
+def euros(value: Decimal | None) -> str:
+    """"1 234,50 €" (narrow no-break spaces, as French typography has them); "" for no amount."""
+    return "" if value is None else format_currency(value, "EUR", locale=LOCALE)
+
+
+def _lines(obj, count: int) -> list[str]:
+    lines = list(obj.address_lines) if obj is not None else []
+    return (lines + [""] * count)[:count]
+
+
+def _section(name: str, values: dict) -> dict[str, str]:
+    return {field: values.get(field) or "" for field in FIELDS[name]}
+
+
+def build(*, party=None, contract=None, invoice=None, dossier=None, agent=None,
+          organisation: dict | None = None, today: date, timezone: str = "Europe/Paris") -> dict:
+    """The letter's data; each argument may be None. organisation: the utility's name, address,
+    phone and email as configured; timezone: where the dossier's opening day is counted."""
+    customer = {}
+    if party is not None:
+        lines = _lines(party, 3)
+        customer = {
+            "number": party.number, "name": party.display_name, "civility": party.civility,
+            "first_name": party.first_name, "last_name": party.last_name or party.company_name,
+            "salutation": SALUTATION.get(party.civility or "", "Madame, Monsieur"),
+            "address_1": lines[0], "address_2": lines[1], "address_3": lines[2],
+            "email": party.emails[0].address if party.emails else "",
+        }
+    contract_values = {}
+    if contract is not None:
+        point = contract.service_point
+        lines = _lines(point, 2)
+        contract_values = {"number": contract.number, "offer": contract.offer,
+                           "start_date": french_date(contract.start_date),
+                           "energy": ENERGY.get(point.kind, point.kind) if point else "",
+                           "address_1": lines[0], "address_2": lines[1]}
+    invoice_values = {}
+    if invoice is not None:
+        invoice_values = {"number": invoice.number, "issued_on": french_date(invoice.issued_on),
+                          "due_on": french_date(invoice.due_on), "amount": euros(invoice.amount),
+                          "amount_paid": euros(invoice.amount_paid),
+                          "balance": euros(invoice.amount - (invoice.amount_paid or Decimal("0")))}
+    dossier_values = {}
+    if dossier is not None:
+        dossier_values = {"reference": dossier.reference, "subject": dossier.subject,
+                          "classification": dossier.dossier_type.label if dossier.dossier_type else "",
+                          "opened_on": french_date(dossier.created_at.astimezone(ZoneInfo(timezone)).date()
+                                                   if dossier.created_at else None)}
+    agent_values = {"name": agent.full_name, "email": agent.email} if agent is not None else {}
+    return {
+        "customer": _section("customer", customer), "contract": _section("contract", contract_values),
+        "invoice": _section("invoice", invoice_values), "dossier": _section("dossier", dossier_values),
+        "agent": _section("agent", agent_values), "organisation": _section("organisation", organisation or {}),
+        "today": french_date(today),
+    }
+
+
+def sample() -> dict:
+    """Data of the same shape as ``build``'s, every field filled: to check a template at upload."""
+    data = {name: {field: f"[{name}.{field}]" for field in fields} for name, fields in FIELDS.items()}
+    data["today"] = french_date(date(2026, 1, 1))
+    return data

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from flask import Flask, has_app_context
 from flask.globals import app_ctx
-from sqlalchemy import BigInteger, DateTime, MetaData, Numeric, create_engine, event, func, type_coerce
+from sqlalchemy import BigInteger, DateTime, MetaData, Numeric, create_engine, event, func, select, type_coerce
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, scoped_session, sessionmaker
 from sqlalchemy.sql import operators
@@ -64,6 +64,17 @@ def _session_scope() -> object:
 
 
 session = scoped_session(sessionmaker(expire_on_commit=False), scopefunc=_session_scope)
+
+
+def lock_row(row) -> bool:
+    """Lock this row until the transaction ends (``SELECT … FOR UPDATE`` on PostgreSQL), so that
+    writers of the same row queue instead of racing; True when it took the lock. SQLite takes its
+    write lock for the whole database at ``BEGIN IMMEDIATE``: nothing to do there."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    model = type(row)
+    session.execute(select(model.id).where(model.id == row.id).with_for_update())
+    return True
 
 
 class Database:

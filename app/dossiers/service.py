@@ -27,7 +27,7 @@ from app.contacts.service import (
     without_nul,
 )
 from app.contracts.models import Contract
-from app.db import session
+from app.db import lock_row, session
 from app.dossiers.models import (
     Dossier,
     DossierAgent,
@@ -268,9 +268,7 @@ def _flush_dossier() -> None:
 def _lock(row: Dossier | Contact) -> None:
     """Lock the row and read it again: two agents writing to one dossier (links, notes, status), or
     creating a dossier from one contact, queue instead of racing. SQLite serialises writers anyway."""
-    if session.get_bind().dialect.name == "postgresql":
-        model = type(row)
-        session.execute(select(model.id).where(model.id == row.id).with_for_update())
+    if lock_row(row):
         session.refresh(row)
 
 

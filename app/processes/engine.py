@@ -399,15 +399,20 @@ class Run:
         except SpiffWorkflowException as exc:
             raise StepError("?", str(exc)) from exc
 
+    def _task(self, uuid: str):
+        """The engine's task with this id, or None (unknown or malformed id: the same answer)."""
+        try:
+            return self.workflow.get_task_from_id(UUID(uuid))
+        except Exception:  # noqa: BLE001
+            return None
+
     def data_of(self, uuid: str) -> dict:
         """The data a task holds (for a completed user task: what was answered), {} if unknown."""
-        return dict(self.workflow.get_task_from_id(UUID(uuid)).data) if self._known(uuid) else {}
+        task = self._task(uuid)
+        return dict(task.data) if task is not None else {}
 
     def _ready_task(self, uuid: str):
-        try:
-            task = self.workflow.get_task_from_id(UUID(uuid))
-        except Exception:  # noqa: BLE001 (unknown or malformed id: the same answer)
-            task = None
+        task = self._task(uuid)
         if task is None or task.state != TaskState.READY or not task.task_spec.manual:
             raise TaskNotReady(uuid)
         return task
@@ -424,7 +429,7 @@ class Run:
 
     def fire_timer(self, uuid: str, now: datetime) -> bool:
         """Fire a waiting timer now (our table says it is due), then step; False: not waiting."""
-        task = self.workflow.get_task_from_id(UUID(uuid)) if self._known(uuid) else None
+        task = self._task(uuid)
         if task is None or task.state != TaskState.WAITING:
             return False
         # The library compares the due time with the system clock: make it due by both clocks.
@@ -436,12 +441,6 @@ class Run:
             return False
         self._steps()
         return True
-
-    def _known(self, uuid: str) -> bool:
-        try:
-            return self.workflow.get_task_from_id(UUID(uuid)) is not None
-        except Exception:  # noqa: BLE001
-            return False
 
     def deliver(self, name: str, payload: dict) -> bool:
         """Deliver a message to the catch event waiting for it; False when none waits (keep it)."""
@@ -472,12 +471,6 @@ class Run:
 
     def cancel(self) -> None:
         self.workflow.cancel()
-
-    def set_data(self, values: dict) -> None:
-        """Correct data before a retry: the failed tasks and the workflow see the new values."""
-        self.workflow.data.update(values)
-        for task in self.workflow.get_tasks(state=TaskState.ERROR):
-            task.data.update(values)
 
     def snapshot(self) -> Snapshot:
         workflow = self.workflow

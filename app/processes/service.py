@@ -26,12 +26,12 @@ from app.audit import service as audit
 from app.contacts.models import Contact, ContactParty, PartyLinkRole
 from app.contacts.objects import Ref
 from app.contracts.models import Contract
-from app.db import session
+from app.db import lock_row, session
 from app.dossiers.models import Dossier, DossierObject, DossierParty
 from app.errors import BusinessError
 from app.parties.models import Party
 from app.processes import definitions, forms
-from app.processes.engine import ProcessError, Run, StepError, TaskNotReady, register_value_type
+from app.processes.engine import Run, StepError, TaskNotReady, register_value_type
 from app.processes.models import (
     InstanceStatus,
     ProcessInstance,
@@ -98,9 +98,14 @@ def tasks_of(instance: ProcessInstance) -> list[ProcessTask]:
     return list(session.execute(stmt).scalars())
 
 
+def role_labels() -> dict[str, str]:
+    """Role code → the label agents know it by ("Agent de back-office"): how lanes are shown."""
+    return dict(session.execute(select(Role.code, Role.label)).all())
+
+
 def role_label(code: str) -> str:
-    """A lane's role as agents know it ("Agent de back-office"), or its code if no such role exists."""
-    return session.execute(select(Role.label).where(Role.code == code)).scalar_one_or_none() or code
+    """A lane's role as agents know it, or its code if no such role exists."""
+    return role_labels().get(code, code)
 
 
 def may_work(agent: Agent, task: ProcessTask) -> bool:
@@ -171,7 +176,7 @@ def start(*, key: str, agent: Agent | None, dossier: Dossier | None = None,
     definition = definitions.latest(key)
     if definition is None:
         raise BusinessError(_("Le processus « %(key)s » n'est pas déployé.", key=key))
-    _lock_owner(dossier or contact)
+    lock_row(dossier or contact)  # two starts on one dossier queue here
     previous = last_on(dossier_id=dossier.id if dossier else None, contact_id=contact.id if contact else None)
     if previous is not None and previous.is_active:
         raise BusinessError(_("Un processus est déjà en cours ici (n° %(id)s).", id=previous.id))
@@ -189,12 +194,6 @@ def start(*, key: str, agent: Agent | None, dossier: Dossier | None = None,
     _advance(instance, run, lambda r: r.advance(), actor=agent)
     audit.record("start", obj=instance, data={"definition": str(definition)})
     return instance
-
-
-def _lock_owner(row: Dossier | Contact) -> None:
-    if session.get_bind().dialect.name == "postgresql":
-        model = type(row)
-        session.execute(select(model.id).where(model.id == row.id).with_for_update())
 
 
 # --- Loading, saving ---------------------------------------------------------------------------
@@ -547,6 +546,7 @@ class Progress:
     current: list[str]
     failed: list[str]
     task_data: dict[str, dict]
+    tasks: list[ProcessTask]  # every user task the instance has had, in order
     answers: list[tuple[ProcessTask, list[tuple[str, str]]]]  # completed step → (field label, value shown)
 
 
@@ -554,11 +554,12 @@ def progress(instance: ProcessInstance) -> Progress:
     definition = instance.definition
     run = _load(instance)
     snapshot = run.snapshot()
-    answered = [t for t in tasks_of(instance) if t.status == TaskStatus.COMPLETED]
+    tasks = tasks_of(instance)
     return Progress(context=dict(run.data.get("context") or {}), xml=definition.files.get(f"{definition.key}.bpmn", ""),
                     done=snapshot.done, current=[t.element_id for t in snapshot.ready] + snapshot.waiting,
-                    failed=snapshot.failed, task_data={t.uuid: t.data for t in snapshot.ready},
-                    answers=[(t, _shown(t, run.data_of(t.task_uuid))) for t in answered])
+                    failed=snapshot.failed, task_data={t.uuid: t.data for t in snapshot.ready}, tasks=tasks,
+                    answers=[(t, _shown(t, run.data_of(t.task_uuid))) for t in tasks
+                             if t.status == TaskStatus.COMPLETED])
 
 
 def _shown(task: ProcessTask, data: dict) -> list[tuple[str, str]]:
@@ -581,5 +582,5 @@ def _shown(task: ProcessTask, data: dict) -> list[tuple[str, str]]:
     return shown
 
 
-__all__ = ["FormInvalid", "ProcessError", "TaskGone", "start", "complete_task", "save_draft", "claim", "release",
+__all__ = ["FormInvalid", "TaskGone", "start", "complete_task", "save_draft", "claim", "release",
            "reassign", "retry", "cancel", "fire_due_timers", "fire_timer", "send_message", "progress"]

@@ -123,11 +123,7 @@ def inbox():
     keys = db_session.execute(select(ProcessDefinition.key, ProcessDefinition.name)
                               .distinct().order_by(ProcessDefinition.name)).all()
     return render_template("processes/inbox.html", tasks=tasks[:PAGE_SIZE], more=len(tasks) > PAGE_SIZE, view=view,
-                           key=key, late=late, keys=dict(keys), now=now, role_labels=_role_labels())
-
-
-def _role_labels() -> dict[str, str]:
-    return dict(db_session.execute(select(Role.code, Role.label)).all())
+                           key=key, late=late, keys=dict(keys), now=now, role_labels=service.role_labels())
 
 
 # --- The task page ----------------------------------------------------------------------------
@@ -148,7 +144,7 @@ def _render_task(task: ProcessTask, *, values: dict | None = None, errors: dict 
     fields = forms.build(form.schema, form.ui, values, errors or {})
     return render_template("processes/task.html", task=task, instance=instance, fields=fields, now=clock.now(),
                            title=form.schema.get("title"), errors=errors or {}, progress=progress,
-                           may_work=service.may_work(current_user, task), role_labels=_role_labels()), status
+                           may_work=service.may_work(current_user, task), role_labels=service.role_labels()), status
 
 
 @bp.route("/taches/<int:task_id>")
@@ -208,11 +204,11 @@ def _instance_or_404(instance_id: int) -> ProcessInstance:
 @require_permission(READ)
 def instance(instance_id: int):
     instance = _instance_or_404(instance_id)
-    tasks = service.tasks_of(instance)
+    progress = service.progress(instance)
     supervisor = current_user.can(service.SUPERVISE)
-    return render_template("processes/instance.html", instance=instance, tasks=tasks,
-                           progress=service.progress(instance), supervisor=supervisor, role_labels=_role_labels(),
-                           candidates=_candidates(tasks) if supervisor else {})
+    return render_template("processes/instance.html", instance=instance, tasks=progress.tasks, progress=progress,
+                           supervisor=supervisor, role_labels=service.role_labels(),
+                           candidates=_candidates(progress.tasks) if supervisor else {})
 
 
 def _candidates(tasks: list[ProcessTask]) -> dict[int, list[Agent]]:

@@ -163,6 +163,25 @@ def frozen_clock(monkeypatch):
     return frozen
 
 
+def statements_sent(client, url: str):
+    """(response, SQL statements) of a GET of url, after a warm-up GET of it (caches filled); the
+    test harness's savepoints aside."""
+    client.get(url)
+    sent: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
+            sent.append(statement)
+
+    engine = db.get_engine()
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = client.get(url)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    return response, sent
+
+
 def csrf_token(html: str) -> str:
     match = CSRF_RE.search(html)
     assert match, "no CSRF token in the page"

@@ -16,7 +16,7 @@ from app.contracts.models import Contract, ContractParty, Invoice, ServicePoint
 from app.db import session
 from app.dossiers.models import Dossier, DossierContact, DossierElement, DossierType
 from app.parties.models import Party
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, statements_sent
 
 LYON_AGENT = ["party.read", "party.write", "contact.create", "dossier.create", "dossier.process"]
 
@@ -454,27 +454,11 @@ def test_the_dossier_history_shows_no_raw_link_keys(client, login_as, places, cu
 
 def test_the_customer_view_sends_as_many_statements_with_contacts_and_dossiers_as_without(client, login_as, places,
                                                                                          customer, setup):
-    from sqlalchemy import event
-
-    from app.db import db
-
     agent = login_as("accueil_c", territories=[places["lyon_agency"]], permissions=LYON_AGENT)
-    engine = db.get_engine()
 
     def statements() -> int:
-        url = f"/clients/{customer.id}"
-        client.get(url)  # warm-up
-        sent: list[str] = []
-
-        def record(_conn, _cursor, statement, *_args):
-            if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
-                sent.append(statement)
-
-        event.listen(engine, "before_cursor_execute", record)
-        try:
-            assert client.get(url).status_code == 200
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
+        response, sent = statements_sent(client, f"/clients/{customer.id}")
+        assert response.status_code == 200
         return len(sent)
 
     without = statements()

@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 from itertools import count
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from app.audit.context import AuditContext, set_context
 from app.contracts.models import (
@@ -24,9 +24,10 @@ from app.contracts.models import (
     Payment,
     ServicePoint,
 )
-from app.db import db, session
+from app.db import session
 from app.parties import overview, timeline
 from app.parties.models import Party, PartyPhone
+from tests.conftest import statements_sent
 from tests.factories import AgentFactory, role_with
 from tests.integration.test_billing_import import communes  # noqa: F401  (fixture)
 
@@ -557,22 +558,10 @@ def test_the_page_sends_as_many_statements_for_1_contract_as_for_10_contracts_an
         client, lyon_agent, communes, today):  # noqa: F811
     light, heavy = _light_customer(communes["lyon"]), _heavy_customer(communes["lyon"])
     session.commit()
-    engine = db.get_engine()
 
     def statements_for(party: Party) -> list[str]:
         url = f"/clients/{party.id}"  # read before listening: the test's own session reloads party
-        client.get(url)  # warm-up: the current contract is remembered, caches filled
-        sent: list[str] = []
-
-        def record(_conn, _cursor, statement, *_args):
-            if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
-                sent.append(statement)
-
-        event.listen(engine, "before_cursor_execute", record)
-        try:
-            response = client.get(url)
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
+        response, sent = statements_sent(client, url)  # after a warm-up: the current contract is remembered
         assert response.status_code == 200
         return sent
 

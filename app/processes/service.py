@@ -222,12 +222,12 @@ def _fail(instance: ProcessInstance, error: StepError) -> None:
 def _save(instance: ProcessInstance, run: Run, *, actor: Agent | None) -> None:
     """Store the state, then rewrite the inbox and the timers from it; deliver kept messages the
     instance now waits for. The revision check turns a lost race into TaskGone."""
-    _deliver_kept(instance, run, actor=actor)
+    _deliver_kept(instance, run)
     snapshot = run.snapshot()
     now = clock.now()
-    if instance.status == InstanceStatus.CANCELLED:
-        pass
-    elif instance.status != InstanceStatus.ERROR or not snapshot.failed:
+    # A cancelled instance stays cancelled, a failed one failed; any other takes its new state.
+    if instance.status != InstanceStatus.CANCELLED and (instance.status != InstanceStatus.ERROR
+                                                         or not snapshot.failed):
         instance.error_element = instance.error_message = None
         if snapshot.failed:  # a failure raises StepError; kept in error all the same
             instance.status = InstanceStatus.ERROR
@@ -278,7 +278,7 @@ def _sync_timers(instance: ProcessInstance, snapshot) -> None:
     session.flush()
 
 
-def _deliver_kept(instance: ProcessInstance, run: Run, *, actor: Agent | None) -> None:
+def _deliver_kept(instance: ProcessInstance, run: Run) -> None:
     """Messages that arrived before the instance waited for them, delivered once it does."""
     if instance.status in (InstanceStatus.ERROR, InstanceStatus.CANCELLED, InstanceStatus.COMPLETED):
         return
@@ -474,13 +474,9 @@ def _pick_due(now: datetime, skip: set[int]) -> tuple[int, int] | None:
     return (row[0], row[1]) if row else None
 
 
-def fire_timer(timer_id: int, now: datetime, instance_id: int | None = None) -> bool:
-    """Fire one due timer under its instance's lock and save; False when it is gone (fired by
-    another worker, or the process moved on). The caller commits."""
-    if instance_id is None:
-        instance_id = session.execute(select(ProcessTimer.instance_id).where(ProcessTimer.id == timer_id)).scalar()
-        if instance_id is None:
-            return False
+def fire_timer(timer_id: int, instance_id: int, now: datetime) -> bool:
+    """Fire one due timer of this instance under the instance's lock and save; False when it is
+    gone (fired by another worker, or the process moved on). The caller commits."""
     instance = _locked(instance_id)
     timer = session.execute(select(ProcessTimer).where(ProcessTimer.id == timer_id)
                             .execution_options(populate_existing=True)).scalar_one_or_none()
@@ -506,7 +502,7 @@ def fire_due_timers(*, limit: int = 500, after_fire: Callable[[], None] | None =
             break
         timer_id, instance_id = picked
         try:
-            done = fire_timer(timer_id, now, instance_id)
+            done = fire_timer(timer_id, instance_id, now)
             if after_fire is not None:
                 after_fire()
             session.commit()

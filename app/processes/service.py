@@ -534,10 +534,9 @@ def send_message(*, instance_id: int, name: str, payload: dict | None = None, so
 @dataclass(frozen=True)
 class Progress:
     """What the task and instance pages show, from one load of the state: the start context, the
-    BPMN with its done, current and failed elements, the data each ready task sees (to pre-fill its
-    form) and the answers of the completed steps."""
+    done, current and failed elements of the diagram (its BPMN is fetched apart), the data each
+    ready task sees (to pre-fill its form) and the answers of the completed steps."""
     context: dict
-    xml: str
     done: list[str]
     current: list[str]
     failed: list[str]
@@ -547,13 +546,12 @@ class Progress:
 
 
 def progress(instance: ProcessInstance) -> Progress:
-    definition = instance.definition
     run = _load(instance)
     snapshot = run.snapshot()
     tasks = tasks_of(instance)
-    return Progress(context=dict(run.data.get("context") or {}), xml=definition.files.get(f"{definition.key}.bpmn", ""),
-                    done=snapshot.done, current=[t.element_id for t in snapshot.ready] + snapshot.waiting,
-                    failed=snapshot.failed, task_data={t.uuid: t.data for t in snapshot.ready}, tasks=tasks,
+    return Progress(context=dict(run.data.get("context") or {}), done=snapshot.done,
+                    current=[t.element_id for t in snapshot.ready] + snapshot.waiting, failed=snapshot.failed,
+                    task_data={t.uuid: t.data for t in snapshot.ready}, tasks=tasks,
                     answers=[(t, _shown(t, run.data_of(t.task_uuid))) for t in tasks
                              if t.status == TaskStatus.COMPLETED])
 

@@ -1,5 +1,5 @@
 """Imports every model module so that the metadata knows all tables (migrations, tests)."""
-from app.api.models import ApiToken  # noqa: F401
+from app.api.models import ApiIdempotencyKey, ApiToken  # noqa: F401
 from app.audit.models import AuditEntry  # noqa: F401
 from app.contacts.models import (  # noqa: F401
     Contact,
@@ -19,6 +19,7 @@ from app.contracts.models import (  # noqa: F401
     Payment,
     ServicePoint,
 )
+from app.documents.models import DocumentTemplate, StoredFile  # noqa: F401
 from app.dossiers.models import (  # noqa: F401
     Dossier,
     DossierAgent,
@@ -29,6 +30,8 @@ from app.dossiers.models import (  # noqa: F401
     DossierType,
     ReferenceCounter,
 )
+from app.integration.models import AffaireSync  # noqa: F401
+from app.mails.models import OutgoingMail  # noqa: F401
 from app.parties.addresses import PostalCode  # noqa: F401
 from app.parties.models import Party, PartyEmail, PartyPhone  # noqa: F401
 from app.processes.models import (  # noqa: F401

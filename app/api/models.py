@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, ForeignKey, String, Table
+from sqlalchemy import JSON, Column, ForeignKey, Integer, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import clock
@@ -61,3 +61,20 @@ class ApiToken(Base):
     @property
     def permission_codes(self) -> list[str]:
         return self.permissions.split()
+
+
+class ApiIdempotencyKey(Base):
+    """The answer given to a creation that carried an ``Idempotency-Key`` header, per token: the
+    same key again returns the same answer instead of creating twice; the same key with another
+    body is refused (422)."""
+
+    __tablename__ = "api_idempotency_key"
+    __table_args__ = (UniqueConstraint("token_id", "key", name="uq_api_idempotency_key_token_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_token.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))  # sha256 of method, path and body
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)

@@ -164,14 +164,14 @@ class DossierContact(Base):
 
 class ElementKind:
     NOTE = "note"
-    LETTER = "letter"  # generated letters and documents (documents issue)
-    MAIL = "mail"  # mails sent (documents issue)
+    LETTER = "letter"  # a generated letter ("courrier"): .docx, and PDF when converted
+    MAIL = "mail"  # a mail sent from the outbox
     ALL = (NOTE, LETTER, MAIL)
 
 
 class DossierElement(Base):
-    """A piece of content kept in the dossier: a note today; letters and mails join with the
-    documents issue. Parties, agents, objects and contacts are elements too, read from their links."""
+    """A piece of content kept in the dossier: a note, a generated letter (its files), a mail sent.
+    Parties, agents, objects and contacts are elements too, read from their links."""
 
     __tablename__ = "dossier_element"
     __audited__ = True
@@ -184,6 +184,10 @@ class DossierElement(Base):
     body: Mapped[str | None] = mapped_column(Text)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    # A letter: its .docx, its PDF when LibreOffice converted it, and the template version used.
+    file_id: Mapped[int | None] = mapped_column(ForeignKey("stored_file.id"))
+    pdf_file_id: Mapped[int | None] = mapped_column(ForeignKey("stored_file.id"))
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("document_template.id"))
 
     created_by: Mapped[Agent | None] = relationship(lazy="joined")
 

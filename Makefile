@@ -42,6 +42,7 @@ messages: $(BIN)/.installed
 run: setup
 	$(BIN)/flask db upgrade
 	$(BIN)/flask processes deploy
+	$(BIN)/flask documents deploy
 	$(BIN)/flask seed --if-empty --customers $(DEMO_CUSTOMERS)
 	@echo "Guichet : http://127.0.0.1:5000  (arrêt : Ctrl+C)"
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start

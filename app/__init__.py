@@ -46,6 +46,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     from app.contacts import history  # noqa: F401  (contacts and dossiers in the customer's history)
     from app.contacts.views import bp as contacts_bp
     from app.core.views import bp as core_bp
+    from app.documents.views import admin_bp as document_templates_bp
+    from app.documents.views import bp as documents_bp
     from app.dossiers.views import bp as dossiers_bp
     from app.parties.edit_views import bp as party_edit_bp
     from app.parties.prospect_views import bp as prospects_bp
@@ -72,6 +74,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(dossiers_bp)
     app.register_blueprint(processes_bp)
     app.register_blueprint(referentials_bp)
+    app.register_blueprint(documents_bp)
+    app.register_blueprint(document_templates_bp)
+
+    from app.documents.service import run_operation as generate_document
+    from app.processes import engine
+
+    engine.register_operation("generate_document", generate_document)
 
     from app import cli
 

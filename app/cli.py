@@ -378,7 +378,33 @@ def deploy_processes_command(keys, root):
         click.echo(f"{definition.key:24} v{definition.version}  {state}  ({definition.content_hash[:12]})")
 
 
+documents_cli = AppGroup("documents", help="Modèles de courriers et de mails (dossier templates_docs/).")
+
+
+@documents_cli.command("deploy")
+@click.option("--path", "root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Dossier des modèles (par défaut : templates_docs/ du projet).")
+def deploy_documents_command(root):
+    """Check each template of catalogue.toml and store it as a new version when it changed (all or nothing)."""
+    from app.config import PROJECT_ROOT
+    from app.documents.rendering import DocumentError
+    from app.documents.templates import deploy_directory
+
+    _cli_actor()
+    try:
+        results = deploy_directory(root or PROJECT_ROOT / "templates_docs")
+    except (DocumentError, OSError, KeyError, ValueError) as exc:
+        session.rollback()
+        raise click.ClickException(f"rien n'a été déployé : {exc}") from exc
+    session.commit()
+    for result in results:
+        template = result.template
+        state = "nouvelle version" if result.created else "inchangé"
+        click.echo(f"{template.kind:6} {template.code:30} v{template.version}  {state}")
+
+
 def init_app(app: Flask) -> None:
+    app.cli.add_command(documents_cli)
     app.cli.add_command(process_cli)
     app.cli.add_command(agent_cli)
     app.cli.add_command(role_cli)

@@ -23,6 +23,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "dossier": ("reference", "subject", "classification", "opened_on"),
     "agent": ("name", "email"),
     "organisation": ("name", "address_1", "address_2", "phone", "email"),
+    # From the answers of the dossier's process steps, when it has them:
+    "plan": ("instalments", "instalment_amount", "first_due_on", "total"),  # a payment plan
+    "move": ("move_in_on", "index_value"),  # a move-in
 }
 ENERGY = {"water": "eau", "electricity": "électricité", "gas": "gaz"}
 SALUTATION = {"Mme": "Madame", "M.": "Monsieur", "M": "Monsieur"}
@@ -50,10 +53,35 @@ def _section(name: str, values: dict) -> dict[str, str]:
     return {field: values.get(field) or "" for field in FIELDS[name]}
 
 
+def _day(value) -> str:
+    if isinstance(value, date):
+        return french_date(value)
+    try:
+        return french_date(date.fromisoformat(str(value))) if value else ""
+    except ValueError:
+        return str(value)
+
+
+def _plan(answers: dict, invoice) -> dict:
+    try:
+        count = int(answers.get("instalments") or 0)
+    except (TypeError, ValueError):
+        count = 0
+    if count <= 0:
+        return {}
+    total = invoice.amount - (invoice.amount_paid or Decimal("0")) if invoice is not None else None
+    share = (total / count).quantize(Decimal("0.01")) if total is not None else None
+    return {"instalments": str(count), "instalment_amount": euros(share), "total": euros(total),
+            "first_due_on": _day(answers.get("first_due_on"))}
+
+
 def build(*, party=None, contract=None, invoice=None, dossier=None, agent=None,
-          organisation: dict | None = None, today: date, timezone: str = "Europe/Paris") -> dict:
+          organisation: dict | None = None, today: date, timezone: str = "Europe/Paris",
+          answers: dict | None = None) -> dict:
     """The letter's data; each argument may be None. organisation: the utility's name, address,
-    phone and email as configured; timezone: where the dossier's opening day is counted."""
+    phone and email as configured; timezone: where the dossier's opening day is counted; answers:
+    what the dossier's process steps recorded (a payment plan's instalments, a move-in date…)."""
+    answers = answers or {}
     customer = {}
     if party is not None:
         lines = _lines(party, 3)
@@ -89,6 +117,9 @@ def build(*, party=None, contract=None, invoice=None, dossier=None, agent=None,
         "customer": _section("customer", customer), "contract": _section("contract", contract_values),
         "invoice": _section("invoice", invoice_values), "dossier": _section("dossier", dossier_values),
         "agent": _section("agent", agent_values), "organisation": _section("organisation", organisation or {}),
+        "plan": _section("plan", _plan(answers, invoice)),
+        "move": _section("move", {"move_in_on": _day(answers.get("move_in_on")),
+                                  "index_value": str(answers.get("index_value") or "")}),
         "today": french_date(today),
     }
 

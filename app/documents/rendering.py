@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from contextlib import contextmanager
 
 from docxtpl import DocxTemplate
 from flask_babel import gettext as _
@@ -27,9 +28,10 @@ class DocumentError(ValueError):
     """A template that cannot be rendered: the message says why, for the person who uploaded it."""
 
 
-def environment() -> SandboxedEnvironment:
-    """A fresh sandbox: no globals (no cycler, joiner, namespace, range…), undefined names refused."""
-    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+def environment(*, autoescape: bool = True) -> SandboxedEnvironment:
+    """A fresh sandbox: no globals (no cycler, joiner, namespace, range…), undefined names refused.
+    Documents escape values for their XML; a plain-text mail (autoescape=False) does not."""
+    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=autoescape)
     env.globals.clear()
     return env
 
@@ -46,11 +48,11 @@ def _template(data: bytes) -> DocxTemplate:
     return DocxTemplate(io.BytesIO(data))
 
 
-def render(data: bytes, context: dict) -> bytes:
-    """The document: the template's fields filled from context; DocumentError when it cannot be."""
-    template = _template(data)
+@contextmanager
+def _refusals():
+    """Template errors turned into DocumentError with a message for the person who wrote it."""
     try:
-        template.render(context, jinja_env=environment(), autoescape=True)
+        yield
     except SecurityError:
         raise DocumentError(_("Le modèle tente d'accéder à des éléments internes : il est refusé.")) from None
     except UndefinedError as exc:
@@ -58,6 +60,13 @@ def render(data: bytes, context: dict) -> bytes:
     except TemplateSyntaxError as exc:
         raise DocumentError(_("Le modèle est mal écrit (ligne %(line)s) : %(detail)s.", line=exc.lineno,
                               detail=exc.message)) from None
+
+
+def render(data: bytes, context: dict) -> bytes:
+    """The document: the template's fields filled from context; DocumentError when it cannot be."""
+    template = _template(data)
+    with _refusals():
+        template.render(context, jinja_env=environment(), autoescape=True)
     out = io.BytesIO()
     template.save(out)
     return out.getvalue()
@@ -66,6 +75,17 @@ def render(data: bytes, context: dict) -> bytes:
 def check(data: bytes, sample: dict) -> None:
     """Refuse, with the reason, a template that would not render with data shaped like sample."""
     render(data, sample)
+
+
+MAX_TEXT_CHARS = 20_000
+
+
+def render_text(source: str, context: dict) -> str:
+    """A mail's subject or body: plain text, in the same sandbox, with the same refusals."""
+    if len(source) > MAX_TEXT_CHARS:
+        raise DocumentError(_("Le texte du modèle dépasse %(max)d caractères.", max=MAX_TEXT_CHARS))
+    with _refusals():
+        return environment(autoescape=False).from_string(source).render(context)
 
 
 def _undefined(exc: UndefinedError) -> str:

@@ -190,6 +190,8 @@ class DossierElement(Base):
     template_id: Mapped[int | None] = mapped_column(ForeignKey("document_template.id"))
 
     created_by: Mapped[Agent | None] = relationship(lazy="joined")
+    file = relationship("StoredFile", foreign_keys=[file_id])
+    pdf_file = relationship("StoredFile", foreign_keys=[pdf_file_id])
 
     def __str__(self) -> str:
         return self.title

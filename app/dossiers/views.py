@@ -13,6 +13,8 @@ from app.contacts import objects
 from app.contacts.panel import origin_label
 from app.contacts.service import get_contact
 from app.db import session as db_session
+from app.documents import templates as document_templates
+from app.documents.models import TemplateKind
 from app.dossiers import reads, service
 from app.dossiers.models import DossierStatus, DossierType
 from app.errors import BusinessError
@@ -41,7 +43,8 @@ def show(dossier_id: int):
         visible_parties=readable_party_ids(agent=agent, party_ids=[x.party_id for x in dossier.parties]),
         next_statuses=DossierStatus.TRANSITIONS.get(dossier.status, ()) if agent.can("dossier.process") else (),
         agent_names=_agent_names(history), describe_entry=describe_entry,
-        new_contact_url=new_contact_url_for(dossier))
+        new_contact_url=new_contact_url_for(dossier),
+        letter_templates=document_templates.catalogue(TemplateKind.LETTER, active_only=True))
 
 
 def new_contact_url_for(holder) -> str | None:

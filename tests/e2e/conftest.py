@@ -58,7 +58,8 @@ def live_server(tmp_path_factory):
         "LOGIN_RATE_LIMIT": "200 per minute",
         "TZ": "UTC",
     }
-    for command in (["db", "upgrade"], ["processes", "deploy"], ["seed"], ["import", str(ROOT / "tests/data/billing")],
+    for command in (["db", "upgrade"], ["processes", "deploy"], ["documents", "deploy"], ["seed"],
+                    ["import", str(ROOT / "tests/data/billing")],
                     ["import", str(ROOT / "tests/data/journey")]):
         subprocess.run([str(BIN / "flask"), *command], cwd=ROOT, env=env, check=True, capture_output=True)
     port = _free_port()

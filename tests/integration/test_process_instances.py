@@ -19,6 +19,7 @@ from app.audit.models import AuditEntry
 from app.contacts.links import AgentLink, Links, ObjectLink, PartyLink
 from app.contacts.objects import Ref
 from app.db import db, session
+from app.documents import templates
 from app.dossiers import service as dossiers
 from app.errors import BusinessError
 from app.processes import definitions, engine
@@ -49,6 +50,7 @@ def world_fixture(app_ctx, frozen_clock, places, customer):
     found.supervisor = AgentFactory(full_name="Sophie Superviseur", roles=[role_with("superviseur")],
                                     territories=[places["lyon_agency"]])
     definitions.deploy_directory(BPMN)
+    templates.deploy_directory(BPMN.parent / "templates_docs")  # the letters their steps generate
     session.commit()
     return found
 

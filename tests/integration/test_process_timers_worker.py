@@ -1,6 +1,7 @@
 """Process timers fired by a real Celery worker, on the broker of the run (the embedded one with
 SQLite, Redis with PostgreSQL): a worker killed after stepping the instance and before saving it
-loses nothing, and the next worker fires the timer exactly once."""
+loses nothing — neither the step nor the reminder letter it generated is half-saved — and the next
+worker fires the timer, and generates the letter, exactly once."""
 from __future__ import annotations
 
 import os
@@ -25,6 +26,7 @@ from app import create_app, clock
 from app.audit.context import set_actor
 from app.contacts.links import Links, PartyLink
 from app.db import session
+from app.documents import templates
 from app.dossiers import service as dossiers
 from app.dossiers.models import DossierType
 from app.parties.models import Party
@@ -37,6 +39,7 @@ with app.app_context():
     set_actor(actor_id=None, actor_label="setup")
     from pathlib import Path
     definitions.deploy_directory(Path("bpmn"), ["unpaid_relaunch"])
+    templates.deploy_directory(Path("templates_docs"))  # the reminders its steps generate
     territory = Territory(code="T-TIMER", name="Timers", kind="agency", path="/T-TIMER/")
     session.add(territory)
     session.flush()
@@ -81,7 +84,10 @@ def _state(engine, instance_id: int) -> dict:
         fired = connection.execute(sa.text(
             "SELECT count(*) FROM audit_entry WHERE object_type = 'process_instance' AND object_id = :id "
             "AND action = 'timer'"), {"id": str(instance_id)}).scalar_one()
-    return {"revision": revision, "status": status, "timers": timers, "fired": fired}
+        letters = connection.execute(sa.text(  # the reminders its steps generated
+            "SELECT e.title FROM dossier_element e JOIN process_instance i ON i.dossier_id = e.dossier_id "
+            "WHERE i.id = :id AND e.kind = 'letter' ORDER BY e.id"), {"id": instance_id}).scalars().all()
+    return {"revision": revision, "status": status, "timers": timers, "fired": fired, "letters": letters}
 
 
 @pytest.mark.worker
@@ -95,6 +101,7 @@ def test_a_worker_killed_between_firing_and_saving_loses_nothing_and_the_timer_f
     instance_id = _run_setup(url, tmp_path)
     before = _state(engine, instance_id)
     assert before["timers"] == ["wait_first"] and before["status"] == "waiting" and before["fired"] == 0
+    assert before["letters"] == ["Premier rappel d'impayé"]
 
     # A worker that dies right after stepping the instance, before its commit.
     doomed = _start_worker(url, broker, tmp_path, GUICHET_FAULT_INJECTION="timer_after_fire")
@@ -122,4 +129,5 @@ def test_a_worker_killed_between_firing_and_saving_loses_nothing_and_the_timer_f
     finally:
         worker.terminate()
         print(worker.communicate(timeout=30)[0][-3000:])
-    assert after == {"revision": before["revision"] + 1, "status": "waiting", "timers": ["wait_second"], "fired": 1}
+    assert after == {"revision": before["revision"] + 1, "status": "waiting", "timers": ["wait_second"], "fired": 1,
+                     "letters": ["Premier rappel d'impayé", "Second rappel d'impayé"]}  # the second, once

@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
+from app.processes import engine
 from app.processes.definitions import read_folder
 from app.processes.engine import Run, check
 
@@ -41,15 +42,33 @@ ANSWERS = {  # process → user task → what an agent fills in
     },
     "unpaid_relaunch": {"collect": {"outcome": "échéancier"}},
 }
+OPERATIONS = {  # process → the service operations its full run calls, in order
+    "unpaid_relaunch": [("generate_document", {"template": "unpaid_reminder_1"}),
+                        ("generate_document", {"template": "unpaid_reminder_2"}),
+                        ("generate_document", {"template": "formal_notice"})],
+    "payment_difficulty": [("generate_document", {"template": "payment_plan_agreement"})],
+    "move_in": [("generate_document", {"template": "move_in_welcome"})],
+}
 TIMERS = {  # process → timer → the wait it must announce, in days
     "payment_difficulty": {"sign_reminder": 7, "wait_first": 30}, "reading_dispute": {"wait_visit": 10},
     "unpaid_relaunch": {"wait_first": 15, "wait_second": 15},
 }
 
 
+@pytest.fixture(autouse=True)
+def calls(monkeypatch) -> list[tuple[str, dict]]:
+    """The service operations the process calls, recorded instead of run: what they do is tested
+    with them (tests/integration/test_documents.py, test_mails.py); here, that each is called."""
+    recorded: list[tuple[str, dict]] = []
+    handlers = {name: (lambda data, params, name=name: recorded.append((name, params)) or {"recorded": True})
+                for name in engine.OPERATIONS}
+    monkeypatch.setattr(engine, "_operations", handlers)
+    return recorded
+
+
 def _start(key: str) -> tuple[dict[str, str], BpmnWorkflow, Run]:
     files = read_folder(BPMN / key)
-    workflow = BpmnWorkflow(check(key, files).spec)
+    workflow = BpmnWorkflow(check(key, files).spec, script_engine=engine._script_engine)
     workflow.do_engine_steps()
     return files, workflow, Run(workflow)
 
@@ -79,7 +98,7 @@ def _fire(key: str, run: Run, timer) -> None:
 
 
 @pytest.mark.parametrize("key", sorted(p.name for p in BPMN.iterdir() if p.is_dir()))
-def test_each_shipped_process_runs_through_its_forms(key):
+def test_each_shipped_process_runs_through_its_forms(key, calls):
     assert key in ANSWERS, f"add sample answers for {key}"
     files, workflow, run = _start(key)
     done = []
@@ -97,6 +116,18 @@ def test_each_shipped_process_runs_through_its_forms(key):
             break
     assert workflow.completed, f"{key} stopped after {done}"
     assert set(ANSWERS[key]) | set(TIMERS.get(key, {})) == set(done)
+    assert calls == OPERATIONS.get(key, [])
+
+
+def test_every_template_a_shipped_process_names_is_shipped():
+    import tomllib
+
+    with (BPMN.parent / "templates_docs" / "catalogue.toml").open("rb") as handle:
+        catalogue = tomllib.load(handle)
+    shipped = {"generate_document": set(catalogue["letters"]), "send_mail": set(catalogue["mails"])}
+    for steps in OPERATIONS.values():
+        for operation, params in steps:
+            assert params["template"] in shipped[operation], (operation, params)
 
 
 def test_the_reminder_waits_beside_the_signature_and_both_branches_end():

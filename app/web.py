@@ -248,8 +248,8 @@ def init_app(app: Flask) -> None:
         set_context(AuditContext(actor_label="system"))
 
     def _error_page(code: int, message=None):
-        if _wants_json():
-            return jsonify(error=str(message or ERROR_MESSAGES.get(code, ""))), code
+        if _wants_json():  # the API's error shape (app/api/errors.py): a message, and no field at fault
+            return jsonify(error=str(message or ERROR_MESSAGES.get(code, "")), fields={}), code
         return render_template("errors/error.html", code=code, message=message or ERROR_MESSAGES.get(code)), code
 
     @app.errorhandler(CSRFError)

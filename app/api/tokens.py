@@ -38,6 +38,8 @@ API_PERMISSIONS: dict[str, object] = {
     "identify": _l("Identifier un appelant par son numéro"),
     "dossier.create": _l("Ouvrir des dossiers (actions externes : relances, demandes du SI)"),
     "process.message": _l("Envoyer des messages aux processus des dossiers (facture payée…)"),
+    "dossier.read": _l("Lire l'état des dossiers (statut, processus en cours)"),
+    "masterdata.write": _l("Mettre à jour les données de facturation (clients, contrats, factures, règlements…)"),
 }
 
 

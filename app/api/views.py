@@ -6,14 +6,18 @@ audited one by one: they read, and the trail would drown in them; creating and r
 """
 from __future__ import annotations
 
+import re
 from functools import wraps
+from pathlib import Path
 
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 from flask_babel import gettext as _
 from flask_limiter.util import get_remote_address
-from sqlalchemy import select
 
-from app.api import tokens
+from app.api import dossiers as dossiers_api
+from app.api import masterdata, tokens
+from app.api.errors import ApiError, ValidationError, error_response
+from app.api.idempotency import idempotent, respond
 from app.audit.context import AuditContext, set_context
 from app.db import session as db_session
 from app.errors import BusinessError
@@ -49,14 +53,29 @@ limiter.limit(lambda: current_app.config.get("API_RATE_LIMIT", DEFAULT_RATE_LIMI
 limiter.limit(FAILED_RATE_LIMIT, key_func=get_remote_address, deduct_when=lambda r: r.status_code == 401)(bp)
 
 
-def error(status: int, message: str, **headers):
-    response = jsonify(error=message)
-    response.headers.update(headers)
-    return response, status
+def error(status: int, message: str, fields: dict[str, str] | None = None, **headers):
+    return error_response(status, message, fields, **headers)
+
+
+@bp.errorhandler(ApiError)
+def _api_error(exc: ApiError):
+    db_session.rollback()
+    return error_response(exc.status, exc.message, exc.fields, **exc.headers)
+
+
+def _json_body() -> dict:
+    """The request's JSON object, or a 400 (not JSON, or not an object)."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, _("Le corps de la requête doit être un objet JSON (Content-Type: application/json)."),
+                       fields={"body": _("Un objet JSON est attendu.")})
+    return body
 
 
 @bp.before_request
 def _authenticate():
+    if request.endpoint == "api.openapi":  # the description of the API holds no data
+        return None
     credential = _bearer()
     token = tokens.authenticate(credential)
     if token is None:
@@ -101,10 +120,13 @@ def identify():
     """
     phone = request.args.get("phone", "").strip()
     login = request.args.get("agent", "").strip()
+    fields = {}
     if not phone:
-        return error(400, _("Le paramètre « phone » (numéro de l'appelant) est obligatoire."))
+        fields["phone"] = _("Le paramètre « phone » (numéro de l'appelant) est obligatoire.")
     if not login:
-        return error(400, _("Le paramètre « agent » (identifiant de l'agent dont le poste sonne) est obligatoire."))
+        fields["agent"] = _("Le paramètre « agent » (identifiant de l'agent dont le poste sonne) est obligatoire.")
+    if fields:
+        raise ValidationError(fields, message=next(iter(fields.values())))
     token = g.api_token
     agent = get_agent_by_login(login=login[:64])
     if agent is None or not agent.active or not tokens.agent_within_token(agent, token):
@@ -112,7 +134,7 @@ def identify():
     try:
         answer = identify_caller(agent=agent, phone=phone, within=territory_ids_under(token.territories))
     except BusinessError as exc:
-        return error(400, exc.message)
+        raise ValidationError({"phone": exc.message}, message=exc.message) from None
     return jsonify(phone=answer.query, channel="phone", parties=[_party(r) for r in answer.results],
                    out_of_scope=answer.hidden)
 
@@ -139,68 +161,108 @@ def _party(result) -> dict:
 
 @bp.route("/dossiers", methods=["POST"])
 @require_api_permission("dossier.create")
+@idempotent
 def create_dossier():
     """Open a dossier for an external action (the billing system, a scheduled job elsewhere).
 
     JSON body: ``classification`` (code), optional ``subject``, ``parties`` (a list of
     ``{"number": customer number, "role": "payer"…}``, at least one), optional ``contracts`` and
-    ``invoices`` (numbers). Everything named must lie within the token's territories, else the
-    answer is one and the same 404, as for a missing number. The dossier's origin is "automatic";
-    its classification's process starts as the process engine says. 201 with its reference.
+    ``invoices`` (numbers). A malformed field is a 422 naming it; everything named must lie within
+    the token's territories, else the answer is one and the same 404, as for a missing number.
+    The dossier's origin is "automatic"; its classification's process starts as the process
+    engine says. 201 with its reference. Honours ``Idempotency-Key``.
     """
-    from app.api.dossiers import open_from_request
+    dossier = dossiers_api.open_from_request(_json_body(), territories=g.api_token.territories)
+    return respond({"id": dossier.id, "reference": dossier.reference, "status": dossier.status,
+                    "origin": dossier.origin, "url": url_for("dossiers.show", dossier_id=dossier.id, _external=True)},
+                   201)
 
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        return error(400, _("Le corps de la requête doit être un objet JSON."))
-    try:
-        dossier = open_from_request(body, territories=g.api_token.territories)
-    except LookupError as exc:
-        db_session.rollback()
-        return error(404, str(exc))
-    except BusinessError as exc:
-        db_session.rollback()
-        return error(400, exc.message)
-    db_session.commit()
-    return jsonify(id=dossier.id, reference=dossier.reference, status=dossier.status, origin=dossier.origin,
-                   url=url_for("dossiers.show", dossier_id=dossier.id, _external=True)), 201
+
+@bp.route("/dossiers/<reference>")
+@require_api_permission("dossier.read")
+def read_dossier(reference: str):
+    """Where a dossier stands: status, classification, dates, affaire reference, its process and
+    the steps waiting now. Out of the token's territories: the same 404 as a missing one."""
+    dossier = dossiers_api.find_in_scope(reference, g.api_token.territories)
+    if dossier is None:
+        return error(404, _("Dossier inconnu ou hors du périmètre de ce jeton."))
+    return jsonify(dossiers_api.status_of(dossier))
 
 
 MESSAGE_NAME_MAX = 100
+MESSAGE_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 PAYLOAD_MAX_KEYS = 50
+PAYLOAD_VALUE_MAX = 1000
+
+
+def _checked_message(body: dict) -> tuple[str, dict]:
+    fields = {}
+    name, payload = body.get("name"), body.get("payload")
+    if not isinstance(name, str) or not 0 < len(name.strip()) <= MESSAGE_NAME_MAX \
+            or not MESSAGE_NAME_RE.fullmatch(name.strip()):
+        fields["name"] = _("Le nom du message BPMN est obligatoire : lettres, chiffres, « _ », « . » ou « - », "
+                           "%(max)d caractères au plus.", max=MESSAGE_NAME_MAX)
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict) or len(payload) > PAYLOAD_MAX_KEYS:
+        fields["payload"] = _("Un objet de %(max)d valeurs simples au plus est attendu.", max=PAYLOAD_MAX_KEYS)
+    else:
+        for key, value in payload.items():
+            if len(key) > MESSAGE_NAME_MAX:
+                fields["payload"] = _("Nom de valeur trop long (%(max)d caractères au plus).", max=MESSAGE_NAME_MAX)
+            elif not isinstance(value, (str, int, float, bool, type(None))):
+                fields[f"payload.{key}"] = _("Une valeur simple est attendue (texte, nombre, booléen ou null).")
+            elif isinstance(value, str) and len(value) > PAYLOAD_VALUE_MAX:
+                fields[f"payload.{key}"] = _("%(max)d caractères au plus.", max=PAYLOAD_VALUE_MAX)
+    if fields:
+        raise ValidationError(fields)
+    return name.strip(), payload
 
 
 @bp.route("/dossiers/<reference>/messages", methods=["POST"])
 @require_api_permission("process.message")
+@idempotent
 def send_process_message(reference: str):
     """Send a message to the process running on a dossier ("facture_payee" from the billing system).
 
     JSON body: ``name`` (the BPMN message name) and optional ``payload`` (an object of plain
     values, given to the catch event). A dossier out of the token's territories is a 404, as a
     missing one. 202 with ``delivered``: true when the process was waiting for it; false when it is
-    kept and will be delivered as soon as the process waits for it.
+    kept and will be delivered as soon as the process waits for it. Honours ``Idempotency-Key``.
     """
-    from app.dossiers.models import Dossier
     from app.processes import service as processes
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        return error(400, _("Le corps de la requête doit être un objet JSON."))
-    name, payload = body.get("name"), body.get("payload") or {}
-    if not isinstance(name, str) or not 0 < len(name.strip()) <= MESSAGE_NAME_MAX:
-        return error(400, _("« name » : le nom du message, %(max)d caractères au plus.", max=MESSAGE_NAME_MAX))
-    if not isinstance(payload, dict) or len(payload) > PAYLOAD_MAX_KEYS or not all(
-            isinstance(v, (str, int, float, bool, type(None))) for v in payload.values()):
-        return error(400, _("« payload » : un objet de %(max)d valeurs simples au plus.", max=PAYLOAD_MAX_KEYS))
-    dossier = db_session.execute(select(Dossier).where(
-        Dossier.reference == reference[:20],
-        Dossier.scope_clause(territory_ids_under(g.api_token.territories)))).scalar_one_or_none()
+
+    name, payload = _checked_message(_json_body())
+    dossier = dossiers_api.find_in_scope(reference, g.api_token.territories)
     if dossier is None:
         return error(404, _("Dossier inconnu ou hors du périmètre de ce jeton."))
     instance = processes.running_on(dossier_id=dossier.id)
     if instance is None:
         return error(409, _("Aucun processus en cours sur ce dossier."))
-    delivered = processes.send_message(instance_id=instance.id, name=name.strip(), payload=payload,
+    delivered = processes.send_message(instance_id=instance.id, name=name, payload=payload,
                                        source=f"api:{g.api_token.prefix}")
-    db_session.commit()
-    return jsonify(dossier=dossier.reference, process=instance.id, delivered=delivered,
-                   status=instance.status), 202
+    return respond({"dossier": dossier.reference, "process": instance.id, "delivered": delivered,
+                    "status": instance.status}, 202)
+
+
+@bp.route("/masterdata", methods=["POST"])
+@require_api_permission("masterdata.write")
+@idempotent
+def upsert_masterdata():
+    """Create or update master data: the records of the billing import (docs/import-format.md) as
+    JSON lists, all or nothing, within the token's territories. 200 with the counts per kind; 422
+    naming every field at fault, nothing written. Honours ``Idempotency-Key``."""
+    counts = masterdata.upsert(_json_body(), territories=g.api_token.territories,
+                               audit_id=f"api:{g.api_token.prefix}")
+    return respond({"counts": counts}, 200)
+
+
+OPENAPI_FILE = Path(__file__).with_name("openapi.json")
+
+
+@bp.route("/openapi.json")
+def openapi():
+    """The OpenAPI 3.1 description of this API (no token needed: it holds no data)."""
+    response = current_app.response_class(OPENAPI_FILE.read_bytes(), mimetype="application/json")
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response

@@ -19,6 +19,7 @@ from app.contacts.models import (
     TemplateItem,
 )
 from app.db import Base, UTCDateTime
+from app.documents.models import StoredFile
 from app.parties.models import Party
 from app.security.models import Agent
 
@@ -190,8 +191,8 @@ class DossierElement(Base):
     template_id: Mapped[int | None] = mapped_column(ForeignKey("document_template.id"))
 
     created_by: Mapped[Agent | None] = relationship(lazy="joined")
-    file = relationship("StoredFile", foreign_keys=[file_id])
-    pdf_file = relationship("StoredFile", foreign_keys=[pdf_file_id])
+    file: Mapped[StoredFile | None] = relationship(foreign_keys=[file_id])
+    pdf_file: Mapped[StoredFile | None] = relationship(foreign_keys=[pdf_file_id])
 
     def __str__(self) -> str:
         return self.title

@@ -22,6 +22,14 @@ from app.integration import fields as f
 from app.parties.models import Party, PartyKind
 
 
+class FieldError(ValueError):
+    """A rule between the fields of one line broken, blamed on one of them."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 @dataclass(frozen=True)
 class FileSpec:
     kind: str
@@ -33,9 +41,9 @@ class FileSpec:
 
 def _check_party(row: dict) -> None:
     if row["kind"] == PartyKind.ORGANISATION and not row["company_name"]:
-        raise ValueError("raison sociale obligatoire pour une personne morale")
+        raise FieldError("company_name", "raison sociale obligatoire pour une personne morale")
     if row["kind"] == PartyKind.PERSON and not row["last_name"]:
-        raise ValueError("nom obligatoire pour une personne physique")
+        raise FieldError("last_name", "nom obligatoire pour une personne physique")
 
 
 def _check_service_point(row: dict) -> None:
@@ -43,26 +51,26 @@ def _check_service_point(row: dict) -> None:
     if national_id and row["kind"] in (ServicePointKind.ELECTRICITY, ServicePointKind.GAS):
         if not (len(national_id) == 14 and national_id.isdigit()):
             label = "PDL" if row["kind"] == ServicePointKind.ELECTRICITY else "PCE"
-            raise ValueError(f"{label} invalide « {national_id} » (14 chiffres attendus)")
+            raise FieldError("national_id", f"{label} invalide « {national_id} » (14 chiffres attendus)")
 
 
 def _check_meter(row: dict) -> None:
     if row["removed_on"] and row["removed_on"] < row["installed_on"]:
-        raise ValueError("date de dépose antérieure à la date de pose")
+        raise FieldError("removed_on", "date de dépose antérieure à la date de pose")
 
 
 def _check_contract(row: dict) -> None:
     if row["end_date"] and row["end_date"] < row["start_date"]:
-        raise ValueError("date de fin antérieure à la date de début")
+        raise FieldError("end_date", "date de fin antérieure à la date de début")
     if row["status"] == ContractStatus.TERMINATED and not row["end_date"]:
-        raise ValueError("un contrat résilié doit avoir une date de fin")
+        raise FieldError("end_date", "un contrat résilié doit avoir une date de fin")
 
 
 def _check_invoice(row: dict) -> None:
     if row["due_on"] < row["issued_on"]:
-        raise ValueError("date d'exigibilité antérieure à la date d'émission")
+        raise FieldError("due_on", "date d'exigibilité antérieure à la date d'émission")
     if row["amount_paid"] > row["amount"]:
-        raise ValueError("montant payé supérieur au montant de la facture")
+        raise FieldError("amount_paid", "montant payé supérieur au montant de la facture")
 
 
 SPECS = [
@@ -165,6 +173,7 @@ class Problem:
     filename: str
     line: int
     message: str
+    field: str | None = None  # the column at fault, when one is (the API answers per field)
 
     def __str__(self) -> str:
         return f"{self.filename}, ligne {self.line} : {self.message}"
@@ -179,6 +188,7 @@ class ImportReport:
     refused_keys: dict[str, set[str]] = field(default_factory=dict)
     unreadable: set[str] = field(default_factory=set)
     updated_ids: dict[str, set[int]] = field(default_factory=dict)
+    every_field: bool = False  # report every wrong field of a line, not only the first
 
     @property
     def ok(self) -> bool:
@@ -214,20 +224,8 @@ def read_file(directory: Path, spec: FileSpec, report: ImportReport, progress) -
                 report.problems.append(Problem(spec.filename, line, "nombre de champs incorrect"))
                 report.count(spec.kind, "rejected")
                 continue
-            try:
-                values = {}
-                for column, parse in spec.columns.items():
-                    try:
-                        values[column] = parse(raw[column])
-                    except ValueError as exc:
-                        raise ValueError(f"{column} : {exc}") from None
-                if spec.check:
-                    spec.check(values)
-            except ValueError as exc:
-                report.problems.append(Problem(spec.filename, line, str(exc)))
-                report.count(spec.kind, "rejected")
-                if spec.kind in OWN_KEY:
-                    report.refused_keys.setdefault(spec.kind, set()).add(raw[OWN_KEY[spec.kind]].strip())
+            values = parse_record(spec, raw, line, report)
+            if values is None:
                 continue
             key = tuple(values[k] for k in spec.key)
             if key in seen:
@@ -237,6 +235,30 @@ def read_file(directory: Path, spec: FileSpec, report: ImportReport, progress) -
             seen[key] = line
             rows.append((line, values))
     return rows
+
+
+def parse_record(spec: FileSpec, raw: dict[str, str], line: int, report: ImportReport) -> dict | None:
+    """One line (or one record of the API) of spec's kind, parsed and checked: its values, or None
+    after adding every problem to the report. raw maps each column to its text ("" when empty)."""
+    values, problems = {}, []
+    for column, parse in spec.columns.items():
+        try:
+            values[column] = parse(raw.get(column, ""))
+        except ValueError as exc:
+            problems.append(Problem(spec.filename, line, f"{column} : {exc}", field=column))
+    if not problems and spec.check:
+        try:
+            spec.check(values)
+        except ValueError as exc:
+            problems.append(Problem(spec.filename, line, str(exc), field=getattr(exc, "field", None)))
+    if not problems:
+        return values
+    # The command line has always reported the first wrong field of a line; the API reports each.
+    report.problems.extend(problems if report.every_field else problems[:1])
+    report.count(spec.kind, "rejected")
+    if spec.kind in OWN_KEY:
+        report.refused_keys.setdefault(spec.kind, set()).add((raw.get(OWN_KEY[spec.kind]) or "").strip())
+    return None
 
 
 

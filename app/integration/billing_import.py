@@ -69,7 +69,9 @@ def _existing(column, values: Iterable[str]) -> set[str]:
     return found
 
 
-def _check_references(parsed: Parsed, report: ImportReport) -> None:
+def _check_references(parsed: Parsed, report: ImportReport, known_among=None, unknown_suffix: str = "") -> None:
+    """Every reference names a row of the batch or of the database; known_among(target_kind,
+    column, keys) may narrow "of the database" (the API: within the token's territories)."""
     for (kind, column), (target_kind, target_column) in REFERENCES.items():
         rows = parsed.rows.get(kind, [])
         if not rows:
@@ -79,14 +81,16 @@ def _check_references(parsed: Parsed, report: ImportReport) -> None:
         in_batch = {values[OWN_KEY[target_kind]] for _line, values in parsed.rows.get(target_kind, [])}
         in_batch |= report.refused_keys.get(target_kind, set())  # already reported
         wanted = {values[column] for _line, values in rows} - in_batch
-        known = in_batch | _existing(target_column, wanted)
+        known = in_batch | (known_among(target_kind, target_column, wanted) if known_among
+                            else _existing(target_column, wanted))
         spec = SPEC_BY_KIND[kind]
         for line, values in rows:
             if values[column] not in known:
                 label = {"service_point": "point de desserte inconnu", "meter": "compteur inconnu",
                          "contract": "contrat inconnu", "party": "interlocuteur inconnu",
                          "invoice": "facture inconnue"}[target_kind]
-                report.problems.append(Problem(spec.filename, line, f"{label} : {values[column]}"))
+                report.problems.append(Problem(spec.filename, line, f"{label}{unknown_suffix} : {values[column]}",
+                                               field=column))
                 report.count(kind, "rejected")
 
 
@@ -106,12 +110,14 @@ def _check_meter_kinds(parsed: Parsed, report: ImportReport) -> None:
         kind, first = kinds.setdefault(values["serial"], (values["kind"], line))
         if kind != values["kind"]:
             report.problems.append(Problem("meters.csv", line, f"compteur {values['serial']} : type « "
-                                           f"{values['kind']} » différent de la ligne {first} (« {kind} »)"))
+                                           f"{values['kind']} » différent de la ligne {first} (« {kind} »)",
+                                           field="kind"))
 
 
-def _check_unique_numbers(parsed: Parsed, report: ImportReport) -> None:
+def _check_unique_numbers(parsed: Parsed, report: ImportReport, reveal_owners: bool = True) -> None:
     """A number used twice in a file, or already held by another object, is refused here
-    rather than by the database in the middle of the writes."""
+    rather than by the database in the middle of the writes. Without reveal_owners (the API,
+    whose token may not see that object), the message does not name the holder."""
     for kind, (column, db_column) in UNIQUE_NUMBERS.items():
         rows = [(line, v) for line, v in parsed.rows.get(kind, []) if v[column]]
         if not rows:
@@ -121,7 +127,7 @@ def _check_unique_numbers(parsed: Parsed, report: ImportReport) -> None:
         for line, values in rows:
             if values[column] in first_line:
                 report.problems.append(Problem(filename, line, f"{column} « {values[column]} » déjà utilisé "
-                                               f"à la ligne {first_line[values[column]]}"))
+                                               f"à la ligne {first_line[values[column]]}", field=column))
             first_line.setdefault(values[column], line)
         owners: dict[str, str] = {}
         numbers = list(first_line)
@@ -131,9 +137,9 @@ def _check_unique_numbers(parsed: Parsed, report: ImportReport) -> None:
             owners.update(session.execute(stmt).all())
         for line, values in rows:
             if values[column] in owners and owners[values[column]] != values["external_ref"]:
-                owner = owners[values[column]]
+                owner = (owners[values[column]] or "un objet créé dans Guichet") if reveal_owners else "un autre objet"
                 report.problems.append(Problem(filename, line, f"{column} « {values[column]} » déjà attribué "
-                                               f"à {owner or 'un objet créé dans Guichet'}"))
+                                               f"à {owner}", field=column))
 
 
 def _check_communes(parsed: Parsed, report: ImportReport, communes: dict[str, int]) -> None:
@@ -141,7 +147,8 @@ def _check_communes(parsed: Parsed, report: ImportReport, communes: dict[str, in
         if values["insee_code"] not in communes:
             report.problems.append(Problem(
                 "service_points.csv", line,
-                f"commune {values['insee_code']} hors des territoires de la régie (aucun territoire ne la couvre)"))
+                f"commune {values['insee_code']} hors des territoires de la régie (aucun territoire ne la couvre)",
+                field="insee_code"))
             report.count("service_point", "rejected")
 
 
@@ -455,12 +462,32 @@ def import_directory(directory: Path, *, progress: Callable[[int], None] = lambd
                                        f"(attendus : {', '.join(s.filename for s in SPECS)})"))
         return report
     parsed = Parsed({spec.kind: read_file(directory, spec, report, progress) for spec in SPECS})
-    communes = dict(session.execute(
+    return import_parsed(parsed, report, audit_id=directory.name[:64], audit_data={"files": known},
+                         progress=progress)
+
+
+def communes_by_insee() -> dict[str, int]:
+    """INSEE code → id of the commune territory carrying it."""
+    return dict(session.execute(
         select(Territory.insee_code, Territory.id).where(Territory.insee_code.is_not(None))).all())
+
+
+def import_parsed(parsed: Parsed, report: ImportReport, *, audit_id: str, audit_data: dict,
+                  progress: Callable[[int], None] = lambda n: None, known_among=None, unknown_suffix: str = "",
+                  reveal_owners: bool = True,
+                  extra_check: Callable[[Parsed, ImportReport, dict[str, int]], None] | None = None) -> ImportReport:
+    """Check then write rows already parsed (from files, or from the API's records): all or nothing.
+
+    known_among, unknown_suffix and reveal_owners narrow the reference checks (see
+    _check_references and _check_unique_numbers); extra_check adds the caller's own rules.
+    """
+    communes = communes_by_insee()
     _check_communes(parsed, report, communes)
-    _check_references(parsed, report)
-    _check_unique_numbers(parsed, report)
+    _check_references(parsed, report, known_among, unknown_suffix)
+    _check_unique_numbers(parsed, report, reveal_owners)
     _check_meter_kinds(parsed, report)
+    if extra_check is not None:
+        extra_check(parsed, report, communes)
     if report.problems:
         return report
     # Some rules can only be checked on the result (overlapping meter installations), and the
@@ -474,7 +501,7 @@ def import_directory(directory: Path, *, progress: Callable[[int], None] = lambd
         savepoint.rollback()
         return report
     refresh_party_statuses(touched)
-    audit.record("import", object_type="billing_export", object_id=directory.name[:64],
-                 data={"files": known, "counts": report.counts})
+    audit.record("import", object_type="billing_export", object_id=audit_id,
+                 data={**audit_data, "counts": report.counts})
     savepoint.commit()
     return report

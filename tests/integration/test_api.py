@@ -300,14 +300,14 @@ def test_an_agent_without_party_read_sees_nobody(client, data, token):
 
 
 @pytest.mark.parametrize("params,status,fragment", [
-    ({"phone": ""}, 400, "« phone »"),
-    ({"phone": "   "}, 400, "« phone »"),
-    ({"phone": "abc"}, 400, "abc"),
-    ({"phone": "%"}, 400, "Numéro de téléphone"),
-    ({"phone": "06 12"}, 400, "Numéro de téléphone"),
-    ({"phone": "9" * 500}, 400, "Numéro de téléphone"),
-    ({"phone": "' OR 1=1 --"}, 400, "Numéro de téléphone"),
-    ({"agent": ""}, 400, "« agent »"),
+    ({"phone": ""}, 422, "« phone »"),
+    ({"phone": "   "}, 422, "« phone »"),
+    ({"phone": "abc"}, 422, "abc"),
+    ({"phone": "%"}, 422, "Numéro de téléphone"),
+    ({"phone": "06 12"}, 422, "Numéro de téléphone"),
+    ({"phone": "9" * 500}, 422, "Numéro de téléphone"),
+    ({"phone": "' OR 1=1 --"}, 422, "Numéro de téléphone"),
+    ({"agent": ""}, 422, "« agent »"),
     ({"agent": "personne"}, 404, "Agent inconnu"),
     ({"agent": "x" * 500}, 404, "Agent inconnu"),
     ({"agent": "%"}, 404, "Agent inconnu"),
@@ -317,9 +317,10 @@ def test_bad_input_gets_a_clear_json_refusal(client, data, token, params, status
     _assert_json_error(client.get(URL, query_string=query, headers=_bearer(token)), status, fragment)
 
 
-def test_a_missing_phone_parameter_is_400(client, data, token):
+def test_a_missing_phone_parameter_is_422_naming_the_field(client, data, token):
     response = client.get(URL, query_string={"agent": data["lyon"].login}, headers=_bearer(token))
-    _assert_json_error(response, 400, "« phone »")
+    _assert_json_error(response, 422, "« phone »")
+    assert list(response.get_json()["fields"]) == ["phone"]
 
 
 def test_an_inactive_agent_is_unknown(client, data, token):
@@ -330,7 +331,7 @@ def test_an_inactive_agent_is_unknown(client, data, token):
 
 # --- the token's territories ---------------------------------------------------------------------
 
-REFUSED_AGENT = {"error": "Agent inconnu ou hors du périmètre de ce jeton."}
+REFUSED_AGENT = {"error": "Agent inconnu ou hors du périmètre de ce jeton.", "fields": {}}
 
 
 @pytest.fixture

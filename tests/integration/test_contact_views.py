@@ -355,18 +355,19 @@ def test_another_system_opens_a_dossier_through_the_api(client, places, customer
 
 
 @pytest.mark.parametrize(("body", "status", "fragment"), [
-    ({"classification": "NOPE", "parties": [{"number": "CL0700001"}]}, 400, "Classification de dossier inconnue"),
-    ({"classification": "RECLA", "parties": []}, 400, "« parties »"),
-    ({"classification": "RECLA", "parties": [{"number": "CL0700001", "role": "boss"}]}, 400, "Rôle"),
+    ({"classification": "NOPE", "parties": [{"number": "CL0700001"}]}, 422, "Classification de dossier inconnue"),
+    ({"classification": "RECLA", "parties": []}, 422, "Au moins un interlocuteur"),
+    ({"classification": "RECLA", "parties": [{"number": "CL0700001", "role": "boss"}]}, 422, "Rôle"),
     ({"classification": "RECLA", "parties": [{"number": "CL0000000"}]}, 404, "CL0000000"),
-    ({"classification": "RECLA", "parties": [{"number": "CL0700001"}], "invoices": "F-V1"}, 400, "liste"),
+    ({"classification": "RECLA", "parties": [{"number": "CL0700001"}], "invoices": "F-V1"}, 422, "liste"),
     ({"classification": "RECLA", "parties": [{"number": "CL0700001"}], "invoices": ["F-XX"]}, 404, "F-XX"),
 ])
 def test_the_api_refuses_bad_input_and_writes_nothing(client, places, customer, setup, body, status, fragment):
     token = _api_token("A-LYON")
     response = client.post("/api/v1/dossiers", headers={"Authorization": f"Bearer {token}"}, json=body)
     assert response.status_code == status
-    assert fragment in response.get_json()["error"]
+    answer = response.get_json()
+    assert any(fragment in message for message in [answer["error"], *answer["fields"].values()]), answer
     assert _count(Dossier) == 0
 
 

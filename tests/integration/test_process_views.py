@@ -206,7 +206,7 @@ def test_the_billing_system_sends_a_message_to_a_dossiers_process_within_its_ter
     assert client.post(url, headers={"Authorization": f"Bearer {loire}"}, json=body).status_code == 404
     assert client.post(url, headers={"Authorization": f"Bearer {_api_token('A-LYON')}"}, json=body).status_code == 403
     bad = client.post(url, headers={"Authorization": f"Bearer {lyon}"}, json={"name": "", "payload": []})
-    assert bad.status_code == 400 and "name" in bad.get_json()["error"]
+    assert bad.status_code == 422 and set(bad.get_json()["fields"]) == {"name", "payload"}
     response = client.post(url, headers={"Authorization": f"Bearer {lyon}"}, json=body)
     assert response.status_code == 202, response.get_json()
     assert response.get_json()["delivered"] is True

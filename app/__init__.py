@@ -82,6 +82,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     engine.register_operation("generate_document", generate_document)
 
+    from app import mails
+
+    mails.init_app(app)  # the dossier's mail form, the send_mail operation
+
     from app import cli
 
     cli.init_app(app)

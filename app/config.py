@@ -95,4 +95,41 @@ def from_env() -> dict:
         "LANGUAGES": ("fr", "en"),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session, which has its own timeouts
         "ORGANISATION_NAME": _env("GUICHET_ORGANISATION", "Régie des Eaux et de l'Énergie"),
+        # The letterhead of generated letters and mails.
+        "ORGANISATION_ADDRESS_1": _env("ORGANISATION_ADDRESS_1", "12 quai des Régies"),
+        "ORGANISATION_ADDRESS_2": _env("ORGANISATION_ADDRESS_2", "69002 Lyon"),
+        "ORGANISATION_PHONE": _env("ORGANISATION_PHONE", "04 72 00 00 00"),
+        "ORGANISATION_EMAIL": _env("ORGANISATION_EMAIL", "service.clients@regie.example"),
+        # PDF copies of generated letters through LibreOffice: "auto" (when installed) or "off".
+        "DOCUMENT_PDF": _env("DOCUMENT_PDF", "auto"),
+        "SOFFICE": _env("SOFFICE", "soffice"),
+        "PDF_TIMEOUT_SECONDS": _env_int("PDF_TIMEOUT_SECONDS", 60),
+        **_mail_settings(),
+    }
+
+
+def _mail_settings() -> dict:
+    """The outbox (app/mails): SMTP_URL is smtp://[user:password@]host[:port][?starttls=1] or
+    smtps://…; unset, mails wait in the outbox, queued."""
+    smtp_url = _env("SMTP_URL")
+    if smtp_url:
+        from app.mails.smtp import parse_url
+
+        try:
+            parse_url(smtp_url)
+        except ValueError as exc:
+            raise RuntimeError(str(exc)) from None
+    return {
+        "SMTP_URL": smtp_url,
+        "SMTP_TIMEOUT": _env_int("SMTP_TIMEOUT", 30),  # seconds, for each exchange with the server
+        "MAIL_FROM": _env("MAIL_FROM", "Guichet <guichet@localhost.localdomain>"),
+        "MAIL_MESSAGE_ID_DOMAIN": _env("MAIL_MESSAGE_ID_DOMAIN"),  # default: MAIL_FROM's domain
+        "MAIL_MAX_ATTEMPTS": _env_int("MAIL_MAX_ATTEMPTS", 8),
+        "MAIL_RETRY_SECONDS": _env_int("MAIL_RETRY_SECONDS", 30),  # doubled after each failed attempt…
+        "MAIL_RETRY_MAX_SECONDS": _env_int("MAIL_RETRY_MAX_SECONDS", 3600),  # …up to this
+        # A mail left "sending" longer than this by a worker that died is sent again (same Message-ID):
+        # longer than any SMTP conversation can last with SMTP_TIMEOUT.
+        "MAIL_CLAIM_SECONDS": _env_int("MAIL_CLAIM_SECONDS", 600),
+        "MAIL_DELIVER_AT_ONCE": _env_bool("MAIL_DELIVER_AT_ONCE", True),  # a mail written by an agent
+        "MAIL_DELIVERY_SECONDS": _env_int("MAIL_DELIVERY_SECONDS", 10),  # how often beat looks for due mails
     }

@@ -17,6 +17,10 @@ BEAT_SCHEDULE = {
     # nothing costs one indexed query. Expires so that runs queued while workers were down do not pile up.
     "fire-process-timers": {"task": "workers.tasks.fire_due_timers", "schedule": timedelta(seconds=5),
                             "options": {"expires": 30}},
+    # The mail outbox: due mails (and those a dead worker left "sending") go out within this interval
+    # (MAIL_DELIVERY_SECONDS).
+    "deliver-mails": {"task": "workers.tasks.deliver_mails", "schedule": timedelta(seconds=10),
+                      "options": {"expires": 60}},
 }
 
 
@@ -42,6 +46,7 @@ def celery_init_app(app: Flask) -> Celery:
     celery.config_from_object(app.config["CELERY"])
     schedule = {name: dict(entry) for name, entry in BEAT_SCHEDULE.items()}
     schedule["fire-process-timers"]["schedule"] = timedelta(seconds=app.config["PROCESS_TIMER_SECONDS"])
+    schedule["deliver-mails"]["schedule"] = timedelta(seconds=app.config["MAIL_DELIVERY_SECONDS"])
     celery.conf.beat_schedule = schedule
     celery.conf.imports = ("workers.tasks",)
     celery.set_default()

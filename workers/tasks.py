@@ -24,3 +24,31 @@ def fire_due_timers() -> int:
         def after_fire():  # the worker dies after stepping, before saving: the fault tests kill it here
             os._exit(9)
     return fire(after_fire=after_fire)
+
+
+def _mail_fault():
+    """Fault injection for the reliability tests ("mail_after_send": the worker dies after the SMTP
+    server accepted a mail, before marking it sent); None otherwise."""
+    import os
+
+    from flask import current_app
+
+    if current_app.config.get("FAULT_INJECTION") == "mail_after_send":
+        return lambda: os._exit(9)
+    return None
+
+
+@shared_task(name="workers.tasks.deliver_mails")
+def deliver_mails() -> dict[str, int]:
+    """Send the due mails of the outbox over SMTP, one commit each (app.mails.outbox)."""
+    from app.mails.outbox import deliver_due
+
+    return deliver_due(after_send=_mail_fault())
+
+
+@shared_task(name="workers.tasks.deliver_mail")
+def deliver_mail(mail_id: int) -> str | None:
+    """Send this mail now if it is still due (queued from the web: no need to wait for beat)."""
+    from app.mails.outbox import deliver
+
+    return deliver(mail_id, after_send=_mail_fault())

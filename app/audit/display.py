@@ -42,7 +42,8 @@ ACTIONS = {
     "import": _l("Import"), "create_despite_duplicates": _l("Créé malgré des doublons possibles"),
     "link": _l("Liens enregistrés"), "create_from_contact": _l("Créé à partir d'un contact"),
     "move_contact": _l("Contact rattaché"), "moved_to_dossier": _l("Rattaché à un dossier"),
-    "add_note": _l("Note ajoutée"),
+    "add_note": _l("Note ajoutée"), "generate_letter": _l("Courrier généré"),
+    "queue_mail": _l("Mail mis en envoi"), "mail_sent": _l("Mail envoyé"),
 }
 REASONS = {
     "bad_password": _l("mot de passe erroné"), "bad_password_locked": _l("mot de passe erroné, compte verrouillé"),

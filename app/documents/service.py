@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from app import clock
 from app.audit import service as audit
+from app.audit.context import current
 from app.contacts.models import PartyLinkRole
 from app.contracts.models import Contract, Invoice
 from app.db import session
@@ -109,8 +110,8 @@ def generate(*, dossier: Dossier, template_code: str, agent: Agent | None,
     session.add(element)
     dossier.updated_at = clock.now()
     session.flush()
-    audit.record("generate_letter", obj=dossier, data={"letter": element.id, "template": str(template),
-                                                       "pdf": pdf_file is not None})
+    audit.record("generate_letter", obj=dossier, data={"letter": element.id, "title": element.title,
+                                                       "template": str(template), "pdf": pdf_file is not None})
     return element
 
 
@@ -150,7 +151,8 @@ def download(*, agent: Agent, element_id: int, as_pdf: bool = False) -> Download
 
 def run_operation(data: dict, params: dict) -> dict:
     """The ``generate_document`` service operation: params ``template`` (a letter template code).
-    Returns the element's id and title, stored in the step's result variable."""
+    Returns the element's id and title, stored in the step's result variable. The agent whose
+    action moved the process here (the audit's actor) signs it; after a timer, nobody does."""
     code = params.get("template")
     if not isinstance(code, str) or not code:
         raise DocumentError(_("Paramètre « template » manquant : le code du modèle de courrier."))
@@ -158,7 +160,9 @@ def run_operation(data: dict, params: dict) -> dict:
     dossier = session.get(Dossier, context.get("dossier_id") or 0)
     if dossier is None:
         raise DocumentError(_("Un courrier se génère dans un dossier : ce processus n'en a pas."))
-    agent = session.get(Agent, context["agent_id"]) if context.get("agent_id") else None
+    # The agent whose action moved the process here signs; a timer or a job: the service signs.
+    actor_id = current().actor_id
+    agent = session.get(Agent, actor_id) if actor_id else None
     answers = {k: v for k, v in data.items() if k != "context"}
     element = generate(dossier=dossier, template_code=code, agent=agent, answers=answers)
     return {"element_id": element.id, "title": element.title, "pdf": element.pdf_file_id is not None}

@@ -19,6 +19,7 @@ from app.dossiers import reads, service
 from app.dossiers.models import DossierStatus, DossierType
 from app.errors import BusinessError
 from app.labels import label
+from app.mails import outbox as mail_outbox
 from app.parties.service import readable_party_ids
 from app.security.models import Agent
 from app.web import db_id, require_permission
@@ -44,7 +45,8 @@ def show(dossier_id: int):
         next_statuses=DossierStatus.TRANSITIONS.get(dossier.status, ()) if agent.can("dossier.process") else (),
         agent_names=_agent_names(history), describe_entry=describe_entry,
         new_contact_url=new_contact_url_for(dossier),
-        letter_templates=document_templates.catalogue(TemplateKind.LETTER, active_only=True))
+        letter_templates=document_templates.catalogue(TemplateKind.LETTER, active_only=True),
+        mail_outbox=mail_outbox.for_dossier(dossier.id))
 
 
 def new_contact_url_for(holder) -> str | None:
@@ -77,6 +79,8 @@ def describe_entry(entry) -> str:
         return text + (" — " + _("%(num)d lien(s) ajouté(s)", num=count) if entry.action == "move_contact" else "")
     if entry.action == "add_note":
         return str(data.get("title", ""))
+    if entry.action == "generate_letter":
+        return str(data.get("title") or data.get("template", ""))
     if entry.action == "link":
         return _("%(parties)d interlocuteur(s), %(agents)d agent(s), %(objects)d objet(s)",
                  parties=len(data.get("parties", [])), agents=len(data.get("agents", [])),

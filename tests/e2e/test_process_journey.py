@@ -86,3 +86,27 @@ def test_contact_action_plan_forms_diagram_and_team_inbox(page, live_server):
     row.locator("a").first.click()
     expect(page.locator("#task-name")).to_have_text("Choisir l'offre et le paiement")
     expect(page.locator("#claim-task")).to_be_visible()
+
+    # 6. The colleague takes the step and completes it: the process writes the welcome letter
+    # into the dossier, where it downloads as a Word document (and as a PDF when LibreOffice is
+    # there); the colleague also generates an acknowledgement by hand.
+    page.locator("#claim-task").click()
+    page.locator("#f-offer").fill("Eau standard")
+    page.locator("#f-payment_method").select_option("cheque")
+    page.locator("#complete-task").click()
+    expect(page).to_have_url(re.compile(r"/processus/\d+$"))
+    expect(page.locator("#instance-status")).to_have_text("Terminé")
+    page.locator("#context-dossier").click()
+    letters = page.locator("#letter-list li")
+    expect(letters.filter(has_text="Lettre de bienvenue (emménagement)")).to_have_count(1)
+    with page.expect_download() as download_info:
+        letters.filter(has_text="Lettre de bienvenue").locator("a.letter-docx").click()
+    download = download_info.value
+    assert download.suggested_filename.endswith("-lettre-de-bienvenue-emmenagement.docx")
+    with open(download.path(), "rb") as handle:
+        assert handle.read(2) == b"PK"  # a .docx is a zip archive
+    page.locator("#letter-form select").select_option(label="Accusé de réception d'une demande")
+    page.locator("#generate-letter").click()
+    expect(page.locator(".flash-success")).to_contain_text("Accusé de réception")
+    expect(page.locator("#letter-list li")).to_have_count(2)
+    page.screenshot(path=str(SCREENSHOTS / "dossier-letters.png"), full_page=True)

@@ -12,6 +12,7 @@ import pytest
 from docx import Document
 from sqlalchemy import func, select
 
+from app.audit.context import set_actor
 from app.config import PROJECT_ROOT
 from app.db import session
 from app.documents import pdf
@@ -251,14 +252,15 @@ def _letter_process(code: str) -> str:
             + flow("f2", "write", "end") + '<bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>')
 
 
-def test_a_process_step_generates_the_letter_in_its_own_transaction(letters):
+def test_a_process_step_generates_the_letter_signed_by_the_agent_who_moved_it(letters):
     deploy("letter_step", _letter_process("request_acknowledgement"))
+    set_actor(actor_id=letters.agent.id, actor_label=letters.agent.login)  # the agent's request
     dossier = open_dossier(letters, "letter_step", auto_start=True)
     instance = processes.last_on(dossier_id=dossier.id)
     assert instance.status == InstanceStatus.COMPLETED
     [letter] = _letters_of(dossier.id)
     assert letter.title == "Accusé de réception d'une demande" and letter.created_by_id == letters.agent.id
-    assert dossier.reference in docx_text(letter.file.content)
+    assert dossier.reference in docx_text(letter.file.content) and "Alice Accueil" in docx_text(letter.file.content)
 
 
 def test_a_process_naming_an_unknown_template_stops_in_error_with_no_letter(letters):

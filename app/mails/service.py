@@ -1,0 +1,143 @@
+"""Mails about a dossier: written by an agent from the dossier page, or by a process step (the
+``send_mail`` service operation), both into the outbox (app/mails/outbox.py) in their own
+transaction. Functions flush; the caller commits."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from app.db import session
+from app.documents import service as documents
+from app.documents import templates as registry
+from app.documents.models import DocumentTemplate, TemplateKind
+from app.dossiers.models import Dossier, DossierElement, DossierParty, ElementKind
+from app.labels import label
+from app.mails.models import OutgoingMail
+from app.mails.outbox import MailError, queue_from_template, queue_mail, render_template
+from app.parties.models import Party
+from app.parties.service import readable_party_ids
+from app.security.models import Agent
+
+SEND = "dossier.create"  # who may add a note to a dossier may write to its customer
+
+
+@dataclass(frozen=True)
+class Recipient:
+    address: str
+    label: str  # "Hélène Lefèvre (client)"
+
+
+def recipients(*, agent: Agent, dossier: Dossier) -> list[Recipient]:
+    """The e-mail addresses of the dossier's parties the agent may read, its addressee first."""
+    links = session.execute(select(DossierParty).where(DossierParty.dossier_id == dossier.id)).scalars().all()
+    visible = readable_party_ids(agent=agent, party_ids=[x.party_id for x in links])
+    first = documents.addressee(dossier)
+    ordered = sorted((x for x in links if x.party_id in visible),
+                     key=lambda x: (first is None or x.party_id != first.id, x.party_id))
+    found: list[Recipient] = []
+    for link in ordered:
+        party = session.get(Party, link.party_id)
+        for email in party.emails:
+            if all(r.address != email.address for r in found):
+                found.append(Recipient(email.address, f"{party.display_name} ({label(link.role, 'party_link_role')})"))
+    return found
+
+
+def letters(dossier: Dossier) -> list[DossierElement]:
+    """The dossier's generated letters, newest first: what a mail may attach."""
+    return list(session.execute(select(DossierElement).where(
+        DossierElement.dossier_id == dossier.id, DossierElement.kind == ElementKind.LETTER,
+        DossierElement.file_id.is_not(None)).order_by(DossierElement.created_at.desc(),
+                                                      DossierElement.id.desc())).scalars())
+
+
+def mail_template(code: str) -> DocumentTemplate:
+    template = registry.latest(code, TemplateKind.MAIL)
+    if template is None:
+        raise MailError(_("Modèle de mail inconnu ou désactivé : %(code)s.", code=code), field="template")
+    return template
+
+
+def draft(*, agent: Agent, dossier: Dossier, template_code: str) -> tuple[str, str]:
+    """(subject, body) of the template filled with the dossier's data, for the agent to edit."""
+    return render_template(mail_template(template_code), documents.letter_context(dossier, agent))
+
+
+def send_for_agent(*, agent: Agent, dossier_id: int, recipient: str, subject: str, body: str,
+                   template_code: str | None = None, attachment_id: int | None = None) -> OutgoingMail:
+    """An agent's mail from the dossier page: the dossier in scope and open, the attachment one of
+    its letters; written to the outbox."""
+    from app.dossiers.service import _writable  # the rule agents follow for every write to a dossier
+
+    dossier = _writable(agent, dossier_id, SEND)
+    if dossier.is_closed:
+        raise MailError(_("Le dossier est clos."))
+    template = mail_template(template_code) if template_code else None
+    attachment = None
+    if attachment_id is not None:
+        attachment = next((x for x in letters(dossier) if x.id == attachment_id), None)
+        if attachment is None:
+            raise MailError(_("La pièce jointe doit être un courrier généré dans ce dossier."), field="attachment")
+    return queue_mail(dossier=dossier, recipient=recipient, subject=subject, body=body, attachment=attachment,
+                      template=template, agent=agent)
+
+
+def _attachment(dossier: Dossier, wanted) -> DossierElement | None:
+    if wanted in (None, ""):
+        return None
+    if not isinstance(wanted, str):
+        raise MailError(_("Paramètre « attach » : le code d'un modèle de courrier, ou \"last\"."))
+    found = letters(dossier)
+    if wanted != "last":
+        versions = {t.id for t in registry.versions(wanted) if t.kind == TemplateKind.LETTER}
+        found = [x for x in found if x.template_id in versions]
+    if not found:
+        if wanted == "last":
+            raise MailError(_("Aucun courrier n'a été généré dans ce dossier : rien à joindre au mail."))
+        raise MailError(_("Aucun courrier « %(code)s » n'a été généré dans ce dossier : rien à joindre au mail.",
+                          code=wanted))
+    return found[0]
+
+
+def _customer_address(dossier: Dossier) -> str:
+    party = documents.addressee(dossier)
+    if party is None:
+        raise MailError(_("Le dossier %(reference)s n'a pas de client à qui écrire.", reference=dossier.reference))
+    if not party.emails:
+        raise MailError(_("Le client %(name)s (%(number)s) n'a pas d'adresse e-mail : le mail ne peut pas "
+                          "partir. Ajoutez-en une à sa fiche, puis relancez l'étape.",
+                          name=party.display_name, number=party.number))
+    return party.emails[0].address
+
+
+def run_operation(data: dict, params: dict) -> dict:
+    """The ``send_mail`` service operation. params: ``template`` (a mail template code), ``attach``
+    (optional: a letter template code, the newest such letter of the dossier is attached; or "last",
+    its newest letter), ``to`` (optional: an address; by default the customer's first one). Writes
+    the outbox row in the step's transaction; returns its id, recipient and Message-ID."""
+    from app.processes.models import InstanceStatus, ProcessInstance  # processes build on mails
+
+    code = params.get("template")
+    if not isinstance(code, str) or not code:
+        raise MailError(_("Paramètre « template » manquant : le code du modèle de mail."))
+    context = data.get("context") or {}
+    dossier = session.get(Dossier, context.get("dossier_id") or 0)
+    if dossier is None:
+        raise MailError(_("Un mail s'envoie depuis un dossier : ce processus n'en a pas."))
+    template = mail_template(code)
+    to = params.get("to")
+    if to not in (None, "") and not isinstance(to, str):
+        raise MailError(_("Paramètre « to » : une adresse e-mail."))
+    recipient = to or _customer_address(dossier)
+    attachment = _attachment(dossier, params.get("attach"))
+    agent = session.get(Agent, context["agent_id"]) if context.get("agent_id") else None
+    answers = {k: v for k, v in data.items() if k != "context"}
+    instance_id = session.execute(select(ProcessInstance.id).where(
+        ProcessInstance.dossier_id == dossier.id, ProcessInstance.status.in_(InstanceStatus.ACTIVE))
+        .order_by(ProcessInstance.id.desc()).limit(1)).scalar()
+    mail = queue_from_template(dossier=dossier, template=template,
+                               context=documents.letter_context(dossier, agent, answers), recipient=recipient,
+                               attachment=attachment, agent=None, instance_id=instance_id)
+    return {"mail_id": mail.id, "to": mail.recipient, "message_id": mail.message_id}

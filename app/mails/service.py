@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from flask_babel import gettext as _
 from sqlalchemy import select
 
+from app.audit.context import current
 from app.db import session
 from app.documents import service as documents
 from app.documents import templates as registry
@@ -115,8 +116,10 @@ def _customer_address(dossier: Dossier) -> str:
 def run_operation(data: dict, params: dict) -> dict:
     """The ``send_mail`` service operation. params: ``template`` (a mail template code), ``attach``
     (optional: a letter template code, the newest such letter of the dossier is attached; or "last",
-    its newest letter), ``to`` (optional: an address; by default the customer's first one). Writes
-    the outbox row in the step's transaction; returns its id, recipient and Message-ID."""
+    its newest letter), ``to`` (optional: an address; by default the customer's first one),
+    ``if_email`` (optional: true to skip, rather than fail, when the customer has no address — a
+    reminder also goes by post). Writes the outbox row in the step's transaction; returns its id,
+    recipient and Message-ID, or ``{"skipped": …}``."""
     from app.processes.models import InstanceStatus, ProcessInstance  # processes build on mails
 
     code = params.get("template")
@@ -130,9 +133,14 @@ def run_operation(data: dict, params: dict) -> dict:
     to = params.get("to")
     if to not in (None, "") and not isinstance(to, str):
         raise MailError(_("Paramètre « to » : une adresse e-mail."))
+    if not to and params.get("if_email") is True:
+        party = documents.addressee(dossier)
+        if party is None or not party.emails:
+            return {"skipped": "no_email"}
     recipient = to or _customer_address(dossier)
     attachment = _attachment(dossier, params.get("attach"))
-    agent = session.get(Agent, context["agent_id"]) if context.get("agent_id") else None
+    actor_id = current().actor_id  # who moved the process here signs, as for its letters
+    agent = session.get(Agent, actor_id) if actor_id else None
     answers = {k: v for k, v in data.items() if k != "context"}
     instance_id = session.execute(select(ProcessInstance.id).where(
         ProcessInstance.dossier_id == dossier.id, ProcessInstance.status.in_(InstanceStatus.ACTIVE))

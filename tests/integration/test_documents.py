@@ -270,3 +270,24 @@ def test_a_process_naming_an_unknown_template_stops_in_error_with_no_letter(lett
     assert instance.status == InstanceStatus.ERROR
     assert "no_such_letter" in instance.error_message
     assert _letters_of(dossier.id) == []
+
+
+def test_the_shipped_relaunch_writes_its_reminder_and_mails_it_when_the_customer_has_an_address(letters):
+    from app.mails.models import OutgoingMail
+    from app.processes import definitions
+
+    definitions.deploy_directory(PROJECT_ROOT / "bpmn", ["unpaid_relaunch"])
+    with_mail = open_dossier(letters, "unpaid_relaunch", auto_start=True)
+    letters.helene.emails.clear()
+    session.commit()
+    without_mail = open_dossier(letters, "unpaid_relaunch", auto_start=True)
+    for dossier, mails in ((with_mail, 1), (without_mail, 0)):
+        instance = processes.last_on(dossier_id=dossier.id)
+        assert instance.status == InstanceStatus.WAITING, instance.error_message
+        [letter] = _letters_of(dossier.id)
+        assert letter.title == "Premier rappel d'impayé"
+        queued = session.execute(select(OutgoingMail).where(OutgoingMail.dossier_id == dossier.id)).scalars().all()
+        assert len(queued) == mails
+    [mail] = session.execute(select(OutgoingMail).where(OutgoingMail.dossier_id == with_mail.id)).scalars().all()
+    assert (mail.recipient, mail.attachment_id) == ("helene@example.fr", _letters_of(with_mail.id)[0].id)
+    assert mail.subject.startswith("Rappel : facture")

@@ -43,11 +43,15 @@ ANSWERS = {  # process → user task → what an agent fills in
     "unpaid_relaunch": {"collect": {"outcome": "échéancier"}},
 }
 OPERATIONS = {  # process → the service operations its full run calls, in order
-    "unpaid_relaunch": [("generate_document", {"template": "unpaid_reminder_1"}),
-                        ("generate_document", {"template": "unpaid_reminder_2"}),
-                        ("generate_document", {"template": "formal_notice"})],
+    "unpaid_relaunch": [
+        ("generate_document", {"template": "unpaid_reminder_1"}),
+        ("send_mail", {"template": "unpaid_reminder_mail", "attach": "unpaid_reminder_1", "if_email": True}),
+        ("generate_document", {"template": "unpaid_reminder_2"}),
+        ("send_mail", {"template": "unpaid_reminder_mail", "attach": "unpaid_reminder_2", "if_email": True}),
+        ("generate_document", {"template": "formal_notice"})],
     "payment_difficulty": [("generate_document", {"template": "payment_plan_agreement"})],
-    "move_in": [("generate_document", {"template": "move_in_welcome"})],
+    "move_in": [("generate_document", {"template": "move_in_welcome"}),
+                ("send_mail", {"template": "move_in_welcome_mail", "attach": "move_in_welcome", "if_email": True})],
 }
 TIMERS = {  # process → timer → the wait it must announce, in days
     "payment_difficulty": {"sign_reminder": 7, "wait_first": 30}, "reading_dispute": {"wait_visit": 10},
@@ -128,6 +132,7 @@ def test_every_template_a_shipped_process_names_is_shipped():
     for steps in OPERATIONS.values():
         for operation, params in steps:
             assert params["template"] in shipped[operation], (operation, params)
+            assert params.get("attach", "last") in {"last"} | shipped["generate_document"], params
 
 
 def test_the_reminder_waits_beside_the_signature_and_both_branches_end():

@@ -14,9 +14,10 @@ from app.documents import service as documents
 from app.documents import templates as registry
 from app.documents.models import DocumentTemplate, TemplateKind
 from app.dossiers.models import Dossier, DossierElement, DossierParty, ElementKind
+from app.dossiers.reads import get_dossier
 from app.labels import label
 from app.mails.models import OutgoingMail
-from app.mails.outbox import MailError, queue_from_template, queue_mail, render_template
+from app.mails.outbox import MailError, queue_from_template, queue_mail, render_template, requeue
 from app.parties.models import Party
 from app.parties.service import readable_party_ids
 from app.security.models import Agent
@@ -83,6 +84,22 @@ def send_for_agent(*, agent: Agent, dossier_id: int, recipient: str, subject: st
             raise MailError(_("La pièce jointe doit être un courrier généré dans ce dossier."), field="attachment")
     return queue_mail(dossier=dossier, recipient=recipient, subject=subject, body=body, attachment=attachment,
                       template=template, agent=agent)
+
+
+def mail_of(mail_id: int) -> OutgoingMail | None:
+    return session.get(OutgoingMail, mail_id)
+
+
+def resend_for_agent(*, agent: Agent, mail_id: int) -> OutgoingMail | None:
+    """A failed mail given a fresh series of attempts by an agent who may write to its dossier (after
+    the address or the server was corrected); None when its dossier is out of the agent's scope."""
+    from app.dossiers.service import _writable
+
+    mail = mail_of(mail_id)
+    if mail is None or get_dossier(agent=agent, dossier_id=mail.dossier_id) is None:
+        return None
+    _writable(agent, mail.dossier_id, SEND)
+    return requeue(mail=mail)
 
 
 def _attachment(dossier: Dossier, wanted) -> DossierElement | None:

@@ -86,6 +86,24 @@ def send(dossier_id: int):
     return redirect(url_for("dossiers.show", dossier_id=dossier_id, _anchor="mails"), 303)
 
 
+@bp.route("/mails/<int:mail_id>/renvoyer", methods=["POST"])
+@require_permission(service.SEND)
+def resend(mail_id: int):
+    try:
+        mail = service.resend_for_agent(agent=current_user, mail_id=mail_id)
+    except BusinessError as exc:
+        db_session.rollback()
+        flash(exc.message, "error")
+        mail = service.mail_of(mail_id)
+        return redirect(url_for("dossiers.show", dossier_id=mail.dossier_id, _anchor="mails"), 303)
+    if mail is None:
+        abort(404)
+    db_session.commit()
+    _deliver_now(mail.id)
+    flash(_("Mail « %(subject)s » remis en envoi.", subject=mail.subject), "success")
+    return redirect(url_for("dossiers.show", dossier_id=mail.dossier_id, _anchor="mails"), 303)
+
+
 def _deliver_now(mail_id: int) -> None:
     """Ask a worker to send it at once; best effort: the beat job sends it anyway within seconds."""
     if not current_app.config.get("MAIL_DELIVER_AT_ONCE") or not current_app.config.get("SMTP_URL"):

@@ -584,6 +584,31 @@ def test_an_agent_of_another_territory_gets_404(world, client, auth, smtp_server
     assert mail_rows(dossier.id) == []
 
 
+def test_a_failed_mail_is_resent_from_the_dossier_page_by_an_agent_in_scope_only(page_world, client, auth):
+    dossier = a_dossier(page_world)
+    mail = outbox.queue_mail(dossier=dossier, recipient="inconnu@example.fr", subject="Objet", body="Texte")
+    session.commit()
+    assert outbox.deliver_due() == {"failed": 1}
+    page = client.get(f"/dossiers/{dossier.id}").get_data(as_text=True)
+    assert f'action="/mails/{mail.id}/renvoyer"' in page
+    assert client.post(f"/mails/{mail.id}/renvoyer", data={"csrf_token": csrf_token(page)}).status_code == 303
+    [row] = mail_rows(dossier.id)
+    assert (row.status, row.attempts) == (MailStatus.QUEUED, 0)
+    again = client.post(f"/mails/{mail.id}/renvoyer", data={"csrf_token": csrf_token(page)}, follow_redirects=True)
+    assert "Seul un mail en échec peut être renvoyé." in again.get_data(as_text=True)
+
+    row.status = MailStatus.FAILED
+    session.commit()
+    _fresh_csrf()
+    auth.logout()
+    _fresh_csrf()
+    auth.login(page_world.loire_agent.login)
+    _fresh_csrf()
+    token = csrf_token(client.get("/").get_data(as_text=True))
+    assert client.post(f"/mails/{mail.id}/renvoyer", data={"csrf_token": token}).status_code == 404
+    assert mail_rows(dossier.id)[0].status == MailStatus.FAILED
+
+
 def test_without_smtp_url_the_dossier_page_says_so(page_world, client, app, monkeypatch):
     monkeypatch.setitem(app.config, "SMTP_URL", None)
     dossier = a_dossier(page_world)

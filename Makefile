@@ -38,7 +38,9 @@ messages: $(BIN)/.installed
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location -o app/translations/messages.pot .
 	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations --ignore-obsolete
 
-# Runs the application on the embedded default: SQLite, embedded Celery broker, demo data.
+# Runs the application on the embedded default: SQLite, embedded Celery broker, demo data, and the
+# stand-in billing system (Procfile "billing") that the dossiers' affaires are mirrored to.
+run: export BILLING_API_URL ?= http://127.0.0.1:5055/api
 run: setup
 	$(BIN)/flask db upgrade
 	$(BIN)/flask processes deploy

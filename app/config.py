@@ -105,6 +105,24 @@ def from_env() -> dict:
         "SOFFICE": _env("SOFFICE", "soffice"),
         "PDF_TIMEOUT_SECONDS": _env_int("PDF_TIMEOUT_SECONDS", 60),
         **_mail_settings(),
+        **_billing_settings(),
+    }
+
+
+def _billing_settings() -> dict:
+    """The connector to the billing system's affaires (app/integration/connector.py, contract in
+    docs/integration.md): BILLING_API_URL is its base URL (http or https); unset, the connector is
+    off and dossiers are not mirrored."""
+    url = _env("BILLING_API_URL")
+    if url and not url.startswith(("http://", "https://")):
+        raise RuntimeError("BILLING_API_URL must be an http:// or https:// URL")
+    return {
+        "BILLING_API_URL": url,
+        "BILLING_API_TOKEN": _env("BILLING_API_TOKEN"),
+        "BILLING_TIMEOUT_SECONDS": _env_int("BILLING_TIMEOUT_SECONDS", 10),
+        "BILLING_RETRY_SECONDS": _env_int("BILLING_RETRY_SECONDS", 15),  # doubled after each failed attempt…
+        "BILLING_RETRY_MAX_SECONDS": _env_int("BILLING_RETRY_MAX_SECONDS", 300),  # …up to this
+        "BILLING_SYNC_SECONDS": _env_int("BILLING_SYNC_SECONDS", 10),  # how often beat sends due calls
     }
 
 

@@ -21,6 +21,9 @@ BEAT_SCHEDULE = {
     # (MAIL_DELIVERY_SECONDS).
     "deliver-mails": {"task": "workers.tasks.deliver_mails", "schedule": timedelta(seconds=10),
                       "options": {"expires": 60}},
+    # Calls to the billing system (affaires): due ones are sent within this interval (BILLING_SYNC_SECONDS).
+    "sync-affaires": {"task": "workers.tasks.sync_affaires", "schedule": timedelta(seconds=10),
+                      "options": {"expires": 60}},
 }
 
 
@@ -47,6 +50,7 @@ def celery_init_app(app: Flask) -> Celery:
     schedule = {name: dict(entry) for name, entry in BEAT_SCHEDULE.items()}
     schedule["fire-process-timers"]["schedule"] = timedelta(seconds=app.config["PROCESS_TIMER_SECONDS"])
     schedule["deliver-mails"]["schedule"] = timedelta(seconds=app.config["MAIL_DELIVERY_SECONDS"])
+    schedule["sync-affaires"]["schedule"] = timedelta(seconds=app.config["BILLING_SYNC_SECONDS"])
     celery.conf.beat_schedule = schedule
     celery.conf.imports = ("workers.tasks",)
     celery.set_default()

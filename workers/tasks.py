@@ -52,3 +52,22 @@ def deliver_mail(mail_id: int) -> str | None:
     from app.mails.outbox import deliver
 
     return deliver(mail_id, after_send=_mail_fault())
+
+
+@shared_task(name="workers.tasks.sync_affaires")
+def sync_affaires() -> dict[str, int]:
+    """Send the due calls to the billing system (affaires), one commit each, in order per dossier
+    (app.integration.connector); nothing when the connector is off."""
+    import os
+
+    from flask import current_app
+
+    from app.integration import connector
+
+    if not connector.enabled():
+        return {}
+    after_call = None
+    if current_app.config.get("FAULT_INJECTION") == "affaire_after_call":
+        def after_call():  # the worker dies after the billing system answered, before the commit
+            os._exit(9)
+    return connector.deliver_due(after_call=after_call)

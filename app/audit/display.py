@@ -43,6 +43,7 @@ ACTIONS = {
     "link": _l("Liens enregistrés"), "create_from_contact": _l("Créé à partir d'un contact"),
     "move_contact": _l("Contact rattaché"), "moved_to_dossier": _l("Rattaché à un dossier"),
     "add_note": _l("Note ajoutée"), "generate_letter": _l("Courrier généré"),
+    "affaire_created": _l("Affaire créée dans le SI facturation"),
     "queue_mail": _l("Mail mis en envoi"), "mail_sent": _l("Mail envoyé"),
 }
 REASONS = {

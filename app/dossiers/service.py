@@ -43,6 +43,7 @@ from app.dossiers.models import (
 )
 from app.dossiers.reads import get_dossier
 from app.errors import BusinessError
+from app.integration import connector
 from app.labels import label
 from app.parties.models import Party
 from app.parties.overview import local_today
@@ -136,6 +137,7 @@ def _open(*, dossier_type: DossierType, links: link_rules.Links, subject: str, o
         session.add(DossierContact(dossier_id=dossier.id, contact_id=contact.id, origin="created_from",
                                    added_at=now, added_by_id=created_by_id))
         session.flush()
+    connector.enqueue_create(dossier)  # its affaire in the billing system, sent by a worker
     if dossier_type.auto_start and dossier_type.process_key:
         from app.processes import service as processes  # processes build on dossiers
 
@@ -384,6 +386,7 @@ def change_status(*, agent: Agent, dossier_id: int, status: str, version: int | 
     dossier.status = status
     dossier.closed_at = clock.now() if status == DossierStatus.CLOSED else None
     _flush_dossier()
+    connector.enqueue_status(dossier)
     return dossier
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -18,6 +19,7 @@ from app.documents.models import TemplateKind
 from app.dossiers import reads, service
 from app.dossiers.models import DossierStatus, DossierType
 from app.errors import BusinessError
+from app.integration import connector
 from app.labels import label
 from app.mails import outbox as mail_outbox
 from app.parties.service import readable_party_ids
@@ -46,6 +48,7 @@ def show(dossier_id: int):
         agent_names=_agent_names(history), describe_entry=describe_entry,
         new_contact_url=new_contact_url_for(dossier),
         letter_templates=document_templates.catalogue(TemplateKind.LETTER, active_only=True),
+        affaire=connector.state_of(dossier),
         mail_outbox=mail_outbox.for_dossier(dossier.id))
 
 
@@ -79,6 +82,8 @@ def describe_entry(entry) -> str:
         return text + (" — " + _("%(num)d lien(s) ajouté(s)", num=count) if entry.action == "move_contact" else "")
     if entry.action == "add_note":
         return str(data.get("title", ""))
+    if entry.action == "affaire_created":
+        return str(data.get("affaire", ""))
     if entry.action == "generate_letter":
         return str(data.get("title") or data.get("template", ""))
     if entry.action == "link":
@@ -220,3 +225,15 @@ def change_status(dossier_id: int):
     return redirect(url_for("dossiers.show", dossier_id=dossier_id), 303)
 
 
+
+
+@bp.route("/dossiers/<int:dossier_id>/affaire/relancer", methods=["POST"])
+@require_permission("supervision")
+def retry_affaire(dossier_id: int):
+    """A supervisor sends the dossier's refused calls to the billing system again."""
+    _dossier_or_404(dossier_id)
+    count = connector.retry(dossier_id=dossier_id)
+    db_session.commit()
+    flash(ngettext("%(num)d envoi au SI facturation relancé.", "%(num)d envois au SI facturation relancés.", count),
+          "success")
+    return redirect(url_for("dossiers.show", dossier_id=dossier_id), 303)

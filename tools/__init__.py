@@ -1,0 +1,1 @@
+"""Developer tools: the letter-template builder and the stand-in billing service."""

@@ -63,7 +63,7 @@ test-postgresql:
 	$(BIN)/pytest
 
 lint: setup
-	$(BIN)/ruff check app workers tests bench
+	$(BIN)/ruff check app workers tests bench tools
 
 clean:
 	rm -rf $(VENV) node_modules app/static/vendor instance

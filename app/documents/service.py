@@ -18,19 +18,21 @@ from sqlalchemy import select
 from app import clock
 from app.audit import service as audit
 from app.audit.context import current
+from app.contacts import objects
 from app.contacts.models import PartyLinkRole
 from app.contracts.models import Contract, Invoice
 from app.db import session
 from app.documents import context as letter_data
 from app.documents import pdf
 from app.documents import templates as registry
-from app.documents.models import StoredFile, TemplateKind
+from app.documents.models import DocumentTemplate, StoredFile, TemplateKind
 from app.documents.rendering import DocumentError, render
 from app.dossiers.models import Dossier, DossierElement, DossierObject, DossierParty, ElementKind
 from app.dossiers.reads import get_dossier
 from app.errors import BusinessError
 from app.parties.models import Party
 from app.parties.overview import local_today
+from app.parties.service import readable_party_ids
 from app.search.normalise import normalise
 from app.security.models import Agent
 
@@ -46,45 +48,71 @@ def organisation() -> dict:
             "email": config.get("ORGANISATION_EMAIL", "")}
 
 
-def addressee(dossier: Dossier) -> Party | None:
-    """Whom the dossier's letters and mails go to: its customer, else its payer, holder…"""
+def addressee(dossier: Dossier, *, reader: Agent | None = None) -> Party | None:
+    """Whom the dossier's letters and mails go to: its customer, else its payer, holder… With a
+    reader (an agent at work), only among the parties that agent may read."""
     links = session.execute(select(DossierParty).where(DossierParty.dossier_id == dossier.id,
                                                        DossierParty.role.in_(ADDRESSEE_ROLES))).scalars().all()
+    if reader is not None:
+        readable = readable_party_ids(agent=reader, party_ids=[link.party_id for link in links])
+        links = [link for link in links if link.party_id in readable]
     if not links:
         return None
     best = min(links, key=lambda link: (ADDRESSEE_ROLES.index(link.role), link.party_id))
     return session.get(Party, best.party_id)
 
 
-def _objects(dossier: Dossier, kind: str) -> list[int]:
-    return list(session.execute(select(DossierObject.object_id).where(
+def _objects(dossier: Dossier, kind: str, reader: Agent | None) -> list:
+    """The dossier's objects of this kind (with a reader: those the reader may read), by id."""
+    ids = sorted(session.execute(select(DossierObject.object_id).where(
         DossierObject.dossier_id == dossier.id, DossierObject.object_type == kind)).scalars())
+    if reader is not None:
+        found = objects.load(reader, [objects.Ref(kind, i) for i in ids])
+        return [found[objects.Ref(kind, i)] for i in ids if objects.Ref(kind, i) in found]
+    model = {"contract": Contract, "invoice": Invoice}[kind]
+    return list(session.execute(select(model).where(model.id.in_(ids)).order_by(model.id)).scalars()) if ids else []
 
 
-def _invoice(dossier: Dossier) -> Invoice | None:
-    """The invoice the letter is about: the dossier's latest one with something left to pay, else
-    its latest one."""
-    ids = _objects(dossier, "invoice")
-    if not ids:
+def _invoice(invoices: list[Invoice]) -> Invoice | None:
+    """The invoice the letter is about: the latest one with something left to pay, else the latest."""
+    if not invoices:
         return None
-    invoices = session.execute(select(Invoice).where(Invoice.id.in_(ids))).scalars().all()
     unpaid = [i for i in invoices if i.amount - (i.amount_paid or Decimal("0")) > 0]
     return max(unpaid or invoices, key=lambda i: (i.due_on, i.id))
 
 
-def letter_context(dossier: Dossier, agent: Agent | None, answers: dict | None = None) -> dict:
+def letter_context(dossier: Dossier, agent: Agent | None, answers: dict | None = None, *,
+                   reader: Agent | None = None) -> dict:
     """The data of a letter or mail about this dossier (app.documents.context.build). answers: the
-    process data at the step generating it; by default, what its latest process answered."""
+    process data at the step generating it; by default, what its latest process answered. reader:
+    the agent at work, when there is one; the letter then holds only what that agent may read
+    (a dossier is in scope through any one of its parties, not all of them)."""
     if answers is None:
         from app.processes.service import answers_on  # processes build on documents' operations
 
         answers = answers_on(dossier_id=dossier.id)
-    contract_ids = sorted(_objects(dossier, "contract"))
-    invoice = _invoice(dossier)
-    contract = session.get(Contract, contract_ids[0]) if contract_ids else (invoice.contract if invoice else None)
-    return letter_data.build(party=addressee(dossier), contract=contract, invoice=invoice, dossier=dossier,
+    contracts = _objects(dossier, "contract", reader)
+    invoice = _invoice(_objects(dossier, "invoice", reader))
+    contract = contracts[0] if contracts else (invoice.contract if invoice else None)
+    party = addressee(dossier, reader=reader)
+    if reader is not None and party is None:
+        raise DocumentError(_("Aucun destinataire de ce dossier n'est dans votre périmètre."))
+    return letter_data.build(party=party, contract=contract, invoice=invoice, dossier=dossier,
                              agent=agent, organisation=organisation(), today=local_today(),
                              timezone=current_app.config["BABEL_DEFAULT_TIMEZONE"], answers=answers)
+
+
+def step_context(data: dict) -> tuple[Dossier, Agent | None, dict]:
+    """What a service operation of a process step works on: the dossier (the process must run in
+    one), the agent whose action moved the process here (the audit's actor; after a timer or a
+    job, nobody), and the answers the process holds."""
+    context = data.get("context") or {}
+    dossier = session.get(Dossier, context.get("dossier_id") or 0)
+    if dossier is None:
+        raise DocumentError(_("Cette étape travaille dans un dossier : ce processus n'en a pas."))
+    actor_id = current().actor_id
+    agent = session.get(Agent, actor_id) if actor_id else None
+    return dossier, agent, {k: v for k, v in data.items() if k != "context"}
 
 
 def _filename(label: str, dossier: Dossier) -> str:
@@ -92,40 +120,67 @@ def _filename(label: str, dossier: Dossier) -> str:
     return f"{dossier.reference}-{stem[:80]}"
 
 
-def generate(*, dossier: Dossier, template_code: str, agent: Agent | None,
-             answers: dict | None = None) -> DossierElement:
-    """Render the newest active version of the letter template for this dossier and keep it as a
-    dossier element (with its PDF when LibreOffice is there). The caller checked the dossier's scope."""
+@dataclass(frozen=True)
+class Prepared:
+    """A letter rendered, not kept yet: its template version and its .docx."""
+    template_id: int
+    docx: bytes
+
+
+def prepare(*, dossier: Dossier, template_code: str, agent: Agent | None, answers: dict | None = None,
+            reader: Agent | None = None) -> Prepared:
+    """Render the newest active version of the letter template for this dossier."""
     template = registry.latest(template_code, TemplateKind.LETTER)
     if template is None:
         raise DocumentError(_("Modèle de courrier inconnu ou désactivé : %(code)s.", code=template_code))
-    docx = render(template.file.content, letter_context(dossier, agent, answers))
+    return Prepared(template.id, render(template.file.content, letter_context(dossier, agent, answers, reader=reader)))
+
+
+def keep(*, dossier: Dossier, prepared: Prepared, converted: bytes | None, agent: Agent | None) -> DossierElement:
+    """Keep a rendered letter (and its PDF) as a dossier element. The dossier's version is left
+    alone: a letter written by a process must not make an agent's open page "modified by someone"."""
+    template = session.get(DocumentTemplate, prepared.template_id)
     name = _filename(template.label, dossier)
-    file = registry.stored_file(f"{name}.docx", registry.DOCX_MEDIA_TYPE, docx)
-    converted = pdf.to_pdf(docx)
+    file = registry.stored_file(f"{name}.docx", registry.DOCX_MEDIA_TYPE, prepared.docx)
     pdf_file = registry.stored_file(f"{name}.pdf", pdf.MEDIA_TYPE, converted) if converted else None
     element = DossierElement(dossier_id=dossier.id, kind=ElementKind.LETTER, title=template.label[:200],
                              file=file, pdf_file=pdf_file, template_id=template.id,
                              created_by_id=agent.id if agent else None, created_at=clock.now())
     session.add(element)
-    dossier.updated_at = clock.now()
     session.flush()
     audit.record("generate_letter", obj=dossier, data={"letter": element.id, "title": element.title,
                                                        "template": str(template), "pdf": pdf_file is not None})
     return element
 
 
-def generate_for_agent(*, agent: Agent, dossier_id: int, template_code: str) -> DossierElement:
-    """An agent generates a letter from the dossier page: the dossier must be in scope and open."""
+def generate(*, dossier: Dossier, template_code: str, agent: Agent | None,
+             answers: dict | None = None) -> DossierElement:
+    """Render, convert and keep a letter in one go (a process step, a job). The caller checked the
+    dossier's scope."""
+    prepared = prepare(dossier=dossier, template_code=template_code, agent=agent, answers=answers)
+    return keep(dossier=dossier, prepared=prepared, converted=pdf.to_pdf(prepared.docx), agent=agent)
+
+
+def prepare_for_agent(*, agent: Agent, dossier_id: int, template_code: str) -> Prepared:
+    """An agent's letter, rendered from what that agent may read. Nothing is written: the caller
+    ends the transaction, converts to PDF with no lock held, then calls keep_for_agent."""
+    dossier = get_dossier(agent=agent, dossier_id=dossier_id)
+    if dossier is None:
+        raise BusinessError(_("Dossier introuvable ou hors de votre périmètre."))
+    try:
+        return prepare(dossier=dossier, template_code=template_code, agent=agent, reader=agent)
+    except DocumentError as exc:
+        raise BusinessError(str(exc), field="template") from None
+
+
+def keep_for_agent(*, agent: Agent, dossier_id: int, prepared: Prepared, converted: bytes | None) -> DossierElement:
+    """Keep an agent's letter: the dossier still in scope, writable by the agent, and open."""
     from app.dossiers.service import _writable  # the rule agents follow for every write to a dossier
 
     dossier = _writable(agent, dossier_id, GENERATE)
     if dossier.is_closed:
         raise BusinessError(_("Le dossier est clos."))
-    try:
-        return generate(dossier=dossier, template_code=template_code, agent=agent)
-    except DocumentError as exc:
-        raise BusinessError(str(exc), field="template") from None
+    return keep(dossier=dossier, prepared=prepared, converted=converted, agent=agent)
 
 
 @dataclass(frozen=True)
@@ -152,17 +207,10 @@ def download(*, agent: Agent, element_id: int, as_pdf: bool = False) -> Download
 def run_operation(data: dict, params: dict) -> dict:
     """The ``generate_document`` service operation: params ``template`` (a letter template code).
     Returns the element's id and title, stored in the step's result variable. The agent whose
-    action moved the process here (the audit's actor) signs it; after a timer, nobody does."""
+    action moved the process here signs it; after a timer, nobody does."""
     code = params.get("template")
     if not isinstance(code, str) or not code:
         raise DocumentError(_("Paramètre « template » manquant : le code du modèle de courrier."))
-    context = data.get("context") or {}
-    dossier = session.get(Dossier, context.get("dossier_id") or 0)
-    if dossier is None:
-        raise DocumentError(_("Un courrier se génère dans un dossier : ce processus n'en a pas."))
-    # The agent whose action moved the process here signs; a timer or a job: the service signs.
-    actor_id = current().actor_id
-    agent = session.get(Agent, actor_id) if actor_id else None
-    answers = {k: v for k, v in data.items() if k != "context"}
+    dossier, agent, answers = step_context(data)
     element = generate(dossier=dossier, template_code=code, agent=agent, answers=answers)
     return {"element_id": element.id, "title": element.title, "pdf": element.pdf_file_id is not None}

@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from app.db import session as db_session
 from app.documents import context as letter_data
-from app.documents import service
+from app.documents import pdf, service
 from app.documents import templates as registry
 from app.documents.models import DocumentTemplate, TemplateKind
 from app.documents.rendering import MAX_TEMPLATE_BYTES, DocumentError, render, render_text
@@ -29,19 +29,26 @@ admin_bp = Blueprint("document_templates", __name__, url_prefix="/referentiels/m
 def generate(dossier_id: int):
     if get_dossier(agent=current_user, dossier_id=dossier_id) is None:
         abort(404)
+    back = redirect(url_for("dossiers.show", dossier_id=dossier_id, _anchor="letters"), 303)
     try:
-        element = service.generate_for_agent(agent=current_user, dossier_id=dossier_id,
+        prepared = service.prepare_for_agent(agent=current_user, dossier_id=dossier_id,
                                              template_code=request.form.get("template", ""))
+        # The PDF is made with no transaction open: LibreOffice takes a second or more, and
+        # SQLite holds its write lock for a whole transaction (PostgreSQL, the dossier's row lock).
+        db_session.commit()
+        converted = pdf.to_pdf(prepared.docx)
+        element = service.keep_for_agent(agent=current_user, dossier_id=dossier_id, prepared=prepared,
+                                         converted=converted)
     except BusinessError as exc:
         db_session.rollback()
         flash(exc.message, "error")
-        return redirect(url_for("dossiers.show", dossier_id=dossier_id, _anchor="letters"), 303)
+        return back
     db_session.commit()
     if element.pdf_file_id:
         flash(_("Courrier « %(title)s » généré (Word et PDF).", title=element.title), "success")
     else:
         flash(_("Courrier « %(title)s » généré (Word).", title=element.title), "success")
-    return redirect(url_for("dossiers.show", dossier_id=dossier_id, _anchor="letters"), 303)
+    return back
 
 
 @bp.route("/courriers/<int:element_id>/<any(docx, pdf):kind>")

@@ -8,16 +8,16 @@ from dataclasses import dataclass
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from app.audit.context import current
 from app.db import session
 from app.documents import service as documents
 from app.documents import templates as registry
 from app.documents.models import DocumentTemplate, TemplateKind
+from app.documents.rendering import DocumentError
 from app.dossiers.models import Dossier, DossierElement, DossierParty, ElementKind
 from app.dossiers.reads import get_dossier
 from app.labels import label
 from app.mails.models import OutgoingMail
-from app.mails.outbox import MailError, queue_from_template, queue_mail, render_template, requeue
+from app.mails.outbox import MailError, check_address, queue_from_template, queue_mail, render_template, requeue
 from app.parties.models import Party
 from app.parties.service import readable_party_ids
 from app.security.models import Agent
@@ -64,7 +64,11 @@ def mail_template(code: str) -> DocumentTemplate:
 
 def draft(*, agent: Agent, dossier: Dossier, template_code: str) -> tuple[str, str]:
     """(subject, body) of the template filled with the dossier's data, for the agent to edit."""
-    return render_template(mail_template(template_code), documents.letter_context(dossier, agent))
+    try:
+        context = documents.letter_context(dossier, agent, reader=agent)
+    except DocumentError as exc:
+        raise MailError(str(exc)) from None
+    return render_template(mail_template(template_code), context)
 
 
 def send_for_agent(*, agent: Agent, dossier_id: int, recipient: str, subject: str, body: str,
@@ -98,7 +102,9 @@ def resend_for_agent(*, agent: Agent, mail_id: int) -> OutgoingMail | None:
     mail = mail_of(mail_id)
     if mail is None or get_dossier(agent=agent, dossier_id=mail.dossier_id) is None:
         return None
-    _writable(agent, mail.dossier_id, SEND)
+    dossier = _writable(agent, mail.dossier_id, SEND)
+    if dossier.is_closed:
+        raise MailError(_("Le dossier est clos."))
     return requeue(mail=mail)
 
 
@@ -119,15 +125,27 @@ def _attachment(dossier: Dossier, wanted) -> DossierElement | None:
     return found[0]
 
 
+def _sendable(party) -> str | None:
+    """The customer's first address a mail can go to (some addresses kept on file, with accents
+    before the @ for instance, are not deliverable as they are)."""
+    for email in party.emails:
+        try:
+            return check_address(email.address)
+        except MailError:
+            continue
+    return None
+
+
 def _customer_address(dossier: Dossier) -> str:
     party = documents.addressee(dossier)
     if party is None:
         raise MailError(_("Le dossier %(reference)s n'a pas de client à qui écrire.", reference=dossier.reference))
-    if not party.emails:
+    address = _sendable(party)
+    if address is None:
         raise MailError(_("Le client %(name)s (%(number)s) n'a pas d'adresse e-mail : le mail ne peut pas "
                           "partir. Ajoutez-en une à sa fiche, puis relancez l'étape.",
                           name=party.display_name, number=party.number))
-    return party.emails[0].address
+    return address
 
 
 def run_operation(data: dict, params: dict) -> dict:
@@ -142,23 +160,17 @@ def run_operation(data: dict, params: dict) -> dict:
     code = params.get("template")
     if not isinstance(code, str) or not code:
         raise MailError(_("Paramètre « template » manquant : le code du modèle de mail."))
-    context = data.get("context") or {}
-    dossier = session.get(Dossier, context.get("dossier_id") or 0)
-    if dossier is None:
-        raise MailError(_("Un mail s'envoie depuis un dossier : ce processus n'en a pas."))
+    dossier, agent, answers = documents.step_context(data)
     template = mail_template(code)
     to = params.get("to")
     if to not in (None, "") and not isinstance(to, str):
         raise MailError(_("Paramètre « to » : une adresse e-mail."))
     if not to and params.get("if_email") is True:
         party = documents.addressee(dossier)
-        if party is None or not party.emails:
+        if party is None or _sendable(party) is None:
             return {"skipped": "no_email"}
     recipient = to or _customer_address(dossier)
     attachment = _attachment(dossier, params.get("attach"))
-    actor_id = current().actor_id  # who moved the process here signs, as for its letters
-    agent = session.get(Agent, actor_id) if actor_id else None
-    answers = {k: v for k, v in data.items() if k != "context"}
     instance_id = session.execute(select(ProcessInstance.id).where(
         ProcessInstance.dossier_id == dossier.id, ProcessInstance.status.in_(InstanceStatus.ACTIVE))
         .order_by(ProcessInstance.id.desc()).limit(1)).scalar()

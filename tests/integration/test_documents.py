@@ -278,10 +278,13 @@ def test_the_shipped_relaunch_writes_its_reminder_and_mails_it_when_the_customer
 
     definitions.deploy_directory(PROJECT_ROOT / "bpmn", ["unpaid_relaunch"])
     with_mail = open_dossier(letters, "unpaid_relaunch", auto_start=True)
+    letters.helene.emails[0].address = "hélène@example.fr"  # on file, but not deliverable as it is
+    session.commit()
+    undeliverable = open_dossier(letters, "unpaid_relaunch", auto_start=True)
     letters.helene.emails.clear()
     session.commit()
     without_mail = open_dossier(letters, "unpaid_relaunch", auto_start=True)
-    for dossier, mails in ((with_mail, 1), (without_mail, 0)):
+    for dossier, mails in ((with_mail, 1), (undeliverable, 0), (without_mail, 0)):
         instance = processes.last_on(dossier_id=dossier.id)
         assert instance.status == InstanceStatus.WAITING, instance.error_message
         [letter] = _letters_of(dossier.id)
@@ -291,3 +294,33 @@ def test_the_shipped_relaunch_writes_its_reminder_and_mails_it_when_the_customer
     [mail] = session.execute(select(OutgoingMail).where(OutgoingMail.dossier_id == with_mail.id)).scalars().all()
     assert (mail.recipient, mail.attachment_id) == ("helene@example.fr", _letters_of(with_mail.id)[0].id)
     assert mail.subject.startswith("Rappel : facture")
+
+
+def test_an_agents_letter_holds_only_what_that_agent_may_read(letters, client, auth):
+    """A dossier is in scope through any one of its parties: a Lyon agent sees this one through
+    Hélène, its occupant, but its customer and contract are in Saint-Étienne."""
+    from app.contacts.links import AgentLink, Links, ObjectLink, PartyLink
+    from app.contacts.objects import Ref
+    from app.dossiers import service as dossiers
+    from tests.integration.contacts_world import dossier_type
+
+    kind = dossier_type(label="Dossier partagé")
+    session.commit()
+    dossier = dossiers.open_dossier(agent=None, dossier_type_id=kind.id, links=Links(  # opened by a job
+        parties=[PartyLink(letters.bernard.id, "customer"), PartyLink(letters.helene.id, "occupant")],
+        agents=[AgentLink(letters.loire_agent.id, "emitter")],
+        objects=[ObjectLink(Ref("contract", letters.bernard_contract.id))]))
+    session.commit()
+    _fresh_csrf()
+    auth.login(letters.agent.login)
+    response = client.post(f"/dossiers/{dossier.id}/courriers", data={
+        "template": "request_acknowledgement", "csrf_token": token(client, f"/dossiers/{dossier.id}")})
+    assert response.status_code == 303
+    [letter] = _letters_of(dossier.id)
+    text = docx_text(letter.file.content)
+    assert "Hélène Lefèvre" in text
+    assert "Stéphanois" not in text and letters.bernard.number not in text and "CW-EAU-2" not in text
+
+    # The process, which acts for the service and not for an agent, writes to the customer.
+    process_letter = documents.generate(dossier=dossier, template_code="request_acknowledgement", agent=None)
+    assert "Stéphanois" in docx_text(process_letter.file.content)

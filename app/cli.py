@@ -399,7 +399,9 @@ def deploy_documents_command(root):
     session.commit()
     for result in results:
         template = result.template
-        state = "nouvelle version" if result.created else "inchangé"
+        state = "inchangé" if not result.created else (
+            "nouvelle version retenue (désactivée) : une version déposée par un administrateur reste en service"
+            if result.held else "nouvelle version")
         click.echo(f"{template.kind:6} {template.code:30} v{template.version}  {state}")
 
 

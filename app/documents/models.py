@@ -44,8 +44,7 @@ class TemplateKind:
 class DocumentTemplate(Base):
     __tablename__ = "document_template"
     __audited__ = True
-    __table_args__ = (UniqueConstraint("code", "version", name="uq_document_template_code_version"),
-                      UniqueConstraint("code", "content_hash", name="uq_document_template_code_content_hash"))
+    __table_args__ = (UniqueConstraint("code", "version", name="uq_document_template_code_version"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(60), index=True)  # "unpaid_reminder_1": what processes name
@@ -55,7 +54,8 @@ class DocumentTemplate(Base):
     file_id: Mapped[int | None] = mapped_column(ForeignKey("stored_file.id"))  # letters
     subject: Mapped[str | None] = mapped_column(String(300))  # mails
     body: Mapped[str | None] = mapped_column(Text)  # mails
-    content_hash: Mapped[str] = mapped_column(String(64))  # sha256: an unchanged upload is the same row
+    content_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the content
+    shipped: Mapped[bool] = mapped_column(Boolean, default=False)  # from templates_docs/, not an upload
     uploaded_by: Mapped[str] = mapped_column(String(100))
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -3,10 +3,12 @@ administrators, the newest active version used.
 
 ``templates_docs/catalogue.toml`` lists the shipped templates: ``[letters.<code>]`` with a label and
 a .docx file, ``[mails.<code>]`` with a label, a subject and a body file. ``flask documents
-deploy`` stores each as its next version when its content changed (as ``flask processes deploy``
-does for processes). Every version is checked against sample data before it is stored: a field
-the letter data does not have, or an attempt to reach Python internals, is refused with the
-reason. Functions flush; the caller commits.
+deploy`` stores each as its next version when its content was never shipped before. While an
+administrator's upload is the newest version, a newly shipped one is stored inactive ("held"),
+for the administrator to compare and activate. An upload equal to the newest version adds
+nothing; an upload equal to an older one is a new version (a revert). Every version is checked
+against sample data before it is stored: a field the letter data does not have, or an attempt to
+reach Python internals, is refused with the reason. Functions flush; the caller commits.
 """
 from __future__ import annotations
 
@@ -34,7 +36,8 @@ SUBJECT_MAX = 300
 @dataclass(frozen=True)
 class Stored:
     template: DocumentTemplate
-    created: bool  # False: this very content was already stored (the existing version is given)
+    created: bool  # False: storing it would add nothing (the existing version is given)
+    held: bool = False  # a shipped version stored inactive: an administrator's upload stays in use
 
 
 def stored_file(filename: str, media_type: str, content: bytes) -> StoredFile:
@@ -80,39 +83,56 @@ def _check_names(code: str, label: str) -> tuple[str, str]:
     return code, label
 
 
-def _store(code: str, kind: str, label: str, digest: str, **content) -> Stored:
+def _unchanged(code: str, kind: str, label: str, digest: str, *, shipped: bool) -> Stored | None:
+    """The existing version this content is, when storing it would add nothing:
+    - an upload equal to the newest version (a revert to an older content is a new version);
+    - a shipped content already shipped once, even if an administrator replaced it since."""
     versions_of_code = select(DocumentTemplate).where(DocumentTemplate.code == code)
     other_kind = session.execute(versions_of_code.where(DocumentTemplate.kind != kind).limit(1)).scalar()
     if other_kind is not None:
         raise DocumentError(_("Le code %(code)s désigne déjà un modèle d'un autre genre.", code=code))
-    same = session.execute(versions_of_code.where(DocumentTemplate.content_hash == digest)).scalar()
-    if same is not None:
-        # This content is already stored (maybe as an older version): nothing new. Deploying the
-        # shipped catalogue thus never undoes a version an administrator uploaded since.
-        return Stored(same, created=False)
-    newest = session.execute(versions_of_code.order_by(DocumentTemplate.version.desc()).limit(1)).scalar()
+    if shipped:
+        same = session.execute(versions_of_code.where(DocumentTemplate.content_hash == digest,
+                                                      DocumentTemplate.shipped).limit(1)).scalar()
+        if same is not None:
+            return Stored(same, created=False)
+    newest = _newest(code)
+    if newest is not None and newest.content_hash == digest and newest.label == label:
+        return Stored(newest, created=False)
+    return None
+
+
+def _newest(code: str) -> DocumentTemplate | None:
+    return session.execute(select(DocumentTemplate).where(DocumentTemplate.code == code)
+                           .order_by(DocumentTemplate.version.desc()).limit(1)).scalar()
+
+
+def _store(code: str, kind: str, label: str, digest: str, *, shipped: bool, **content) -> Stored:
+    """The next version. A shipped version arriving while an administrator's upload is the newest
+    is stored inactive (held): a release never replaces what an administrator chose."""
+    newest = _newest(code)
+    held = shipped and newest is not None and not newest.shipped
     template = DocumentTemplate(code=code, kind=kind, label=label, version=(newest.version if newest else 0) + 1,
                                 content_hash=digest, uploaded_by=current().actor_label or "system",
-                                uploaded_at=clock.now(), active=True, **content)
+                                uploaded_at=clock.now(), active=not held, shipped=shipped, **content)
     session.add(template)
     session.flush()
-    return Stored(template, created=True)
+    return Stored(template, created=True, held=held)
 
 
-def add_letter(*, code: str, label: str, docx: bytes, filename: str | None = None) -> Stored:
+def add_letter(*, code: str, label: str, docx: bytes, filename: str | None = None, shipped: bool = False) -> Stored:
     """Store a .docx as the letter template's next version, after checking it renders."""
     code, label = _check_names(code, label)
     check(docx, letter_data.sample())
     digest = hashlib.sha256(docx).hexdigest()
-    known = session.execute(select(DocumentTemplate).where(DocumentTemplate.code == code,
-                                                           DocumentTemplate.content_hash == digest)).scalar()
+    known = _unchanged(code, TemplateKind.LETTER, label, digest, shipped=shipped)
     if known is not None:
-        return Stored(known, created=False)
+        return known
     file = stored_file(filename or f"{code}.docx", DOCX_MEDIA_TYPE, docx)
-    return _store(code, TemplateKind.LETTER, label, digest, file=file)
+    return _store(code, TemplateKind.LETTER, label, digest, shipped=shipped, file=file)
 
 
-def add_mail(*, code: str, label: str, subject: str, body: str) -> Stored:
+def add_mail(*, code: str, label: str, subject: str, body: str, shipped: bool = False) -> Stored:
     """Store a mail template's next version (subject and body), after checking both render."""
     code, label = _check_names(code, label)
     subject, body = (subject or "").strip(), (body or "").strip() + "\n"
@@ -124,7 +144,8 @@ def add_mail(*, code: str, label: str, subject: str, body: str) -> Stored:
     render_text(subject, sample)
     render_text(body, sample)
     digest = hashlib.sha256(subject.encode() + b"\0" + body.encode()).hexdigest()
-    return _store(code, TemplateKind.MAIL, label, digest, subject=subject, body=body)
+    return _unchanged(code, TemplateKind.MAIL, label, digest, shipped=shipped) or _store(
+        code, TemplateKind.MAIL, label, digest, shipped=shipped, subject=subject, body=body)
 
 
 def set_active(*, template_id: int, active: bool) -> DocumentTemplate:
@@ -145,13 +166,13 @@ def deploy_directory(root: Path) -> list[Stored]:
     for code, entry in sorted(listing.get("letters", {}).items()):
         try:
             stored.append(add_letter(code=code, label=entry["label"], docx=(root / entry["file"]).read_bytes(),
-                                     filename=Path(entry["file"]).name))
+                                     filename=Path(entry["file"]).name, shipped=True))
         except DocumentError as exc:
             raise DocumentError(f"{entry['file']} : {exc}") from None
     for code, entry in sorted(listing.get("mails", {}).items()):
         try:
             stored.append(add_mail(code=code, label=entry["label"], subject=entry["subject"],
-                                   body=(root / entry["file"]).read_text(encoding="utf-8")))
+                                   body=(root / entry["file"]).read_text(encoding="utf-8"), shipped=True))
         except DocumentError as exc:
             raise DocumentError(f"{entry['file']} : {exc}") from None
     return stored

@@ -106,7 +106,7 @@ def _stored_message(stored) -> None:
         flash(_("Modèle %(code)s : version %(version)d enregistrée.", code=template.code,
                 version=template.version), "success")
     else:
-        flash(_("Ce contenu est déjà la version %(version)d du modèle %(code)s : rien de nouveau.",
+        flash(_("Ce contenu est déjà celui de la dernière version (%(version)d) du modèle %(code)s : rien de nouveau.",
                 code=template.code, version=template.version), "info")
 
 

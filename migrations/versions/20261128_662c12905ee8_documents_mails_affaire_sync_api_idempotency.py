@@ -37,12 +37,12 @@ def upgrade():
     sa.Column('subject', sa.String(length=300), nullable=True),
     sa.Column('body', sa.Text(), nullable=True),
     sa.Column('content_hash', sa.String(length=64), nullable=False),
+    sa.Column('shipped', sa.Boolean(), nullable=False),
     sa.Column('uploaded_by', sa.String(length=100), nullable=False),
     sa.Column('uploaded_at', app.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['file_id'], ['stored_file.id'], name=op.f('fk_document_template_file_id_stored_file')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_document_template')),
-    sa.UniqueConstraint('code', 'content_hash', name='uq_document_template_code_content_hash'),
     sa.UniqueConstraint('code', 'version', name='uq_document_template_code_version')
     )
     with op.batch_alter_table('document_template', schema=None) as batch_op:

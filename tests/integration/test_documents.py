@@ -67,7 +67,7 @@ def libreoffice_text(data: bytes, tmp_path: Path) -> str:
     return (tmp_path / "letter.txt").read_text(encoding="utf-8-sig")
 
 
-def test_the_shipped_catalogue_deploys_once_and_never_undoes_an_uploaded_version(letters):
+def test_the_shipped_catalogue_deploys_once_and_never_undoes_an_uploaded_version(letters, tmp_path):
     codes = {t.code: t for t in registry.catalogue()}
     assert set(SHIPPED) <= codes.keys()
     assert {c for c, t in codes.items() if t.kind == TemplateKind.MAIL} >= {"request_acknowledgement_mail",
@@ -78,10 +78,27 @@ def test_the_shipped_catalogue_deploys_once_and_never_undoes_an_uploaded_version
     newer = registry.add_letter(code="formal_notice", label="Mise en demeure (2027)",
                                 docx=template("{{ customer.name }} doit {{ invoice.balance }}."))
     session.commit()
-    assert newer.created and newer.template.version == 2
+    assert newer.created and newer.template.version == 2 and not newer.template.shipped
     registry.deploy_directory(PROJECT_ROOT / "templates_docs")  # the shipped v1 is already there
     session.commit()
     assert registry.latest("formal_notice", TemplateKind.LETTER).version == 2
+
+    # A release changes the shipped letter: it is kept, inactive, behind the administrator's.
+    release = tmp_path / "release"
+    shutil.copytree(PROJECT_ROOT / "templates_docs", release)
+    (release / "letters" / "formal_notice.docx").write_bytes(template("Version livrée {{ customer.name }}"))
+    [held] = [s for s in registry.deploy_directory(release) if s.created]
+    assert (held.template.code, held.template.version, held.held, held.template.active) == (
+        "formal_notice", 3, True, False)
+    assert registry.latest("formal_notice", TemplateKind.LETTER).version == 2
+
+    # The administrator goes back to the first text: a new version, in use.
+    shipped_v1 = (PROJECT_ROOT / "templates_docs" / "letters" / "formal_notice.docx").read_bytes()
+    back = registry.add_letter(code="formal_notice", label="Mise en demeure", docx=shipped_v1)
+    session.commit()
+    assert back.created and back.template.version == 4 and back.template.active
+    assert registry.latest("formal_notice", TemplateKind.LETTER).id == back.template.id
+    assert not registry.add_letter(code="formal_notice", label="Mise en demeure", docx=shipped_v1).created
 
 
 @pytest.mark.parametrize("code", SHIPPED)

@@ -93,6 +93,9 @@ def from_env() -> dict:
         "BABEL_DEFAULT_LOCALE": "fr",
         "BABEL_DEFAULT_TIMEZONE": _env("GUICHET_TIMEZONE", "Europe/Paris"),
         "LANGUAGES": ("fr", "en"),
+        # The largest request body (a template upload, an API call): bigger ones are refused (413)
+        # before they are read.
+        "MAX_CONTENT_LENGTH": _env_int("MAX_REQUEST_MB", 16) * 1024 * 1024,
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session, which has its own timeouts
         "ORGANISATION_NAME": _env("GUICHET_ORGANISATION", "Régie des Eaux et de l'Énergie"),
         # The letterhead of generated letters and mails.

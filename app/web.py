@@ -57,6 +57,7 @@ ERROR_MESSAGES = {
     403: _l("Vous n'avez pas l'habilitation nécessaire pour cette page."),
     404: _l("Cette page n'existe pas, ou elle est hors de votre périmètre."),
     405: _l("Cette action n'est pas permise ici."),
+    413: _l("L'envoi est trop volumineux."),
     429: _l("Trop de tentatives. Patientez un instant avant de réessayer."),
     500: _l("Une erreur interne est survenue. Elle a été enregistrée ; réessayez ou contactez le support."),
 }

@@ -94,11 +94,20 @@ def idempotent(view):
     return wrapped
 
 
+def _conflict() -> ApiError:
+    return ApiError(409, _("Une autre requête a écrit les mêmes données au même moment : rien n'a été écrit ; "
+                           "relisez puis renvoyez la requête."))
+
+
 def respond(payload: dict, status: int):
     """Commit the view's work, with its idempotency key if the request carried one, and answer."""
     pending = g.pop("idempotency", None)
     if pending is None:
-        session.commit()
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            raise _conflict() from None
         return jsonify(payload), status
     key, request_hash = pending
     token_id = g.api_token.id
@@ -112,7 +121,7 @@ def respond(payload: dict, status: int):
         # The same key committed meanwhile by a concurrent copy of this request: undo ours, replay its.
         session.rollback()
         row = _stored(token_id, key)
-        if row is None:
-            raise
+        if row is None:  # not the key: the data itself met a concurrent write (a number taken meanwhile)
+            raise _conflict() from None
         return _replay(row, request_hash)
     return jsonify(payload), status

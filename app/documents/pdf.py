@@ -8,7 +8,9 @@ stays a .docx, and the reason is logged.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -39,9 +41,22 @@ def to_pdf(docx: bytes, *, soffice: str | None = None) -> bytes | None:
         command = [soffice, f"-env:UserInstallation={(work / 'profile').as_uri()}", "--headless", "--norestore",
                    "--convert-to", "pdf", "--outdir", str(work), str(work / "letter.docx")]
         try:
-            subprocess.run(command, check=True, timeout=timeout, capture_output=True)  # noqa: S603 (fixed arguments)
-        except (subprocess.SubprocessError, OSError) as exc:
-            log.warning("PDF conversion failed: %s", exc)
+            # In its own process group: on a timeout, soffice.bin (which the soffice launcher
+            # starts) is killed with it instead of running on.
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,  # noqa: S603
+                                       start_new_session=True)
+        except OSError as exc:
+            log.warning("PDF conversion could not start: %s", exc)
+            return None
+        try:
+            _out, errors = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            log.warning("PDF conversion took more than %s s: stopped", timeout)
+            return None
+        if process.returncode != 0:
+            log.warning("PDF conversion failed (%s): %s", process.returncode, errors[-500:])
             return None
         result = work / "letter.pdf"
         return result.read_bytes() if result.exists() else None

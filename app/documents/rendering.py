@@ -28,10 +28,34 @@ class DocumentError(ValueError):
     """A template that cannot be rendered: the message says why, for the person who uploaded it."""
 
 
+MAX_VALUE_CHARS = 100_000  # a text a template computes ("x" * n)
+MAX_NUMBER = 10 ** 15  # a number it computes (10 ** n)
+
+
+class _Sandbox(SandboxedEnvironment):
+    """The sandbox, with arithmetic bounded: "x" * 10**10 or 9 ** 9 ** 9 in a template would
+    exhaust the memory or the time of the process rendering it (the check at upload included)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 64:
+            raise SecurityError("exponent too large")
+        if operator == "*":
+            for text, count in ((left, right), (right, left)):
+                if isinstance(text, (str, list, tuple)) and isinstance(count, int) \
+                        and len(text) * count > MAX_VALUE_CHARS:
+                    raise SecurityError("repetition too large")
+        result = super().call_binop(context, operator, left, right)
+        if isinstance(result, int) and abs(result) > MAX_NUMBER:
+            raise SecurityError("number too large")
+        return result
+
+
 def environment(*, autoescape: bool = True) -> SandboxedEnvironment:
-    """A fresh sandbox: no globals (no cycler, joiner, namespace, range…), undefined names refused.
-    Documents escape values for their XML; a plain-text mail (autoescape=False) does not."""
-    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=autoescape)
+    """A fresh sandbox: no globals (no cycler, joiner, namespace, range…), undefined names refused,
+    arithmetic bounded. Documents escape values for their XML; a plain-text mail does not."""
+    env = _Sandbox(undefined=StrictUndefined, autoescape=autoescape)
     env.globals.clear()
     return env
 

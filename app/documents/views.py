@@ -7,6 +7,7 @@ import io
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
 
 from app.db import session as db_session
 from app.documents import context as letter_data
@@ -110,6 +111,21 @@ def _stored_message(stored) -> None:
                 code=template.code, version=template.version), "info")
 
 
+def _stored(write):
+    """Store a new version and commit; None (with a message) when another administrator stored a
+    version of the same template at the same moment (version numbers are unique per code)."""
+    try:
+        stored = write()
+        db_session.commit()
+    except IntegrityError:
+        db_session.rollback()
+        flash(_("Un autre administrateur vient d'enregistrer une version de ce modèle : rien n'a été "
+                "enregistré ; relisez la page puis recommencez."), "error")
+        return None
+    _stored_message(stored)
+    return stored
+
+
 @admin_bp.route("", methods=["POST"])
 def create():
     code, kind = request.form.get("code", "").strip(), request.form.get("kind", "")
@@ -119,14 +135,14 @@ def create():
     try:
         if registry.versions(code):
             raise DocumentError(_("Le code %(code)s existe déjà : ajoutez-lui une version depuis sa page.", code=code))
-        stored = _store_from_form(code, kind, request.form.get("label", ""))
+        stored = _stored(lambda: _store_from_form(code, kind, request.form.get("label", "")))
     except DocumentError as exc:
         db_session.rollback()
         flash(str(exc), "error")
         return render_template("documents/templates.html", templates=registry.catalogue(), kinds=TemplateKind,
                                fields=letter_data.FIELDS, form=request.form), 422
-    _stored_message(stored)
-    db_session.commit()
+    if stored is None:
+        return redirect(url_for("document_templates.index"), 303)
     return redirect(url_for("document_templates.show", code=stored.template.code), 303)
 
 
@@ -134,15 +150,13 @@ def create():
 def add_version(code: str):
     newest = _template_or_404(code)[0]
     try:
-        stored = _store_from_form(code, newest.kind, request.form.get("label") or newest.label)
+        _stored(lambda: _store_from_form(code, newest.kind, request.form.get("label") or newest.label))
     except DocumentError as exc:
         db_session.rollback()
         flash(str(exc), "error")
         versions = registry.versions(code)
         return render_template("documents/template.html", versions=versions, newest=versions[0],
                                kinds=TemplateKind, fields=letter_data.FIELDS, form=request.form), 422
-    _stored_message(stored)
-    db_session.commit()
     return redirect(url_for("document_templates.show", code=code), 303)
 
 

@@ -89,3 +89,19 @@ def test_broken_syntax_and_files_that_are_not_docx_are_refused():
         z.writestr("hello.txt", "zip, but not Word")
     with pytest.raises(DocumentError, match="pas un document Word"):
         check(archive.getvalue(), CONTEXT)
+
+
+@pytest.mark.parametrize("expression", ['"x" * 10**10', "9 ** 9 ** 9", "[0] * 10**9", "10 ** 30"])
+def test_arithmetic_that_would_exhaust_the_process_is_refused(expression):
+    from app.documents.rendering import render_text
+
+    with pytest.raises(DocumentError, match="éléments internes"):
+        check(template(f"{{{{ {expression} }}}}"), CONTEXT)
+    with pytest.raises(DocumentError):
+        render_text(f"{{{{ {expression} }}}}", CONTEXT)
+
+
+def test_ordinary_arithmetic_still_works():
+    from app.documents.rendering import render_text
+
+    assert render_text("{{ 3 * 4 }} {{ 2 ** 10 }} {{ '-' * 5 }}", {}) == "12 1024 -----"

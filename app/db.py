@@ -7,7 +7,7 @@ rules as web requests.
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from flask import Flask, has_app_context
@@ -75,6 +75,20 @@ def lock_row(row) -> bool:
     model = type(row)
     session.execute(select(model.id).where(model.id == row.id).with_for_update())
     return True
+
+
+def skip_locked(stmt, of):
+    """A queue's pick: on PostgreSQL, lock the picked rows of ``of`` and skip those another worker
+    holds (``FOR UPDATE SKIP LOCKED``), so that several workers share a queue without taking the
+    same item. SQLite began the transaction with ``BEGIN IMMEDIATE``: writers are serialised."""
+    if session.get_bind().dialect.name == "postgresql":
+        return stmt.with_for_update(of=of, skip_locked=True)
+    return stmt
+
+
+def backoff(attempts: int, *, base_seconds: int, max_seconds: int) -> timedelta:
+    """The wait before the next attempt after `attempts` failed ones: base, doubled each time, capped."""
+    return timedelta(seconds=min(max_seconds, base_seconds * 2 ** max(0, attempts - 1)))
 
 
 class Database:

@@ -37,7 +37,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app import clock
 from app.audit import service as audit
-from app.db import session
+from app.db import backoff as db_backoff
+from app.db import session, skip_locked
 from app.dossiers.models import Dossier, DossierObject, DossierParty
 from app.integration.models import AffaireSync, SyncAction, SyncStatus
 
@@ -150,8 +151,8 @@ def _send(row: AffaireSync) -> None:
 
 
 def backoff(attempts: int) -> timedelta:
-    base, cap = current_app.config["BILLING_RETRY_SECONDS"], current_app.config["BILLING_RETRY_MAX_SECONDS"]
-    return timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))
+    return db_backoff(attempts, base_seconds=current_app.config["BILLING_RETRY_SECONDS"],
+                      max_seconds=current_app.config["BILLING_RETRY_MAX_SECONDS"])
 
 
 def _due(now: datetime):
@@ -162,9 +163,7 @@ def _due(now: datetime):
             .where(AffaireSync.status == SyncStatus.PENDING,
                    or_(AffaireSync.next_attempt_at.is_(None), AffaireSync.next_attempt_at <= now), ~blocked)
             .order_by(AffaireSync.id).limit(1))
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(of=AffaireSync, skip_locked=True)
-    return stmt
+    return skip_locked(stmt, AffaireSync)
 
 
 def deliver_one(now: datetime | None = None, after_call: Callable[[], None] | None = None) -> str | None:

@@ -42,7 +42,8 @@ from sqlalchemy import and_, or_, select
 
 from app import clock
 from app.audit import service as audit
-from app.db import session
+from app.db import backoff as db_backoff
+from app.db import session, skip_locked
 from app.documents.models import DocumentTemplate, StoredFile
 from app.documents.rendering import DocumentError, render_text
 from app.dossiers.models import Dossier, DossierElement, ElementKind
@@ -163,8 +164,8 @@ def settings() -> smtp.SmtpSettings | None:
 
 def backoff(attempts: int) -> timedelta:
     """The wait before the next attempt, after `attempts` attempts: 30 s, 1 min, 2 min… up to 1 h."""
-    base, cap = current_app.config["MAIL_RETRY_SECONDS"], current_app.config["MAIL_RETRY_MAX_SECONDS"]
-    return timedelta(seconds=min(cap, base * 2 ** max(0, attempts - 1)))
+    return db_backoff(attempts, base_seconds=current_app.config["MAIL_RETRY_SECONDS"],
+                      max_seconds=current_app.config["MAIL_RETRY_MAX_SECONDS"])
 
 
 def _due_clause(now: datetime):
@@ -174,10 +175,6 @@ def _due_clause(now: datetime):
                and_(OutgoingMail.status == MailStatus.SENDING, OutgoingMail.claimed_at < stale))
 
 
-def _lock(stmt):
-    if session.get_bind().dialect.name == "postgresql":
-        return stmt.with_for_update(of=OutgoingMail, skip_locked=True)
-    return stmt  # SQLite: the transaction began with BEGIN IMMEDIATE, writers are serialised
 
 
 def build_message(mail: OutgoingMail) -> EmailMessage:
@@ -214,7 +211,8 @@ def _claim(now: datetime, mail_id: int | None, skip: set[int]) -> _Claim | None:
         stmt = stmt.where(OutgoingMail.id == mail_id)
     if skip:
         stmt = stmt.where(OutgoingMail.id.not_in(skip))
-    mail = session.execute(_lock(stmt.limit(1)).execution_options(populate_existing=True)).scalar_one_or_none()
+    stmt = skip_locked(stmt.limit(1), OutgoingMail).execution_options(populate_existing=True)
+    mail = session.execute(stmt).scalar_one_or_none()
     if mail is None:
         session.rollback()
         return None

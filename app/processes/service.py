@@ -26,7 +26,7 @@ from app.audit import service as audit
 from app.contacts.models import Contact, ContactParty, PartyLinkRole
 from app.contacts.objects import Ref
 from app.contracts.models import Contract
-from app.db import lock_row, session
+from app.db import lock_row, session, skip_locked
 from app.dossiers.models import Dossier, DossierObject, DossierParty
 from app.errors import BusinessError
 from app.parties.models import Party
@@ -483,9 +483,7 @@ def _pick_due(now: datetime, skip: set[int]) -> tuple[int, int] | None:
             .where(ProcessTimer.due_at <= now).order_by(ProcessTimer.due_at).limit(1))
     if skip:
         stmt = stmt.where(ProcessTimer.id.not_in(skip))
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(of=ProcessInstance, skip_locked=True)
-    row = session.execute(stmt).first()
+    row = session.execute(skip_locked(stmt, ProcessInstance)).first()
     return (row[0], row[1]) if row else None
 
 

@@ -1,7 +1,9 @@
 """The process journey (issue 7): a front-desk agent traces a move-in request, presses "Plan
 d'action", fills the first two steps' forms (one refused first, with the message beside the field),
 watches the diagram mark the steps done, and the back-office step appears in a colleague's team
-inbox."""
+inbox. The colleague completes it: the process writes the welcome letter into the dossier, which
+downloads; the colleague generates another letter and mails the customer with the letter attached
+(issue 8)."""
 from __future__ import annotations
 
 import re
@@ -110,3 +112,19 @@ def test_contact_action_plan_forms_diagram_and_team_inbox(page, live_server):
     expect(page.locator(".flash-success")).to_contain_text("Accusé de réception")
     expect(page.locator("#letter-list li")).to_have_count(2)
     page.screenshot(path=str(SCREENSHOTS / "dossier-letters.png"), full_page=True)
+
+    # 7. A mail to the customer from the dossier, filled from a template, the letter attached: it
+    # waits in the dossier's outbox (no mail server in this run).
+    page.locator("#write-mail").click()
+    page.locator("#template-choice").select_option(label="Envoi d'un courrier en pièce jointe")
+    page.locator("#fill-from-template").click()
+    expect(page.locator("#subject")).to_have_value(re.compile(r"Emménagement : votre dossier DOS-\d{4}-\d{6}"))
+    expect(page.locator("#body")).to_contain_text("Madame,")
+    welcome = page.locator("#attachment option", has_text="Lettre de bienvenue").get_attribute("value")
+    page.locator("#attachment").select_option(welcome)
+    page.locator("#send-mail").click()
+    expect(page.locator(".flash").first).to_contain_text("enregistré")
+    row = page.locator("#mail-outbox tbody tr").first
+    expect(row).to_contain_text("zoe.quintard@example.fr")
+    expect(row).to_contain_text("en attente d'envoi")
+    expect(row).to_contain_text("Lettre de bienvenue")

@@ -38,9 +38,11 @@ messages: $(BIN)/.installed
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location -o app/translations/messages.pot .
 	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations --ignore-obsolete
 
-# Runs the application on the embedded default: SQLite, embedded Celery broker, demo data, and the
-# stand-in billing system (Procfile "billing") that the dossiers' affaires are mirrored to.
+# Runs the application on the embedded default: SQLite, embedded Celery broker, demo data, the
+# stand-in billing system (Procfile "billing") that the dossiers' affaires are mirrored to, and a
+# demo mail server (Procfile "mail") keeping the mails sent in instance/demo-mailbox (a Maildir).
 run: export BILLING_API_URL ?= http://127.0.0.1:5055/api
+run: export SMTP_URL ?= smtp://127.0.0.1:8025
 run: setup
 	$(BIN)/flask db upgrade
 	$(BIN)/flask processes deploy

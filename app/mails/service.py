@@ -152,7 +152,8 @@ def run_operation(data: dict, params: dict) -> dict:
     """The ``send_mail`` service operation. params: ``template`` (a mail template code), ``attach``
     (optional: a letter template code, the newest such letter of the dossier is attached; or "last",
     its newest letter), ``to`` (optional: an address; by default the customer's first one),
-    ``if_email`` (optional: true to skip, rather than fail, when the customer has no address — a
+    ``to_field`` (optional: the name of a form field holding an address, used when it was
+    answered), ``if_email`` (optional: true to skip, rather than fail, when the customer has no address — a
     reminder also goes by post). Writes the outbox row in the step's transaction; returns its id,
     recipient and Message-ID, or ``{"skipped": …}``."""
     from app.processes.models import InstanceStatus, ProcessInstance  # processes build on mails
@@ -165,6 +166,10 @@ def run_operation(data: dict, params: dict) -> dict:
     to = params.get("to")
     if to not in (None, "") and not isinstance(to, str):
         raise MailError(_("Paramètre « to » : une adresse e-mail."))
+    if not to and isinstance(params.get("to_field"), str):
+        # An address a step's form collected (the move-in asks for one), when it was given.
+        given = answers.get(params["to_field"])
+        to = given if isinstance(given, str) and given.strip() else None
     if not to and params.get("if_email") is True:
         party = documents.addressee(dossier)
         if party is None or _sendable(party) is None:

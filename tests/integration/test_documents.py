@@ -377,3 +377,24 @@ def test_two_administrators_storing_a_version_at_once_the_second_is_told(letters
         content_type="multipart/form-data", follow_redirects=True)
     assert "Un autre administrateur vient d&#39;enregistrer une version" in response.get_data(as_text=True)
     assert [v.version for v in registry.versions("formal_notice")] == [2, 1]
+
+
+def test_the_move_in_mails_its_welcome_letter_to_the_address_its_form_collected(letters):
+    from app.mails.models import OutgoingMail
+    from tests.unit.test_shipped_processes import ANSWERS
+
+    letters.helene.emails.clear()  # none on file: the address comes from the identity step
+    session.commit()
+    dossier = open_dossier(letters, "move_in")
+    instance = processes.start(key="move_in", agent=letters.agent, dossier=dossier)
+    session.commit()
+    answers = {**ANSWERS["move_in"], "identity": {**ANSWERS["move_in"]["identity"], "email": "nouvelle@example.fr"}}
+    by_role = {"accueil": letters.agent, "back_office": letters.bo_lyon}
+    while instance.status != InstanceStatus.COMPLETED:
+        [task] = [t for t in processes.tasks_of(instance) if t.status == "ready"]
+        processes.complete_task(agent=by_role[task.role_code], task_id=task.id, answers=answers[task.element_id])
+        session.commit()
+    [letter] = _letters_of(dossier.id)
+    [mail] = session.execute(select(OutgoingMail).where(OutgoingMail.dossier_id == dossier.id)).scalars().all()
+    assert (mail.recipient, mail.attachment_id) == ("nouvelle@example.fr", letter.id)
+    assert mail.subject.startswith("Bienvenue chez")

@@ -51,7 +51,8 @@ OPERATIONS = {  # process → the service operations its full run calls, in orde
         ("generate_document", {"template": "formal_notice"})],
     "payment_difficulty": [("generate_document", {"template": "payment_plan_agreement"})],
     "move_in": [("generate_document", {"template": "move_in_welcome"}),
-                ("send_mail", {"template": "move_in_welcome_mail", "attach": "move_in_welcome", "if_email": True})],
+                ("send_mail", {"template": "move_in_welcome_mail", "attach": "move_in_welcome", "to_field": "email",
+                               "if_email": True})],
 }
 TIMERS = {  # process → timer → the wait it must announce, in days
     "payment_difficulty": {"sign_reminder": 7, "wait_first": 30}, "reading_dispute": {"wait_visit": 10},

@@ -42,6 +42,8 @@ def test_keyboard_only_quick_search_opens_the_customer(page, live_server):
 
 def test_a_customer_outside_the_territory_is_only_counted(page, live_server):
     _log_in(page, "accueil.lyon")
+    expect(page.locator("#agent-name")).to_be_visible()
+    page.wait_for_load_state()  # the quick search's script is loaded (a CI run once typed before it was)
     page.locator("#quick-search").fill("boulangerie")
     expect(page.locator("#quick-search-results")).to_contain_text("1 résultat hors de votre périmètre")
     expect(page.locator("#quick-search-results [role=option]")).to_have_count(0)

@@ -25,6 +25,7 @@ def _diagram_marks(page, element_id: str, marker: str):
 def test_contact_action_plan_forms_diagram_and_team_inbox(page, live_server):
     _log_in(page, "accueil.lyon")
     expect(page.locator("#agent-name")).to_have_text("Camille Lefèvre")
+    page.wait_for_load_state()  # the quick search's script is loaded
 
     # 1. A move-in request traced from the customer's 360° view.
     open_customer(page, "quintard", "Mme Zoé Quintard")

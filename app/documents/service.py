@@ -161,12 +161,10 @@ def generate(*, dossier: Dossier, template_code: str, agent: Agent | None,
     return keep(dossier=dossier, prepared=prepared, converted=pdf.to_pdf(prepared.docx), agent=agent)
 
 
-def prepare_for_agent(*, agent: Agent, dossier_id: int, template_code: str) -> Prepared:
-    """An agent's letter, rendered from what that agent may read. Nothing is written: the caller
-    ends the transaction, converts to PDF with no lock held, then calls keep_for_agent."""
-    dossier = get_dossier(agent=agent, dossier_id=dossier_id)
-    if dossier is None:
-        raise BusinessError(_("Dossier introuvable ou hors de votre périmètre."))
+def prepare_for_agent(*, agent: Agent, dossier: Dossier, template_code: str) -> Prepared:
+    """An agent's letter about a dossier the caller read through the agent's scope, rendered from
+    what that agent may read. Nothing is written: the caller ends the transaction, converts to PDF
+    with no lock held, then calls keep_for_agent."""
     try:
         return prepare(dossier=dossier, template_code=template_code, agent=agent, reader=agent)
     except DocumentError as exc:
@@ -175,11 +173,9 @@ def prepare_for_agent(*, agent: Agent, dossier_id: int, template_code: str) -> P
 
 def keep_for_agent(*, agent: Agent, dossier_id: int, prepared: Prepared, converted: bytes | None) -> DossierElement:
     """Keep an agent's letter: the dossier still in scope, writable by the agent, and open."""
-    from app.dossiers.service import _writable  # the rule agents follow for every write to a dossier
+    from app.dossiers.service import open_for_writing  # the rule agents follow for every write to a dossier
 
-    dossier = _writable(agent, dossier_id, GENERATE)
-    if dossier.is_closed:
-        raise BusinessError(_("Le dossier est clos."))
+    dossier = open_for_writing(agent, dossier_id, GENERATE)
     return keep(dossier=dossier, prepared=prepared, converted=converted, agent=agent)
 
 

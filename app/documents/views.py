@@ -28,11 +28,12 @@ admin_bp = Blueprint("document_templates", __name__, url_prefix="/referentiels/m
 @bp.route("/dossiers/<int:dossier_id>/courriers", methods=["POST"])
 @require_permission(service.GENERATE)
 def generate(dossier_id: int):
-    if get_dossier(agent=current_user, dossier_id=dossier_id) is None:
+    dossier = get_dossier(agent=current_user, dossier_id=dossier_id)
+    if dossier is None:
         abort(404)
     back = redirect(url_for("dossiers.show", dossier_id=dossier_id, _anchor="letters"), 303)
     try:
-        prepared = service.prepare_for_agent(agent=current_user, dossier_id=dossier_id,
+        prepared = service.prepare_for_agent(agent=current_user, dossier=dossier,
                                              template_code=request.form.get("template", ""))
         # The PDF is made with no transaction open: LibreOffice takes a second or more, and
         # SQLite holds its write lock for a whole transaction (PostgreSQL, the dossier's row lock).

@@ -353,10 +353,17 @@ def _writable(agent: Agent, dossier_id: int, permission: str) -> Dossier:
     return dossier
 
 
-def add_note(*, agent: Agent, dossier_id: int, title: str | None, body: str | None) -> DossierElement:
-    dossier = _writable(agent, dossier_id, CREATE)
+def open_for_writing(agent: Agent, dossier_id: int, permission: str = CREATE) -> Dossier:
+    """The dossier an agent adds to (a note, a letter, a mail): in scope, the permission held, not
+    closed, and locked until the transaction ends."""
+    dossier = _writable(agent, dossier_id, permission)
     if dossier.is_closed:
         raise BusinessError(_("Le dossier est clos."))
+    return dossier
+
+
+def add_note(*, agent: Agent, dossier_id: int, title: str | None, body: str | None) -> DossierElement:
+    dossier = open_for_writing(agent, dossier_id)
     body = without_nul(body).strip()
     if not body:
         raise BusinessError(_("Écrivez la note."), field="body")

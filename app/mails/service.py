@@ -75,11 +75,9 @@ def send_for_agent(*, agent: Agent, dossier_id: int, recipient: str, subject: st
                    template_code: str | None = None, attachment_id: int | None = None) -> OutgoingMail:
     """An agent's mail from the dossier page: the dossier in scope and open, the attachment one of
     its letters; written to the outbox."""
-    from app.dossiers.service import _writable  # the rule agents follow for every write to a dossier
+    from app.dossiers.service import open_for_writing  # the rule agents follow for every write to a dossier
 
-    dossier = _writable(agent, dossier_id, SEND)
-    if dossier.is_closed:
-        raise MailError(_("Le dossier est clos."))
+    dossier = open_for_writing(agent, dossier_id, SEND)
     template = mail_template(template_code) if template_code else None
     attachment = None
     if attachment_id is not None:
@@ -97,14 +95,12 @@ def mail_of(mail_id: int) -> OutgoingMail | None:
 def resend_for_agent(*, agent: Agent, mail_id: int) -> OutgoingMail | None:
     """A failed mail given a fresh series of attempts by an agent who may write to its dossier (after
     the address or the server was corrected); None when its dossier is out of the agent's scope."""
-    from app.dossiers.service import _writable
+    from app.dossiers.service import open_for_writing
 
     mail = mail_of(mail_id)
     if mail is None or get_dossier(agent=agent, dossier_id=mail.dossier_id) is None:
         return None
-    dossier = _writable(agent, mail.dossier_id, SEND)
-    if dossier.is_closed:
-        raise MailError(_("Le dossier est clos."))
+    open_for_writing(agent, mail.dossier_id, SEND)
     return requeue(mail=mail)
 
 

@@ -37,10 +37,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app import clock
 from app.audit import service as audit
+from app.contracts.models import Contract
 from app.db import backoff as db_backoff
 from app.db import session, skip_locked
 from app.dossiers.models import Dossier, DossierObject, DossierParty
 from app.integration.models import AffaireSync, SyncAction, SyncStatus
+from app.parties.models import Party
 
 log = logging.getLogger(__name__)
 RETRIED_STATUSES = {408, 429}
@@ -53,24 +55,18 @@ def enabled() -> bool:
 
 # --- Writing ----------------------------------------------------------------------------------
 
-def _numbers(model, column, ids) -> list[str]:
-    return sorted(session.execute(select(column).where(model.id.in_(ids))).scalars()) if ids else []
-
-
 def enqueue_create(dossier: Dossier) -> AffaireSync | None:
     """The call creating the dossier's affaire, written with the dossier (flush only)."""
     if not enabled():
         return None
-    from app.contracts.models import Contract
-    from app.parties.models import Party
-
-    party_ids = session.execute(select(DossierParty.party_id).where(DossierParty.dossier_id == dossier.id)).scalars()
-    contract_ids = session.execute(select(DossierObject.object_id).where(
-        DossierObject.dossier_id == dossier.id, DossierObject.object_type == "contract")).scalars()
+    customers = session.execute(select(Party.number).distinct().join(DossierParty, DossierParty.party_id == Party.id)
+                                .where(DossierParty.dossier_id == dossier.id).order_by(Party.number)).scalars()
+    contracts = session.execute(select(Contract.number).join(DossierObject, DossierObject.object_id == Contract.id)
+                                .where(DossierObject.dossier_id == dossier.id, DossierObject.object_type == "contract")
+                                .order_by(Contract.number)).scalars()
     payload = {"dossier_reference": dossier.reference, "classification": dossier.dossier_type.code,
                "subject": dossier.subject, "status": dossier.status, "opened_at": dossier.created_at.isoformat(),
-               "customers": _numbers(Party, Party.number, list(party_ids)),
-               "contracts": _numbers(Contract, Contract.number, list(contract_ids))}
+               "customers": list(customers), "contracts": list(contracts)}
     row = AffaireSync(dossier_id=dossier.id, action=SyncAction.CREATE, payload=payload,
                       idempotency_key=f"guichet-affaire-create-{dossier.reference}", status=SyncStatus.PENDING,
                       attempts=0, created_at=clock.now())

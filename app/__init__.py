@@ -82,6 +82,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     engine.register_operation("generate_document", generate_document)
 
+    from app.dunning import steps as dunning_steps
+
+    dunning_steps.init_app()  # the relaunch's levels, closing, payment plans, the cut-off guard
+
     from app import mails
 
     mails.init_app(app)  # the dossier's mail form, the send_mail operation

@@ -240,7 +240,7 @@ def seed_command(if_empty, customers, random_seed):
         session.commit()
         if any(added.values()):
             click.echo(f"Référentiels de démonstration ajoutés : {added['contact_types']} types de contact, "
-                       f"{added['dossier_types']} classifications.")
+                       f"{added['dossier_types']} classifications, {added['dunning_procedures']} procédure de relance.")
     else:
         created = demo.seed_demo()
         session.commit()
@@ -416,3 +416,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(postal_code_cli)
     app.cli.add_command(seed_command)
     app.cli.add_command(import_command)
+
+    from app.dunning.cli import dunning_cli
+
+    app.cli.add_command(dunning_cli)

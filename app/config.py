@@ -43,6 +43,16 @@ def _secret_key(environment: str) -> str:
     return key_file.read_text().strip()
 
 
+def _transport_options(broker_url: str) -> dict:
+    """Redis hands an unacknowledged task (its worker died) to another worker after
+    CELERY_VISIBILITY_TIMEOUT seconds. No task is scheduled further ahead (no ETA, no countdown),
+    so none re-runs in a loop; a dunning chunk takes seconds. (The embedded broker takes no such
+    option: a task lost with its worker there is handed out again by the jobs that look for work.)"""
+    if broker_url.startswith(("redis://", "rediss://")):
+        return {"visibility_timeout": _env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+    return {}
+
+
 def from_env() -> dict:
     """Build the Flask configuration mapping from the process environment."""
     environment = _env("GUICHET_ENV", "development")
@@ -64,9 +74,14 @@ def from_env() -> dict:
             "task_acks_late": True,
             "task_reject_on_worker_lost": True,
             "worker_prefetch_multiplier": 1,
+            "broker_transport_options": _transport_options(_env("CELERY_BROKER_URL", embedded_broker)),
             "timezone": "UTC",
             "beat_schedule_filename": str(instance_dir() / "celerybeat-schedule"),
         },
+        # When the daily dunning run starts ("HH:MM", the agency's time zone); run by hand: flask dunning run.
+        "DUNNING_AT": _env("DUNNING_AT", "06:30"),
+        # Contracts per chunk of a dunning run (one Celery task each, one transaction per contract).
+        "DUNNING_CHUNK_SIZE": _env_int("DUNNING_CHUNK_SIZE", 200),
         # How often the beat job looks for due process timers, in seconds.
         "PROCESS_TIMER_SECONDS": _env_int("PROCESS_TIMER_SECONDS", 5),
         # Fault injection for the reliability tests only (e.g. "timer_after_fire"): never set in production.

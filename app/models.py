@@ -30,6 +30,15 @@ from app.dossiers.models import (  # noqa: F401
     DossierType,
     ReferenceCounter,
 )
+from app.dunning.models import (  # noqa: F401
+    DunningBlock,
+    DunningLevel,
+    DunningProcedure,
+    DunningRun,
+    DunningRunChunk,
+    DunningRunItem,
+    PaymentPlan,
+)
 from app.integration.models import AffaireSync  # noqa: F401
 from app.mails.models import OutgoingMail  # noqa: F401
 from app.parties.addresses import PostalCode  # noqa: F401

@@ -10,6 +10,8 @@ value is there.
 """
 from __future__ import annotations
 
+import io
+import zipfile
 from datetime import datetime
 from pathlib import Path
 
@@ -71,11 +73,11 @@ LETTERS = {
         ],
     ),
     "unpaid_reminder_1": (
-        "Rappel : facture n° {{ invoice.number }} non réglée",
+        "Rappel : {{ overdue.invoice_count }} facture(s) non réglée(s)",
         [
-            "Sauf erreur de notre part, la facture n° {{ invoice.number }} émise le {{ invoice.issued_on }}, "
-            "d'un montant de {{ invoice.amount }} et arrivée à échéance le {{ invoice.due_on }}, présente un "
-            "solde impayé de {{ invoice.balance }}.",
+            "Sauf erreur de notre part, votre contrat n° {{ contract.number }} présente un solde impayé de "
+            "{{ overdue.amount }} au titre de la ou des factures n° {{ overdue.invoice_numbers }}, arrivées à "
+            "échéance depuis le {{ overdue.since }}.",
             "Il s'agit peut-être d'un simple oubli : nous vous remercions de régler cette somme dans les "
             "meilleurs délais. Si votre paiement nous est parvenu entre-temps, ne tenez pas compte de ce courrier.",
             DIFFICULTY,
@@ -83,10 +85,11 @@ LETTERS = {
         ],
     ),
     "unpaid_reminder_2": (
-        "Second rappel : facture n° {{ invoice.number }} non réglée",
+        "Second rappel : {{ overdue.invoice_count }} facture(s) non réglée(s)",
         [
-            "Malgré notre précédent rappel, la facture n° {{ invoice.number }} arrivée à échéance le "
-            "{{ invoice.due_on }} présente toujours un solde impayé de {{ invoice.balance }}.",
+            "Malgré notre précédent rappel, votre contrat n° {{ contract.number }} présente toujours un solde "
+            "impayé de {{ overdue.amount }} (factures n° {{ overdue.invoice_numbers }}, échues depuis le "
+            "{{ overdue.since }}).",
             "Nous vous demandons de régler cette somme sous quinze jours. À défaut, nous serons contraints de "
             "vous adresser une mise en demeure.",
             DIFFICULTY,
@@ -96,8 +99,8 @@ LETTERS = {
     "formal_notice": (
         "Mise en demeure de payer",
         [
-            "Malgré nos rappels, la facture n° {{ invoice.number }} émise le {{ invoice.issued_on }} et arrivée "
-            "à échéance le {{ invoice.due_on }} reste impayée pour un montant de {{ invoice.balance }}.",
+            "Malgré nos rappels, votre contrat n° {{ contract.number }} reste impayé pour un montant de "
+            "{{ overdue.amount }} (factures n° {{ overdue.invoice_numbers }}, échues depuis le {{ overdue.since }}).",
             "Par la présente, nous vous mettons en demeure de régler cette somme dans un délai de huit jours "
             "à compter de la réception de ce courrier. À défaut, nous engagerons les procédures de recouvrement "
             "prévues par votre contrat et par la loi.",
@@ -158,6 +161,17 @@ def letter(subject: str, body: list[str]) -> Document:
     return document
 
 
+def _fixed_times(docx: bytes) -> bytes:
+    """The same archive with every entry dated 28 November 2026: a .docx is a zip whose entries
+    carry the time they were written, which would make each rebuild a different file."""
+    source, result = zipfile.ZipFile(io.BytesIO(docx)), io.BytesIO()
+    with zipfile.ZipFile(result, "w", zipfile.ZIP_DEFLATED) as target:
+        for entry in source.infolist():
+            target.writestr(zipfile.ZipInfo(entry.filename, date_time=(2026, 11, 28, 0, 0, 0)),
+                            source.read(entry.filename), compress_type=zipfile.ZIP_DEFLATED)
+    return result.getvalue()
+
+
 def main() -> None:
     ROOT.mkdir(parents=True, exist_ok=True)
     for code, (subject, body) in LETTERS.items():
@@ -167,7 +181,9 @@ def main() -> None:
         # Fixed dates: rebuilding an unchanged text gives the same file, hence no new version.
         document.core_properties.created = document.core_properties.modified = datetime(2026, 11, 28)
         document.core_properties.revision = 1
-        document.save(ROOT / f"{code}.docx")
+        buffer = io.BytesIO()
+        document.save(buffer)
+        (ROOT / f"{code}.docx").write_bytes(_fixed_times(buffer.getvalue()))
         print(f"{ROOT / code}.docx")  # noqa: T201 (a command-line tool)
 
 

@@ -6,9 +6,11 @@ production, a SQLite file through kombu's SQLAlchemy transport on the embedded d
 """
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from celery import Celery, Task
+from celery.schedules import crontab
 from flask import Flask
 
 BEAT_SCHEDULE = {
@@ -24,7 +26,22 @@ BEAT_SCHEDULE = {
     # Calls to the billing system (affaires): due ones are sent within this interval (BILLING_SYNC_SECONDS).
     "sync-affaires": {"task": "workers.tasks.sync_affaires", "schedule": timedelta(seconds=10),
                       "options": {"expires": 60}},
+    # Letters written in mass (dunning) get their PDF in batches; their mails wait for it.
+    "convert-letters": {"task": "workers.tasks.convert_letters", "schedule": timedelta(seconds=20),
+                        "options": {"expires": 60}},
+    # The daily dunning run, at DUNNING_AT (local time of the agency), set in celery_init_app.
+    "dunning-run": {"task": "workers.tasks.dunning_run", "options": {"expires": 3600}},
+    # Chunks of a run lost with their worker (a broker that does not redeliver) are handed out again.
+    "dunning-resume": {"task": "workers.tasks.dunning_resume", "schedule": timedelta(minutes=5),
+                       "options": {"expires": 300}},
 }
+
+
+def _daily(at: str, timezone: str) -> crontab:
+    """A crontab firing every day at "HH:MM" in the agency's time zone (summer time included)."""
+    hour, _colon, minute = at.partition(":")
+    zone = ZoneInfo(timezone)
+    return crontab(hour=int(hour), minute=int(minute or 0), nowfun=lambda: datetime.now(zone))
 
 
 def celery_init_app(app: Flask) -> Celery:
@@ -51,6 +68,7 @@ def celery_init_app(app: Flask) -> Celery:
     schedule["fire-process-timers"]["schedule"] = timedelta(seconds=app.config["PROCESS_TIMER_SECONDS"])
     schedule["deliver-mails"]["schedule"] = timedelta(seconds=app.config["MAIL_DELIVERY_SECONDS"])
     schedule["sync-affaires"]["schedule"] = timedelta(seconds=app.config["BILLING_SYNC_SECONDS"])
+    schedule["dunning-run"]["schedule"] = _daily(app.config["DUNNING_AT"], app.config["BABEL_DEFAULT_TIMEZONE"])
     celery.conf.beat_schedule = schedule
     celery.conf.imports = ("workers.tasks",)
     celery.set_default()

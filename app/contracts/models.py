@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, exists, select
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, exists, select, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -175,7 +175,13 @@ class InvoiceStatus:
 
 class Invoice(Base):
     __tablename__ = "invoice"
-    __table_args__ = (Index("ix_invoice_contract_issued", "contract_id", "issued_on"),)
+    __table_args__ = (
+        Index("ix_invoice_contract_issued", "contract_id", "issued_on"),
+        # The invoices still owed, by due date: overdue searches and the dunning selection read only these.
+        Index("ix_invoice_unpaid_due", "due_on", "contract_id",
+              postgresql_where=text("status IN ('open', 'partially_paid')"),
+              sqlite_where=text("status IN ('open', 'partially_paid')")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(30), unique=True)

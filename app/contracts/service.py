@@ -111,9 +111,14 @@ def list_payments(*, agent: Agent, invoice_id: int) -> list[Payment]:
 
 # --- Reads of the customer view (app/parties/overview.py): each one statement, whatever the volume.
 
+UNPAID_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID)
+
+
 def unpaid_condition() -> ColumnElement[bool]:
-    """An invoice still owed: not cancelled and not fully paid (whatever its status says)."""
-    return and_(Invoice.status != InvoiceStatus.CANCELLED, Invoice.amount > Invoice.amount_paid)
+    """An invoice still owed — the one definition the customer view, the search and dunning share:
+    the billing system says it is open or partly paid, and a balance remains. Past its due date
+    (``due_on < today``, in the agency's time zone) it is overdue. Indexed by ix_invoice_unpaid_due."""
+    return and_(Invoice.status.in_(UNPAID_STATUSES), Invoice.amount > Invoice.amount_paid)
 
 
 @dataclass(frozen=True)

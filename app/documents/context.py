@@ -25,6 +25,8 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "organisation": ("name", "address_1", "address_2", "phone", "email"),
     # From the answers of the dossier's process steps, when it has them:
     "plan": ("instalments", "instalment_amount", "first_due_on", "total"),  # a payment plan
+    # What is still owed on the dossier's invoices (a relaunch groups a contract's): it falls as payments come.
+    "overdue": ("amount", "invoice_count", "invoice_numbers", "since"),
     "move": ("move_in_on", "index_value"),  # a move-in
 }
 ENERGY = {"water": "eau", "electricity": "électricité", "gas": "gaz"}
@@ -75,12 +77,22 @@ def _plan(answers: dict, invoice) -> dict:
             "first_due_on": _day(answers.get("first_due_on"))}
 
 
+def _owed(invoices) -> dict:
+    owed = [i for i in invoices or () if i.status in ("open", "partially_paid") and i.amount > i.amount_paid]
+    if not owed:
+        return {}
+    return {"amount": euros(sum((i.amount - i.amount_paid for i in owed), Decimal("0.00"))),
+            "invoice_count": str(len(owed)), "invoice_numbers": ", ".join(i.number for i in owed),
+            "since": french_date(min(i.due_on for i in owed))}
+
+
 def build(*, party=None, contract=None, invoice=None, dossier=None, agent=None,
           organisation: dict | None = None, today: date, timezone: str = "Europe/Paris",
-          answers: dict | None = None) -> dict:
+          answers: dict | None = None, invoices=None) -> dict:
     """The letter's data; each argument may be None. organisation: the utility's name, address,
     phone and email as configured; timezone: where the dossier's opening day is counted; answers:
-    what the dossier's process steps recorded (a payment plan's instalments, a move-in date…)."""
+    what the dossier's process steps recorded (a payment plan's instalments, a move-in date…);
+    invoices: the dossier's invoices, whose balances still owed make the "overdue" section."""
     answers = answers or {}
     customer = {}
     if party is not None:
@@ -118,6 +130,7 @@ def build(*, party=None, contract=None, invoice=None, dossier=None, agent=None,
         "invoice": _section("invoice", invoice_values), "dossier": _section("dossier", dossier_values),
         "agent": _section("agent", agent_values), "organisation": _section("organisation", organisation or {}),
         "plan": _section("plan", _plan(answers, invoice)),
+        "overdue": _section("overdue", _owed(invoices)),
         "move": _section("move", {"move_in_on": _day(answers.get("move_in_on")),
                                   "index_value": str(answers.get("index_value") or "")}),
         "today": french_date(today),

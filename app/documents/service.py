@@ -21,6 +21,7 @@ from app.audit.context import current
 from app.contacts import objects
 from app.contacts.models import PartyLinkRole
 from app.contracts.models import Contract, Invoice
+from app.contracts.service import unpaid_condition
 from app.db import session
 from app.documents import context as letter_data
 from app.documents import pdf
@@ -92,14 +93,20 @@ def letter_context(dossier: Dossier, agent: Agent | None, answers: dict | None =
 
         answers = answers_on(dossier_id=dossier.id)
     contracts = _objects(dossier, "contract", reader)
-    invoice = _invoice(_objects(dossier, "invoice", reader))
+    invoices = _objects(dossier, "invoice", reader)
+    invoice = _invoice(invoices)
+    if not invoices and contracts:  # what a dossier on a contract alone says is owed: its overdue invoices
+        invoices = list(session.execute(select(Invoice).where(
+            Invoice.contract_id == contracts[0].id, unpaid_condition(), Invoice.due_on < local_today())
+            .order_by(Invoice.due_on, Invoice.id)).scalars())
     contract = contracts[0] if contracts else (invoice.contract if invoice else None)
     party = addressee(dossier, reader=reader)
     if reader is not None and party is None:
         raise DocumentError(_("Aucun destinataire de ce dossier n'est dans votre périmètre."))
     return letter_data.build(party=party, contract=contract, invoice=invoice, dossier=dossier,
                              agent=agent, organisation=organisation(), today=local_today(),
-                             timezone=current_app.config["BABEL_DEFAULT_TIMEZONE"], answers=answers)
+                             timezone=current_app.config["BABEL_DEFAULT_TIMEZONE"], answers=answers,
+                             invoices=invoices)
 
 
 def step_context(data: dict) -> tuple[Dossier, Agent | None, dict]:
@@ -154,11 +161,45 @@ def keep(*, dossier: Dossier, prepared: Prepared, converted: bytes | None, agent
 
 
 def generate(*, dossier: Dossier, template_code: str, agent: Agent | None,
-             answers: dict | None = None) -> DossierElement:
+             answers: dict | None = None, convert: bool = True) -> DossierElement:
     """Render, convert and keep a letter in one go (a process step, a job). The caller checked the
-    dossier's scope."""
+    dossier's scope. convert False (letters written in mass): the PDF is left to convert_pending,
+    which converts many letters per LibreOffice start; a mail attaching the letter waits for it."""
     prepared = prepare(dossier=dossier, template_code=template_code, agent=agent, answers=answers)
-    return keep(dossier=dossier, prepared=prepared, converted=pdf.to_pdf(prepared.docx), agent=agent)
+    if convert:
+        return keep(dossier=dossier, prepared=prepared, converted=pdf.to_pdf(prepared.docx), agent=agent)
+    element = keep(dossier=dossier, prepared=prepared, converted=None, agent=agent)
+    element.pdf_pending = pdf.converter() is not None
+    session.flush()
+    return element
+
+
+def convert_pending(*, batch: int = 20) -> int:
+    """Convert the PDFs of letters written without one, a batch per LibreOffice start; the number
+    converted. The letters are read in one short transaction, converted with none open, then
+    written (a letter another worker converted meanwhile is left as it is). A failed conversion
+    clears the mark: the letter keeps its .docx, its mail leaves with it."""
+    rows = session.execute(select(DossierElement.id, DossierElement.file_id).where(
+        DossierElement.pdf_pending.is_(True)).order_by(DossierElement.id).limit(batch)).all()
+    if not rows:
+        return 0
+    sources = {element_id: session.get(StoredFile, file_id) for element_id, file_id in rows}
+    documents = {element_id: (file.filename, file.content) for element_id, file in sources.items()}
+    session.commit()
+    converted = pdf.to_pdf_many([content for _name, content in documents.values()])
+    done = 0
+    for (element_id, (name, _content)), result in zip(documents.items(), converted, strict=True):
+        element = session.execute(select(DossierElement).where(DossierElement.id == element_id)
+                                  .with_for_update(skip_locked=True)).scalar_one_or_none() \
+            if session.get_bind().dialect.name == "postgresql" else session.get(DossierElement, element_id)
+        if element is None or not element.pdf_pending:
+            continue
+        if result is not None:
+            element.pdf_file = registry.stored_file(name.rsplit(".", 1)[0] + ".pdf", pdf.MEDIA_TYPE, result)
+            done += 1
+        element.pdf_pending = False
+    session.commit()
+    return done
 
 
 def prepare_for_agent(*, agent: Agent, dossier: Dossier, template_code: str) -> Prepared:

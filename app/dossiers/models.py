@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, exists, select
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, exists, select, text
 from sqlalchemy import false as sql_false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql.elements import ColumnElement
@@ -60,6 +60,10 @@ class DossierType(Base):
     target_days: Mapped[int | None] = mapped_column(Integer)  # target time for handling, in days
     # Start the process when a dossier of this classification is opened (by hand, from a contact, by a job).
     auto_start: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_false())
+    # At most one dossier of this classification open per contract (a relaunch): a database constraint.
+    one_per_contract: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_false())
+    # While a dossier of this classification is open on an invoice (a dispute), dunning leaves it alone.
+    suspends_dunning: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_false())
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -80,7 +84,14 @@ class Dossier(Base):
     __audited__ = True
     # Links are recorded by explicit "link" / "move_contact" entries, in words the history can show.
     __audit_ignored__ = frozenset({"updated_at", "version", "parties", "agents", "objects"})
-    __table_args__ = (Index("ix_dossier_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_dossier_status_created", "status", "created_at"),
+        # One open dossier per contract for the classifications that say so: a second relaunch of the
+        # same contract cannot be written, whoever tries (two workers, an agent and a job).
+        Index("uq_dossier_open_per_contract", "dossier_type_id", "exclusive_contract_id", unique=True,
+              postgresql_where=text("exclusive_contract_id IS NOT NULL AND status <> 'closed'"),
+              sqlite_where=text("exclusive_contract_id IS NOT NULL AND status <> 'closed'")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # "DOS-2026-000042": sequential per year, drawn from reference_counter under a row lock.
@@ -96,6 +107,8 @@ class Dossier(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The "affaire" mirroring this dossier in the billing system, once it exists there.
     external_ref: Mapped[str | None] = mapped_column(String(40), unique=True)
+    # The contract this dossier is about, set when its classification is one_per_contract.
+    exclusive_contract_id: Mapped[int | None] = mapped_column(ForeignKey("contract.id"))
     version: Mapped[int] = mapped_column(Integer, default=1)
     __mapper_args__ = {"version_id_col": version}
 
@@ -176,7 +189,11 @@ class DossierElement(Base):
 
     __tablename__ = "dossier_element"
     __audited__ = True
-    __table_args__ = (Index("ix_dossier_element_dossier_kind", "dossier_id", "kind"),)
+    __table_args__ = (
+        Index("ix_dossier_element_dossier_kind", "dossier_id", "kind"),
+        Index("ix_dossier_element_pdf_pending", "id", postgresql_where=text("pdf_pending"),
+              sqlite_where=text("pdf_pending")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dossier_id: Mapped[int] = mapped_column(ForeignKey("dossier.id", ondelete="CASCADE"))
@@ -189,6 +206,8 @@ class DossierElement(Base):
     file_id: Mapped[int | None] = mapped_column(ForeignKey("stored_file.id"))
     pdf_file_id: Mapped[int | None] = mapped_column(ForeignKey("stored_file.id"))
     template_id: Mapped[int | None] = mapped_column(ForeignKey("document_template.id"))
+    # A letter written in mass (dunning) whose PDF a worker converts in batches; its mail waits for it.
+    pdf_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_false())
 
     created_by: Mapped[Agent | None] = relationship(lazy="joined")
     file: Mapped[StoredFile | None] = relationship(foreign_keys=[file_id])

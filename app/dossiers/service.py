@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from app import clock
@@ -26,7 +27,7 @@ from app.contacts.service import (
     one_line,
     without_nul,
 )
-from app.contracts.models import Contract
+from app.contracts.models import Contract, Invoice
 from app.db import lock_row, session
 from app.dossiers.models import (
     Dossier,
@@ -120,6 +121,62 @@ def _add_links(dossier: Dossier, links: link_rules.Links) -> link_rules.Links:
     return added
 
 
+class AlreadyOpen(BusinessError):
+    """A classification that allows one open dossier per contract already has one on it."""
+
+    def __init__(self, dossier: Dossier) -> None:
+        super().__init__(_("Un dossier « %(type)s » est déjà ouvert pour ce contrat : %(reference)s.",
+                           type=dossier.dossier_type.label, reference=dossier.reference))
+        self.dossier = dossier
+
+
+def exclusive_contract(dossier_type: DossierType, links: link_rules.Links) -> int | None:
+    """The contract a one-per-contract dossier is about: the first linked contract, else the
+    contract of the first linked invoice; None for other classifications."""
+    if not dossier_type.one_per_contract:
+        return None
+    refs = sorted((x.ref.kind, x.ref.id) for x in links.objects)
+    contract_ids = [object_id for kind, object_id in refs if kind == "contract"]
+    if contract_ids:
+        return contract_ids[0]
+    invoice_ids = [object_id for kind, object_id in refs if kind == "invoice"]
+    if invoice_ids:
+        return session.execute(select(Invoice.contract_id).where(Invoice.id == invoice_ids[0])).scalar_one()
+    return None
+
+
+def open_on_contract(dossier_type_id: int, contract_id: int) -> Dossier | None:
+    """The open dossier of this one-per-contract classification on the contract, if any (what the
+    session holds unwritten is not flushed by this read)."""
+    with session.no_autoflush:
+        return session.execute(select(Dossier).where(
+            Dossier.dossier_type_id == dossier_type_id, Dossier.exclusive_contract_id == contract_id,
+            Dossier.status != DossierStatus.CLOSED)).scalars().first()
+
+
+def _add_new(dossier: Dossier) -> None:
+    """Add and write a new dossier. One that may collide with the one-open-per-contract index gets
+    a clear refusal, the rest of the transaction kept (its insert is rolled back to a savepoint)."""
+    if dossier.exclusive_contract_id is None:
+        session.add(dossier)
+        session.flush()
+        return
+    type_id = dossier.dossier_type.id
+    other = open_on_contract(type_id, dossier.exclusive_contract_id)
+    if other is not None:
+        raise AlreadyOpen(other)
+    savepoint = session.begin_nested()
+    session.add(dossier)
+    try:
+        session.flush()
+    except IntegrityError:  # opened at the same instant by another transaction, which won
+        savepoint.rollback()
+        other = open_on_contract(type_id, dossier.exclusive_contract_id)
+        raise AlreadyOpen(other) if other is not None else BusinessError(
+            _("Un dossier de cette classification vient d'être ouvert pour ce contrat.")) from None
+    savepoint.commit()
+
+
 def _open(*, dossier_type: DossierType, links: link_rules.Links, subject: str, origin: str,
           agent: Agent | None, contact: Contact | None = None) -> Dossier:
     """Open the dossier; when its classification says so, start its process (a process that cannot
@@ -128,10 +185,10 @@ def _open(*, dossier_type: DossierType, links: link_rules.Links, subject: str, o
     now = clock.now()
     dossier = Dossier(reference=next_reference(local_today().year), dossier_type=dossier_type, subject=subject,
                       status=DossierStatus.OPEN, origin=origin, created_by_id=created_by_id, created_at=now,
-                      due_at=now + timedelta(days=dossier_type.target_days) if dossier_type.target_days else None)
+                      due_at=now + timedelta(days=dossier_type.target_days) if dossier_type.target_days else None,
+                      exclusive_contract_id=exclusive_contract(dossier_type, links))
     _add_links(dossier, links)
-    session.add(dossier)
-    session.flush()
+    _add_new(dossier)
     audit.record("link", obj=dossier, data=link_summary(links))
     if contact is not None:
         session.add(DossierContact(dossier_id=dossier.id, contact_id=contact.id, origin="created_from",
@@ -390,8 +447,18 @@ def change_status(*, agent: Agent, dossier_id: int, status: str, version: int | 
         raise BusinessError(_("Un dossier « %(current)s » ne peut pas passer « %(wanted)s ».",
                               current=label(dossier.status, "dossier_status"),
                               wanted=label(status, "dossier_status")), field="status")
+    return set_status(dossier, status)
+
+
+def set_status(dossier: Dossier, status: str) -> Dossier:
+    """Write the new status (checked by the caller) and mirror it to the billing system. Reopening
+    a one-per-contract dossier while another is open on its contract is refused."""
     dossier.status = status
     dossier.closed_at = clock.now() if status == DossierStatus.CLOSED else None
+    if status != DossierStatus.CLOSED and dossier.exclusive_contract_id is not None:
+        other = open_on_contract(dossier.dossier_type_id, dossier.exclusive_contract_id)
+        if other is not None and other.id != dossier.id:
+            raise AlreadyOpen(other)
     _flush_dossier()
     connector.enqueue_status(dossier)
     return dossier

@@ -504,4 +504,20 @@ def import_parsed(parsed: Parsed, report: ImportReport, *, audit_id: str, audit_
     audit.record("import", object_type="billing_export", object_id=audit_id,
                  data={**audit_data, "counts": report.counts})
     savepoint.commit()
+    _settle_dunning(parsed, audit_id)
     return report
+
+
+def _settle_dunning(parsed: Parsed, audit_id: str) -> None:
+    """Invoices or payments imported may clear what a relaunch dossier chases: it is told, and closes."""
+    from app.dunning.service import settle_paid
+
+    rows = parsed.rows
+    contract_refs = {v["contract_ref"] for _l, v in rows.get("invoice", [])}
+    invoice_refs = [v["invoice_ref"] for _l, v in rows.get("payment", [])]
+    contract_ids = set(_ids(Contract.external_ref, Contract.id, contract_refs).values())
+    for chunk in _chunked(invoice_refs):
+        contract_ids.update(session.execute(select(Invoice.contract_id).where(
+            _among(Invoice.external_ref, chunk))).scalars())
+    if contract_ids:
+        settle_paid(contract_ids, source=f"import:{audit_id}"[:100])

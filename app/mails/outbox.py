@@ -38,7 +38,7 @@ from email.utils import format_datetime, getaddresses
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, exists, not_, or_, select
 
 from app import clock
 from app.audit import service as audit
@@ -170,9 +170,13 @@ def backoff(attempts: int) -> timedelta:
 
 def _due_clause(now: datetime):
     stale = now - timedelta(seconds=current_app.config["MAIL_CLAIM_SECONDS"])
-    return or_(and_(OutgoingMail.status == MailStatus.QUEUED,
-                    or_(OutgoingMail.next_attempt_at.is_(None), OutgoingMail.next_attempt_at <= now)),
-               and_(OutgoingMail.status == MailStatus.SENDING, OutgoingMail.claimed_at < stale))
+    # A mail whose letter still waits for its PDF (written in mass, converted in batches) waits too.
+    pdf_pending = exists(select(DossierElement.id).where(DossierElement.id == OutgoingMail.attachment_id,
+                                                         DossierElement.pdf_pending.is_(True)))
+    return and_(or_(and_(OutgoingMail.status == MailStatus.QUEUED,
+                         or_(OutgoingMail.next_attempt_at.is_(None), OutgoingMail.next_attempt_at <= now)),
+                    and_(OutgoingMail.status == MailStatus.SENDING, OutgoingMail.claimed_at < stale)),
+                not_(pdf_pending))
 
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from flask import current_app, session
+from flask import current_app, has_app_context, session
 from sqlalchemy import select
 
 from app import clock
@@ -164,9 +164,14 @@ def chart(series: Sequence[Consumption], unit: str) -> Chart | None:
 
 # --- The view ---------------------------------------------------------------------------------
 
+DEFAULT_TIMEZONE = "Europe/Paris"  # as app.config's GUICHET_TIMEZONE default
+
+
 def local_today() -> date:
-    """Today in the agency's time zone: a due date passes at local midnight, not UTC's."""
-    return clock.now().astimezone(ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])).date()
+    """Today in the agency's time zone: a due date passes at local midnight, not UTC's (outside the
+    application, in the default zone)."""
+    zone = current_app.config["BABEL_DEFAULT_TIMEZONE"] if has_app_context() else DEFAULT_TIMEZONE
+    return clock.now().astimezone(ZoneInfo(zone)).date()
 
 
 @dataclass

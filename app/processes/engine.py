@@ -15,6 +15,7 @@ instructions), the timers with their due time, a failed step.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -44,7 +45,9 @@ from SpiffWorkflow.util.task import TaskState
 
 # The operations service tasks may name. Their implementations come with the documents, mails and
 # information-system issues; naming anything else is refused at deployment, not at run time.
-OPERATIONS = ("generate_document", "send_mail", "create_affaire", "update_party_field", "notify_agent")
+OPERATIONS = ("generate_document", "send_mail", "create_affaire", "update_party_field", "notify_agent",
+              "dunning_level", "close_dossier", "record_payment_plan")
+FORM_GUARDS = ("dunning_cut_off",)  # rules a form may name with "x-guard" (see FormGuard)
 
 
 class ProcessError(ValueError):
@@ -83,6 +86,14 @@ def _check_form(files: dict[str, str], task_spec, filename: str, *, schema: bool
             where = "/".join(str(p) for p in exc.path) or "racine"
             raise ProcessError(f"{_element(task_spec)} : {filename} n'est pas un JSON Schema valide "
                                f"({where} : {exc.message}).") from None
+        guard = document.get("x-guard")
+        if guard is not None and guard not in FORM_GUARDS:
+            raise ProcessError(f"{_element(task_spec)} : {filename} nomme une règle « x-guard » inconnue "
+                               f"({guard} ; possibles : {', '.join(FORM_GUARDS)}).")
+
+
+# "P15D" or "R3/PT1H" written without quotes reads as a name: the usual slip, refused at deployment.
+ISO_WITHOUT_QUOTES = re.compile(r"(P|PT|R\d*)[0-9A-Z_]*")
 
 
 def _check_timer(task_spec) -> None:
@@ -91,7 +102,10 @@ def _check_timer(task_spec) -> None:
         return
     expression = definition.expression
     try:
-        value = eval(compile(expression, "<timer>", "eval"), {"__builtins__": {}}, {})  # noqa: S307 (no names)
+        code = compile(expression, "<timer>", "eval")
+        if code.co_names and not ISO_WITHOUT_QUOTES.fullmatch(expression.strip()):
+            return  # reads the process's data (a wait the procedure sets): its value is checked as it runs
+        value = eval(code, {"__builtins__": {}}, {})  # noqa: S307 (no names)
         if isinstance(definition, CycleTimerEventDefinition):
             TimerEventDefinition.parse_iso_recurring_interval(value)
         elif isinstance(definition, DurationTimerEventDefinition):
@@ -196,6 +210,31 @@ def register_operation(name: str, handler: Callable[[dict, dict], object]) -> No
     if name not in OPERATIONS:
         raise ValueError(f"opération inconnue : {name}")
     _operations[name] = handler
+
+
+@dataclass(frozen=True)
+class FormGuard:
+    """Rules a form's answers must also follow, beyond its JSON Schema: check(task data, answers)
+    → {field: message}; explain(task data) → sentences the task page shows before the agent answers.
+    A form names its guard with the top-level keyword ``"x-guard"``."""
+    check: Callable[[dict, dict], dict[str, str]]
+    explain: Callable[[dict], list[str]]
+
+
+_form_guards: dict[str, FormGuard] = {}
+
+
+def register_form_guard(name: str, *, check: Callable[[dict, dict], dict[str, str]],
+                        explain: Callable[[dict], list[str]]) -> None:
+    if name not in FORM_GUARDS:
+        raise ValueError(f"règle de formulaire inconnue : {name}")
+    _form_guards[name] = FormGuard(check, explain)
+
+
+def form_guard(schema: dict) -> FormGuard | None:
+    """The guard a form's schema names, if any (an unknown name is refused at deployment)."""
+    name = schema.get("x-guard") if isinstance(schema, dict) else None
+    return _form_guards.get(name) if isinstance(name, str) else None
 
 
 class _Environment(TaskDataEnvironment):

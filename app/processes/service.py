@@ -30,7 +30,7 @@ from app.db import lock_row, session, skip_locked
 from app.dossiers.models import Dossier, DossierObject, DossierParty
 from app.errors import BusinessError
 from app.parties.models import Party
-from app.processes import definitions, forms
+from app.processes import definitions, engine, forms
 from app.processes.engine import Run, StepError, TaskNotReady, register_value_type
 from app.processes.models import (
     InstanceStatus,
@@ -336,6 +336,13 @@ class Form:
     ui: dict
 
 
+def guard_notes(task: ProcessTask, data: dict) -> list[str]:
+    """What the task page says before the agent answers, from the form's guard (a measure the law
+    forbids today…)."""
+    guard = engine.form_guard(form_of(task).schema)
+    return guard.explain(data) if guard is not None else []
+
+
 def form_of(task: ProcessTask) -> Form:
     files = task.instance.definition.files
     schema = json.loads(files[task.form]) if task.form and task.form in files else {"type": "object"}
@@ -369,6 +376,12 @@ def complete_task(*, agent: Agent, task_id: int, answers: dict, checked: Process
     errors = forms.validate(form.schema, form.ui, answers)
     if errors:
         raise FormInvalid(errors)
+    run = _load(instance)
+    guard = engine.form_guard(form.schema)
+    if guard is not None:
+        refused = guard.check(run.data_of(task.task_uuid), answers)
+        if refused:  # a rule of law or of the business holds this answer: blocked, with the reason
+            raise FormInvalid(refused)
 
     def action(run: Run) -> None:
         try:
@@ -380,7 +393,7 @@ def complete_task(*, agent: Agent, task_id: int, answers: dict, checked: Process
     task.status, task.completed_at, task.completed_by_id = TaskStatus.COMPLETED, now, agent.id
     task.assignee_id, task.draft = agent.id, None
     session.flush()
-    _step(instance, action, actor=agent)
+    _advance(instance, run, action, actor=agent)
     audit.record("complete_task", obj=instance, data={"task": task.element_id})
     return task
 

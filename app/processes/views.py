@@ -142,7 +142,10 @@ def _render_task(task: ProcessTask, *, values: dict | None = None, errors: dict 
     if values is None:
         values = task.draft if task.draft is not None else progress.task_data.get(task.task_uuid, {})
     fields = forms.build(form.schema, form.ui, values, errors or {})
+    ready = task.status == TaskStatus.READY
+    rules = service.guard_notes(task, progress.task_data.get(task.task_uuid, {})) if ready else []
     return render_template("processes/task.html", task=task, instance=instance, fields=fields, now=clock.now(),
+                           rules=rules,
                            title=form.schema.get("title"), errors=errors or {}, progress=progress,
                            may_work=service.may_work(current_user, task), role_labels=service.role_labels()), status
 

@@ -33,20 +33,20 @@ from wtforms import BooleanField, DateField, RadioField, SelectField, StringFiel
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, Length, Optional, Regexp, ValidationError
 
-from app import clock
 from app.contracts.models import (
     Contract,
     ContractParty,
     ContractRole,
     ContractStatus,
     Invoice,
-    InvoiceStatus,
     ServicePoint,
     ServicePointKind,
 )
+from app.contracts.service import unpaid_condition
 from app.db import session
 from app.labels import choices, label
 from app.parties.models import Party, PartyKind, PartyStatus
+from app.parties.overview import local_today
 from app.search.identifiers import HOLDING_ROLES
 from app.search.models import PartySearch
 from app.search.normalise import normalise, tokens
@@ -64,7 +64,6 @@ EXPORT_CHUNK = 1000
 MAX_TEXT = 100
 MAX_WORDS = 6
 OFFERS_TTL = 300.0  # seconds; offers change with the billing system's catalogue, rarely
-OVERDUE_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID)
 INSEE_RE = re.compile(r"^(\d{5}|2[AB]\d{3})$")
 
 PARTY_SORTS = ("name", "number", "commune", "status", "since")
@@ -306,9 +305,9 @@ def _customer_since(agent: Agent) -> ColumnElement:
 
 
 def _overdue(contract_id) -> ColumnElement[bool]:
-    """The contract has an invoice still unpaid (open or partly paid) after its due date."""
+    """The contract has an invoice still unpaid after its due date (app.contracts.service.unpaid_condition)."""
     return contract_id.in_(select(Invoice.contract_id).where(
-        Invoice.status.in_(OVERDUE_STATUSES), Invoice.due_on < clock.now().date()).correlate(None))
+        unpaid_condition(), Invoice.due_on < local_today()).correlate(None))
 
 
 def _party_conditions(c: Criteria, agent: Agent) -> list[ColumnElement[bool]]:

@@ -13,6 +13,7 @@ CATALOGUE: dict[str, object] = {
     "document.generate": _l("Générer des courriers et des mails"),
     "process.design": _l("Concevoir et déployer les processus"),
     "supervision": _l("Superviser les files de travail"),
+    "dunning.manage": _l("Bloquer la relance d'un contrat, lancer une relance"),
     "admin.agents": _l("Administrer les agents, rôles et territoires"),
     "admin.referentials": _l("Administrer les référentiels"),
     "admin.api_tokens": _l("Administrer les jetons d'accès des systèmes (API)"),

@@ -13,9 +13,11 @@ STANDARD_ROLES = [
     ]),
     ("back_office", "Agent de back-office", [
         "party.read", "party.write", "contact.create", "dossier.create", "dossier.process", "document.generate",
+        "dunning.manage",
     ]),
     ("superviseur", "Superviseur", [
         "party.read", "party.export", "contact.create", "dossier.create", "dossier.process", "supervision",
+        "dunning.manage",
     ]),
     ("concepteur", "Concepteur de processus", ["process.design", "admin.referentials"]),
 ]

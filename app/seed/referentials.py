@@ -2,11 +2,14 @@
 Created when missing (by code); an administrator's later changes are left as they are."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 from sqlalchemy import select
 
 from app.contacts.models import ContactType, TemplateItem
 from app.db import session
 from app.dossiers.models import DossierType
+from app.dunning.models import DunningLevel, DunningProcedure
 from app.security.models import Role
 
 HAS_OVERDUE = [{"fact": "overdue_amount", "op": "gt", "value": "0"}]
@@ -42,6 +45,18 @@ DOSSIER_TYPES = [
     ("RECLAMATION", "Réclamation", None, 30, [
         ("object", "last_invoice", None, None),
     ]),
+]
+
+ONE_PER_CONTRACT = {"RELANCE_IMPAYE"}  # one open relaunch per contract
+SUSPENDS_DUNNING = {"CONTESTATION_RELEVE", "RECLAMATION"}  # an invoice disputed is not chased meanwhile
+
+# The dunning procedure: (rank, label, days after the due date and the grace, minimum owed,
+# letter, mail, agent's task, formal notice).
+DUNNING_GRACE_DAYS = 7
+DUNNING_LEVELS = [
+    (1, "Premier rappel", 0, "5.00", "unpaid_reminder_1", "unpaid_reminder_mail", False, False),
+    (2, "Second rappel", 15, "5.00", "unpaid_reminder_2", "unpaid_reminder_mail", False, False),
+    (3, "Mise en demeure", 30, "15.00", "formal_notice", "unpaid_reminder_mail", True, True),
 ]
 
 # (code, label, channel, direction, process, dossier type, [template items])
@@ -92,7 +107,8 @@ def seed_referentials() -> dict[str, int]:
         if code not in by_code:
             by_code[code] = DossierType(code=code, label=label, process_key=process, target_days=days,
                                         auto_start=process is not None, position=position,
-                                        items=_items(items, roles))
+                                        one_per_contract=code in ONE_PER_CONTRACT,
+                                        suspends_dunning=code in SUSPENDS_DUNNING, items=_items(items, roles))
             session.add(by_code[code])
             counts["dossier_types"] += 1
     existing = set(session.execute(select(ContactType.code)).scalars())
@@ -103,4 +119,23 @@ def seed_referentials() -> dict[str, int]:
                                     items=_items(items, roles)))
             counts["contact_types"] += 1
     session.flush()
+    counts["dunning_procedures"] = _seed_dunning(by_code["RELANCE_IMPAYE"])
     return counts
+
+
+def _seed_dunning(relaunch: DossierType) -> int:
+    """The standard dunning procedure, when there is none."""
+    if session.execute(select(DunningProcedure.id).limit(1)).first():
+        return 0
+    session.add(standard_procedure(relaunch))
+    session.flush()
+    return 1
+
+
+def standard_procedure(dossier_type: DossierType, code: str = "STANDARD") -> DunningProcedure:
+    """The standard procedure (three levels, seven days' grace) for the dossiers of this classification."""
+    return DunningProcedure(
+        code=code, label="Relance standard", grace_days=DUNNING_GRACE_DAYS, dossier_type=dossier_type, active=True,
+        levels=[DunningLevel(rank=rank, label=label, delay_days=delay, min_amount=Decimal(minimum),
+                             letter_template=letter, mail_template=mail, agent_task=task, formal_notice=notice)
+                for rank, label, delay, minimum, letter, mail, task, notice in DUNNING_LEVELS])

@@ -64,7 +64,9 @@ def test_seed_creates_the_demo_scopes_once(app):
     assert again.exit_code == 0 and "inchangées" in again.output and "Référentiels" not in again.output
 
     # A demo base from before contacts existed: --if-empty adds the demo referentials only.
-    for model in (ContactType, DossierType):
+    from app.dunning.models import DunningProcedure
+
+    for model in (DunningProcedure, ContactType, DossierType):
         for row in session.execute(select(model)).scalars():
             session.delete(row)
     session.commit()

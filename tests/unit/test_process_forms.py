@@ -31,7 +31,9 @@ EXPECTED_WIDGETS = {  # "process/form" → field → widget
     "reading_dispute/conclude": {"decision": "radio", "corrected_index": "integer"},
     "reading_dispute/record": {"disputed_index": "integer", "claimed_index": "integer", "reason": "select",
                                 "details": "textarea"},
-    "unpaid_relaunch/collect": {"outcome": "select", "comment": "textarea"},
+    "unpaid_relaunch/collect": {"outcome": "select", "measure": "select", "comment": "textarea"},
+    "unpaid_relaunch/social": {"fsl_informed": "checkbox", "channel": "select", "fsl_request": "checkbox",
+                               "comment": "textarea"},
 }
 CONCLUDE = json.loads((BPMN / "reading_dispute/conclude.schema.json").read_text(encoding="utf-8"))
 CONCLUDE_UI = {"corrected_index": {"ui:visibleIf": {"decision": "relève_corrigée"}}}

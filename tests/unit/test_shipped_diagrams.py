@@ -35,7 +35,7 @@ LANES = {  # process → user task → the role its lane names (who is offered t
     "payment_difficulty": {"study": "accueil", "sign": "back_office", "remind": "back_office",
                            "check": "back_office"},
     "reading_dispute": {"record": "accueil", "conclude": "back_office"},
-    "unpaid_relaunch": {"collect": "back_office"},
+    "unpaid_relaunch": {"collect": "back_office", "social": "back_office"},
 }
 
 

@@ -17,6 +17,7 @@ from SpiffWorkflow.util.task import TaskState
 from app.processes import engine
 from app.processes.definitions import read_folder
 from app.processes.engine import Run, check
+from app.seed.referentials import DUNNING_LEVELS
 
 BPMN = Path(__file__).resolve().parents[2] / "bpmn"
 ANSWERS = {  # process → user task → what an agent fills in
@@ -40,15 +41,15 @@ ANSWERS = {  # process → user task → what an agent fills in
         "leave": {"move_out_on": "2026-12-20", "new_address": "3 rue Neuve, 42000 Saint-Étienne"},
         "meter": {"index_value": 9875, "source": "technicien"},
     },
-    "unpaid_relaunch": {"collect": {"outcome": "échéancier"}},
+    "unpaid_relaunch": {"collect": {"outcome": "échéancier", "measure": "aucune"},
+                        "social": {"fsl_informed": True, "channel": "téléphone", "fsl_request": False}},
 }
 OPERATIONS = {  # process → the service operations its full run calls, in order
+    # the levels of the procedure (letters and mails are the level's, tested in test_dunning.py); the
+    # third, a formal notice, waits for the social-support step (see dunning_levels below)
     "unpaid_relaunch": [
-        ("generate_document", {"template": "unpaid_reminder_1"}),
-        ("send_mail", {"template": "unpaid_reminder_mail", "attach": "unpaid_reminder_1", "if_email": True}),
-        ("generate_document", {"template": "unpaid_reminder_2"}),
-        ("send_mail", {"template": "unpaid_reminder_mail", "attach": "unpaid_reminder_2", "if_email": True}),
-        ("generate_document", {"template": "formal_notice"})],
+        ("dunning_level", {"rank": 1, "social_done": False}), ("dunning_level", {"rank": 2, "social_done": False}),
+        ("dunning_level", {"rank": 3, "social_done": False}), ("dunning_level", {"rank": 3, "social_done": True})],
     "payment_difficulty": [("generate_document", {"template": "payment_plan_agreement"})],
     "move_in": [("generate_document", {"template": "move_in_welcome"}),
                 ("send_mail", {"template": "move_in_welcome_mail", "attach": "move_in_welcome", "to_field": "email",
@@ -56,7 +57,7 @@ OPERATIONS = {  # process → the service operations its full run calls, in orde
 }
 TIMERS = {  # process → timer → the wait it must announce, in days
     "payment_difficulty": {"sign_reminder": 7, "wait_first": 30}, "reading_dispute": {"wait_visit": 10},
-    "unpaid_relaunch": {"wait_first": 15, "wait_second": 15},
+    "unpaid_relaunch": {"wait": 15},  # between two levels: the gap of their delays, as dunning_level says
 }
 
 
@@ -67,8 +68,17 @@ def calls(monkeypatch) -> list[tuple[str, dict]]:
     recorded: list[tuple[str, dict]] = []
     handlers = {name: (lambda data, params, name=name: recorded.append((name, params)) or {"recorded": True})
                 for name in engine.OPERATIONS}
+    handlers["dunning_level"] = lambda data, params: recorded.append(("dunning_level", params)) or dunning_level(params)
     monkeypatch.setattr(engine, "_operations", handlers)
     return recorded
+
+
+def dunning_level(params: dict) -> dict:
+    """What the dunning_level operation answers for the standard procedure's three levels, 15 days
+    apart, the third a formal notice to a vulnerable customer (app.dunning.steps, with a database)."""
+    rank = params["rank"]
+    outcome = "social" if rank == 3 and not params["social_done"] else "done"
+    return {"rank": rank, "outcome": outcome, "task": rank == 3, "last": rank == 3, "wait": "P15D"}
 
 
 def _start(key: str) -> tuple[dict[str, str], BpmnWorkflow, Run]:
@@ -132,8 +142,11 @@ def test_every_template_a_shipped_process_names_is_shipped():
     shipped = {"generate_document": set(catalogue["letters"]), "send_mail": set(catalogue["mails"])}
     for steps in OPERATIONS.values():
         for operation, params in steps:
-            assert params["template"] in shipped[operation], (operation, params)
-            assert params.get("attach", "last") in {"last"} | shipped["generate_document"], params
+            if operation in shipped:
+                assert params["template"] in shipped[operation], (operation, params)
+                assert params.get("attach", "last") in {"last"} | shipped["generate_document"], params
+    for _rank, _label, _delay, _minimum, letter, mail, *_flags in DUNNING_LEVELS:  # the relaunch's, as data
+        assert letter in shipped["generate_document"] and mail in shipped["send_mail"]
 
 
 def test_the_reminder_waits_beside_the_signature_and_both_branches_end():
@@ -174,15 +187,16 @@ def test_signing_before_the_reminder_cancels_it():
     assert "end" in done and not {"remind", "end_reminded"} & done
 
 
-@pytest.mark.parametrize("timers_first, end", [(0, "end_paid"), (1, "end_paid_second")])
-def test_the_relaunch_ends_when_the_invoice_is_paid_while_it_waits(timers_first, end):
+@pytest.mark.parametrize("timers_first", [0, 1])
+def test_the_relaunch_ends_when_the_invoice_is_paid_while_it_waits(timers_first, calls):
     _files, workflow, run = _start("unpaid_relaunch")
     for _timer in range(timers_first):
         _fire("unpaid_relaunch", run, next(iter(_timers(run).values())))
     snapshot = run.snapshot()
-    assert [t.element_id for t in snapshot.timers] == [["wait_first", "wait_second"][timers_first]]
+    assert [t.element_id for t in snapshot.timers] == ["wait"]
     assert snapshot.messages == ["facture_payee"]
     assert run.deliver("facture_payee", {"invoice": "F-2026-0042"})
     snapshot = run.snapshot()
     assert workflow.completed and not snapshot.timers and not snapshot.ready
-    assert end in snapshot.done and "collect" not in snapshot.done
+    assert {"paid", "close_paid", "end_paid"} <= set(snapshot.done) and "collect" not in snapshot.done
+    assert [name for name, _params in calls] == ["dunning_level"] * (timers_first + 1) + ["close_dossier"]

@@ -115,9 +115,12 @@ def _add_months(day: date, months: int) -> date:
 
 
 def record_payment_plan(data: dict, params: dict) -> dict:
-    """Record the plan the customer accepted (answers ``instalments``, ``first_due_on``): monthly
-    instalments, the contract of the dossier. While it runs, dunning leaves the contract alone."""
+    """Record the plan the customer accepted (answers ``instalments``, ``first_due_on``, and
+    ``accepted`` when the step asks): monthly instalments, the contract of the dossier. While it
+    runs, dunning leaves the contract alone; a refused plan records nothing."""
     dossier, _agent, answers = documents.step_context(data)
+    if answers.get("accepted") is False:  # the customer turned the plan down: nothing suspends dunning
+        return {"skipped": "refused"}
     context = data.get("context") or {}
     contract = session.get(Contract, context.get("contract_id") or 0)
     if contract is None:

@@ -106,6 +106,14 @@ class DossierTypeForm(_TypeForm):
     target_days = IntegerField(_l("Délai cible (jours)"), validators=[Optional(), NumberRange(min=1, max=3650)])
     auto_start = BooleanField(_l("Lancer le processus à l'ouverture du dossier"),
                               description=_l("À la main, depuis un contact ou par un traitement automatique."))
+    one_per_contract = BooleanField(
+        _l("Un seul dossier ouvert par contrat"),
+        description=_l("La base refuse un second dossier ouvert de cette classification sur un même contrat (les "
+                       "relances d'impayés). S'applique aux dossiers ouverts à partir de maintenant."))
+    suspends_dunning = BooleanField(
+        _l("Suspend la relance des factures du dossier"),
+        description=_l("Tant qu'un dossier de cette classification est ouvert sur une facture (une contestation), "
+                       "la relance ne la réclame pas."))
 
 
 class NewDossierTypeForm(DossierTypeForm):

@@ -186,14 +186,20 @@ def update_contact_type(*, contact_type: ContactType, label: str | None, default
 
 def _dossier_type_fields(*, current: DossierType | None, label: str | None, process_key: str | None,
                          target_days: int | None, active: bool, position: int | None,
-                         auto_start: bool = False) -> dict:
+                         auto_start: bool = False, one_per_contract: bool = False,
+                         suspends_dunning: bool = False) -> dict:
     if target_days is not None and not 1 <= target_days <= TARGET_DAYS_MAX:
         raise BusinessError(_l("Le délai cible est un nombre de jours entre 1 et %(max)d.", max=TARGET_DAYS_MAX),
                             field="target_days")
     process_key = _clean_process_key(process_key)
     if auto_start and not process_key:
         raise BusinessError(_l("Indiquez le processus à lancer à l'ouverture des dossiers."), field="process_key")
+    if current is not None and current.one_per_contract and not one_per_contract and _dunning_uses(current):
+        raise BusinessError(_l("La procédure de relance ouvre ses dossiers dans cette classification : elle doit "
+                               "garder un seul dossier ouvert par contrat."), field="one_per_contract")
     return {
+        "one_per_contract": bool(one_per_contract),
+        "suspends_dunning": bool(suspends_dunning),
         "label": _clean_label(label),
         "process_key": process_key,
         "auto_start": bool(auto_start),
@@ -203,13 +209,23 @@ def _dossier_type_fields(*, current: DossierType | None, label: str | None, proc
     }
 
 
+def _dunning_uses(dossier_type: DossierType) -> bool:
+    from app.dunning.models import DunningProcedure
+
+    return session.execute(select(DunningProcedure.id).where(
+        DunningProcedure.dossier_type_id == dossier_type.id, DunningProcedure.active.is_(True)).limit(1)).first() \
+        is not None
+
+
 def create_dossier_type(*, code: str | None, label: str | None, process_key: str | None = None,
                         target_days: int | None = None, active: bool = True,
-                        position: int | None = None, auto_start: bool = False) -> DossierType:
+                        position: int | None = None, auto_start: bool = False, one_per_contract: bool = False,
+                        suspends_dunning: bool = False) -> DossierType:
     """Create a dossier classification; its code is checked here and never changes afterwards."""
     code = _clean_code(code, model=DossierType)
     fields = _dossier_type_fields(current=None, label=label, process_key=process_key, target_days=target_days,
-                                  active=active, position=position, auto_start=auto_start)
+                                  active=active, position=position, auto_start=auto_start,
+                                  one_per_contract=one_per_contract, suspends_dunning=suspends_dunning)
     dossier_type = DossierType(code=code, **fields)
     _insert_unique(dossier_type)
     return dossier_type
@@ -217,10 +233,12 @@ def create_dossier_type(*, code: str | None, label: str | None, process_key: str
 
 def update_dossier_type(*, dossier_type: DossierType, label: str | None, process_key: str | None,
                         target_days: int | None, active: bool, position: int | None,
-                        auto_start: bool = False) -> None:
+                        auto_start: bool = False, one_per_contract: bool = False,
+                        suspends_dunning: bool = False) -> None:
     """Change a dossier classification (not its code)."""
     fields = _dossier_type_fields(current=dossier_type, label=label, process_key=process_key,
-                                  target_days=target_days, active=active, position=position, auto_start=auto_start)
+                                  target_days=target_days, active=active, position=position, auto_start=auto_start,
+                                  one_per_contract=one_per_contract, suspends_dunning=suspends_dunning)
     for key, value in fields.items():
         setattr(dossier_type, key, value)
     session.flush()

@@ -124,7 +124,8 @@ def edit_contact_type(type_id: int):
 
 def _dossier_type_values(form: DossierTypeForm) -> dict:
     return {"label": form.label.data, "process_key": form.process_key.data, "target_days": form.target_days.data,
-            "active": form.active.data, "position": form.position.data, "auto_start": form.auto_start.data}
+            "active": form.active.data, "position": form.position.data, "auto_start": form.auto_start.data,
+            "one_per_contract": form.one_per_contract.data, "suspends_dunning": form.suspends_dunning.data}
 
 
 @bp.route(f"/{DOSSIER_TYPES}")

@@ -5,6 +5,7 @@ payment closing the dossier."""
 from __future__ import annotations
 
 import re
+import shutil
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -22,7 +23,7 @@ from app.dunning import service as dunning
 from app.dunning import steps
 from app.dunning.models import DunningBlock, DunningRun, DunningRunItem, ItemOutcome, PaymentPlan
 from app.processes import service as processes
-from app.processes.models import InstanceStatus, ProcessInstance, ProcessTimer
+from app.processes.models import InstanceStatus, ProcessInstance, ProcessMessage, ProcessTimer
 from app.seed.referentials import seed_referentials
 from tests.conftest import csrf_token
 from tests.integration.contacts_world import contract_in, invoice
@@ -350,3 +351,109 @@ def test_payment_closes_the_relaunch_through_the_message_and_a_partial_one_does_
     assert instance.status == InstanceStatus.COMPLETED and "end_paid" in processes.progress(instance).done
     # the next run may chase the contract again, should it owe again: the constraint is on open dossiers
     assert dunning.select_contracts(dun.procedure, AS_OF).skipped["already_open"] == 0
+
+
+def test_a_payment_sent_by_the_billing_system_through_the_api_closes_the_relaunch(dun, client):
+    from app.api import tokens
+
+    dunning.run_inline(as_of=AS_OF, trigger="test")
+    dossier = relaunch_of(dun.contract)
+    _row, token = tokens.create_token(system="Facturation", permissions=["masterdata.write"],
+                                      territory_codes=["A-LYON"], created_by=None)
+    session.commit()
+
+    def paid(invoice, amount_paid: str, status: str) -> dict:
+        return {"external_ref": invoice.external_ref, "number": invoice.number,
+                "contract_ref": dun.contract.external_ref, "issued_on": invoice.issued_on.isoformat(),
+                "due_on": invoice.due_on.isoformat(), "amount": str(invoice.amount), "amount_paid": amount_paid,
+                "status": status}
+
+    f1, f2 = dun.invoices["F-1"], dun.invoices["F-2"]
+    partly = client.post("/api/v1/masterdata", headers={"Authorization": f"Bearer {token}"},
+                         json={"invoices": [paid(f1, "84.20", "paid")]})
+    assert partly.status_code == 200, partly.get_json()
+    session.expire_all()
+    assert dossier.status == DossierStatus.OPEN  # F-2 is still owed: the next letter asks for 30,00 €
+    assert dunning.invoices_owed(dossier)[0] == Decimal("30.00")
+    cleared = client.post("/api/v1/masterdata", headers={"Authorization": f"Bearer {token}"},
+                          json={"invoices": [paid(f2, "50.00", "paid")]})
+    assert cleared.status_code == 200, cleared.get_json()
+    session.expire_all()
+    assert dossier.status == DossierStatus.CLOSED
+    instance = processes.last_on(dossier_id=dossier.id)
+    assert instance.status == InstanceStatus.COMPLETED
+    message = session.execute(select(ProcessMessage).where(ProcessMessage.instance_id == instance.id)).scalar_one()
+    assert (message.name, message.source) == ("facture_payee", f"import:api:{token[:12]}")
+
+
+def test_a_plan_agreed_in_a_payment_difficulty_dossier_suspends_dunning(dun):
+    from tests.integration.test_process_instances import open_dossier
+    from tests.unit.test_shipped_processes import ANSWERS
+
+    instance = processes.start(key="payment_difficulty", agent=dun.agent,
+                               dossier=open_dossier(dun, "payment_difficulty"))
+    processes.complete_task(agent=dun.agent, task_id=the_task(instance).id,
+                            answers={**ANSWERS["payment_difficulty"]["study"], "first_due_on": "2026-04-05",
+                                     "instalments": 4})
+    session.commit()
+    assert planned(dun)["CW-EAU-1"].reason is None  # proposed, not agreed yet
+    processes.complete_task(agent=dun.bo_lyon, task_id=the_task(instance).id, answers={"accepted": True})
+    session.commit()
+    plan = session.execute(select(PaymentPlan).where(PaymentPlan.contract_id == dun.contract.id)).scalar_one()
+    assert (plan.starts_on, plan.ends_on, plan.instalments) == (AS_OF, date(2026, 7, 5), 4)
+    assert planned(dun)["CW-EAU-1"].reason == "payment_plan"
+    assert planned(dun, date(2026, 7, 6))["CW-EAU-1"].reason is None  # once its last instalment is past
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice is not installed")
+def test_letters_written_in_mass_get_their_pdf_in_a_batch_and_their_mail_waits_for_it(dun):
+    from app.documents.service import convert_pending
+    from app.mails import outbox
+    from app.mails.models import OutgoingMail
+    from app.parties.models import PartyEmail
+
+    dun.paul.emails.append(PartyEmail(address="paul.martin@example.fr", position=0))  # the payer gets it
+    owing(dun, "PDF-2", "60.00", date(2026, 2, 1), holder=dun.paul)
+    session.commit()
+    dunning.run_inline(as_of=AS_OF, trigger="test")
+    letters = [letters_of(relaunch_of(c))[0] for c in (dun.contract, _contract("PDF-2"))]
+    assert all(x.pdf_pending and x.pdf_file_id is None for x in letters)  # rendered in the step, not converted
+    mails = session.execute(select(OutgoingMail).order_by(OutgoingMail.id)).scalars().all()
+    assert [m.attachment_id for m in mails] == [x.id for x in letters]
+
+    def due() -> int:
+        return session.execute(select(func.count()).select_from(OutgoingMail).where(
+            outbox._due_clause(datetime.now(UTC)))).scalar_one()
+
+    assert due() == 0  # each mail waits for its letter's PDF
+    assert convert_pending() == 2  # one LibreOffice start for both
+    session.expire_all()
+    for letter in letters:
+        assert not letter.pdf_pending and letter.pdf_file.content.startswith(b"%PDF")
+        assert letter.pdf_file.filename.endswith(".pdf")
+    assert due() == 2 and convert_pending() == 0
+
+
+def _contract(number: str):
+    from app.contracts.models import Contract
+
+    return session.execute(select(Contract).where(Contract.number == number)).scalar_one()
+
+
+def test_the_relaunch_classification_keeps_one_open_dossier_per_contract_while_dunning_uses_it(dun):
+    from app.errors import BusinessError
+    from app.referentials import service as referentials
+
+    values = {"label": dun.relaunch.label, "process_key": dun.relaunch.process_key, "target_days": 60,
+              "active": True, "position": 0, "auto_start": True, "suspends_dunning": False}
+    with pytest.raises(BusinessError, match="un seul dossier ouvert par contrat"):
+        referentials.update_dossier_type(dossier_type=dun.relaunch, one_per_contract=False, **values)
+    session.rollback()
+    dun.procedure.active = False
+    session.commit()
+    referentials.update_dossier_type(dossier_type=dun.relaunch, one_per_contract=False, **values)
+    session.commit()
+    dun.procedure.active = True
+    session.commit()
+    with pytest.raises(BusinessError, match="qu'un dossier ouvert par contrat"):  # a run refuses it too
+        dunning.start_run(as_of=AS_OF, trigger="test")

@@ -50,7 +50,8 @@ OPERATIONS = {  # process → the service operations its full run calls, in orde
     "unpaid_relaunch": [
         ("dunning_level", {"rank": 1, "social_done": False}), ("dunning_level", {"rank": 2, "social_done": False}),
         ("dunning_level", {"rank": 3, "social_done": False}), ("dunning_level", {"rank": 3, "social_done": True})],
-    "payment_difficulty": [("generate_document", {"template": "payment_plan_agreement"})],
+    "payment_difficulty": [("generate_document", {"template": "payment_plan_agreement"}),
+                           ("record_payment_plan", {})],
     "move_in": [("generate_document", {"template": "move_in_welcome"}),
                 ("send_mail", {"template": "move_in_welcome_mail", "attach": "move_in_welcome", "to_field": "email",
                                "if_email": True})],

@@ -88,7 +88,7 @@ class Dossier(Base):
         Index("ix_dossier_status_created", "status", "created_at"),
         # One open dossier per contract for the classifications that say so: a second relaunch of the
         # same contract cannot be written, whoever tries (two workers, an agent and a job).
-        Index("uq_dossier_open_per_contract", "dossier_type_id", "exclusive_contract_id", unique=True,
+        Index("uq_dossier_open_per_contract", "exclusive_contract_id", "dossier_type_id", unique=True,
               postgresql_where=text("exclusive_contract_id IS NOT NULL AND status <> 'closed'"),
               sqlite_where=text("exclusive_contract_id IS NOT NULL AND status <> 'closed'")),
     )

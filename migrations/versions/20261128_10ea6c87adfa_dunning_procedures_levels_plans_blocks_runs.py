@@ -117,7 +117,7 @@ def upgrade():
 
     with op.batch_alter_table('dossier', schema=None) as batch_op:
         batch_op.add_column(sa.Column('exclusive_contract_id', sa.Integer(), nullable=True))
-        batch_op.create_index('uq_dossier_open_per_contract', ['dossier_type_id', 'exclusive_contract_id'], unique=True, postgresql_where=sa.text("exclusive_contract_id IS NOT NULL AND status <> 'closed'"), sqlite_where=sa.text("exclusive_contract_id IS NOT NULL AND status <> 'closed'"))
+        batch_op.create_index('uq_dossier_open_per_contract', ['exclusive_contract_id', 'dossier_type_id'], unique=True, postgresql_where=sa.text("exclusive_contract_id IS NOT NULL AND status <> 'closed'"), sqlite_where=sa.text("exclusive_contract_id IS NOT NULL AND status <> 'closed'"))
         batch_op.create_foreign_key(batch_op.f('fk_dossier_exclusive_contract_id_contract'), 'contract', ['exclusive_contract_id'], ['id'])
 
     with op.batch_alter_table('invoice', schema=None) as batch_op:

@@ -457,3 +457,28 @@ def test_the_relaunch_classification_keeps_one_open_dossier_per_contract_while_d
     session.commit()
     with pytest.raises(BusinessError, match="qu'un dossier ouvert par contrat"):  # a run refuses it too
         dunning.start_run(as_of=AS_OF, trigger="test")
+
+
+def test_the_daily_schedule_runs_once_a_day_at_the_configured_local_time(dun, app, monkeypatch):
+    from zoneinfo import ZoneInfo
+
+    import workers.tasks as tasks
+
+    entry = app.extensions["celery"].conf.beat_schedule["dunning-run"]
+    assert entry["task"] == "workers.tasks.dunning_run"
+    schedule = entry["schedule"]
+    assert (schedule.hour, schedule.minute) == ({6}, {30})
+    assert schedule.nowfun().tzinfo == ZoneInfo("Europe/Paris")  # 06:30 in Lyon, summer or winter
+
+    queued = []
+    monkeypatch.setattr(tasks.dunning_chunk, "delay", lambda *args: queued.append(args))
+    first = tasks.dunning_run.run(as_of=AS_OF.isoformat())
+    assert first["selected"] == 1 and len(queued) == 1
+    assert queued[0][2] == [dun.contract.id]
+    assert tasks.dunning_run.run(as_of=AS_OF.isoformat()) == {"skipped": AS_OF.isoformat()}  # the day has its run
+    assert len(queued) == 1
+    run = session.execute(select(DunningRun)).scalar_one()
+    assert run.trigger == "beat" and run.status == "running"
+    tasks.dunning_chunk.run(*queued[0])
+    session.refresh(run)
+    assert run.status == "done" and dunning.counts_of(run).opened == 1

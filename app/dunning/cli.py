@@ -39,9 +39,11 @@ def run_command(as_of, dry_run, workers, limit):
                 what = "ouvrir" if line.reason is None else f"écarté ({label(line.reason, 'dunning_reason')})"
                 click.echo(f"{line.contract_number}\t{line.amount}\t{line.invoices} facture(s)\t"
                            f"depuis le {line.since.isoformat()}\t{what}")
-            to_open = sum(1 for line in planned if line.reason is None)
-            click.echo(f"Essai à blanc au {day.isoformat()} : {to_open} dossier(s) à ouvrir, "
-                       f"{len(planned) - to_open} contrat(s) écarté(s). Rien n'a été écrit.")
+            selection = service.select_contracts(procedure, day)  # the totals, whatever --limit shows
+            skipped = ", ".join(f"{label(k, 'dunning_reason')} {v}" for k, v in selection.skipped.items() if v)
+            click.echo(f"Essai à blanc au {day.isoformat()} : {len(selection.to_open)} dossier(s) à ouvrir, "
+                       f"{sum(selection.skipped.values())} contrat(s) écarté(s)"
+                       f"{f' ({skipped})' if skipped else ''}. Rien n'a été écrit.")
             session.rollback()
             return
         if workers:

@@ -134,15 +134,16 @@ def runs():
     _may_follow()
     dry = DryRunForm(request.args, meta={"csrf": False})
     procedure = service.active_procedure()
-    planned = None
+    planned = selection = None
     if "day" in request.args and dry.validate() and procedure is not None and procedure.levels:
-        planned = service.dry_run(procedure, dry.day.data or local_today())
+        # the totals of the whole run; the lines, of the contracts this agent may read
+        selection = service.select_contracts(procedure, dry.day.data or local_today())
+        planned = service.dry_run(procedure, dry.day.data or local_today(), limit=DRY_RUN_LINES,
+                                  reader=current_user)
     elif not request.args:
         dry.day.data = local_today()
     return render_template("relances/runs.html", runs=service.recent_runs(), procedure=procedure, dry=dry,
-                           planned=planned[:DRY_RUN_LINES] if planned is not None else None,
-                           planned_total=len(planned) if planned is not None else 0,
-                           to_open=sum(1 for line in planned if line.reason is None) if planned else 0,
+                           planned=planned, selection=selection, lines_max=DRY_RUN_LINES,
                            launch=ConfirmForm(), RUNNING=RunStatus.RUNNING)
 
 

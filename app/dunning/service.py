@@ -53,6 +53,8 @@ from app.dunning.models import (
     RunStatus,
 )
 from app.errors import BusinessError
+from app.security.models import Agent
+from app.security.scope import scope_condition
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +157,15 @@ class Planned:
     reason: str | None  # None: a dossier would be opened
 
 
-def dry_run(procedure: DunningProcedure, as_of: date, *, limit: int | None = None) -> list[Planned]:
-    """What a run on as_of would do, contract by contract (those it would open first); writes nothing."""
+def dry_run(procedure: DunningProcedure, as_of: date, *, limit: int | None = None,
+            reader: Agent | None = None) -> list[Planned]:
+    """What a run on as_of would do, contract by contract (those it would open first); writes
+    nothing. reader: only the contracts this agent may read (the run itself covers them all)."""
     rows = _evaluation(procedure, as_of).subquery()
     stmt = (select(rows, Contract.number).join(Contract, Contract.id == rows.c.contract_id)
             .order_by(rows.c.reason.is_not(None), rows.c.reason, rows.c.contract_id))
+    if reader is not None:
+        stmt = stmt.where(scope_condition(Contract, agent=reader, permission="party.read"))
     if limit is not None:
         stmt = stmt.limit(limit)
     return [Planned(r.contract_id, r.number, r.amount, r.invoices, r.since, r.reason)

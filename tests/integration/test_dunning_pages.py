@@ -16,6 +16,7 @@ from app.dunning.models import DunningBlock, DunningLevel, DunningRun
 from tests.conftest import csrf_token
 from tests.factories import AgentFactory, role_with
 from tests.integration.test_contacts_hardening import _fresh_csrf
+from tests.integration.contacts_world import contract_in, invoice
 from tests.integration.test_dunning import AS_OF, dun_fixture, owing  # noqa: F401 (fixture)
 from tests.integration.test_process_instances import world_fixture  # noqa: F401 (fixture)
 
@@ -133,12 +134,16 @@ def test_a_supervisor_follows_the_runs_and_tries_a_dry_run_that_writes_nothing(d
 
     blocked = owing(dun, "BLK-P", "50.00", date(2026, 2, 1))
     session.add(DunningBlock(contract_id=blocked.id, until=AS_OF, reason="Réclamation"))
+    loire = contract_in(dun.places["saint_etienne"], "STE-1", [(dun.bernard, "holder")])
+    invoice(loire, "STE-1-F", issued=date(2026, 1, 1), due=date(2026, 2, 1), amount="75.00")
     session.commit()
     before = (_count(DunningRun), _count(AuditEntry))
     html = client.get("/relances", query_string={"day": AS_OF.isoformat()}).get_data(as_text=True)
     result = html[html.index('id="dry-run-result"'):]
     assert "BLK-P" in result and "relance bloquée" in result
     assert "CW-EAU-1" in result and "dossier de relance déjà ouvert" in result  # opened by the run above
+    assert "1 dossier serait ouvert" in result  # the whole run: Saint-Étienne's contract too…
+    assert "STE-1" not in result  # …but a Lyon supervisor's list shows only what they may read
     assert (_count(DunningRun), _count(AuditEntry)) == before
 
 

@@ -15,8 +15,8 @@ from app.dunning import service as dunning
 from app.dunning.models import DunningBlock, DunningLevel, DunningRun
 from tests.conftest import csrf_token
 from tests.factories import AgentFactory, role_with
-from tests.integration.test_contacts_hardening import _fresh_csrf
 from tests.integration.contacts_world import contract_in, invoice
+from tests.integration.test_contacts_hardening import _fresh_csrf
 from tests.integration.test_dunning import AS_OF, dun_fixture, owing  # noqa: F401 (fixture)
 from tests.integration.test_process_instances import world_fixture  # noqa: F401 (fixture)
 

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from celery import Celery
 
+from tests.integration.test_process_timers_worker import _start_worker
 from tests.integration.test_worker import _broker_url, worker_database  # noqa: F401, F811 (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,17 +60,13 @@ with app.app_context():
 """
 
 
-def _env(url: str, broker: str, tmp_path: Path, **extra) -> dict:
+# Chunks of ten; Redis hands a lost worker's task out again after five seconds; no PDF copies.
+RUN_SETTINGS = {"DUNNING_CHUNK_SIZE": "10", "CELERY_VISIBILITY_TIMEOUT": "5", "DOCUMENT_PDF": "off"}
+
+
+def _env(url: str, broker: str, tmp_path: Path) -> dict:
     return {**os.environ, "DATABASE_URL": url, "CELERY_BROKER_URL": broker, "GUICHET_INSTANCE_DIR": str(tmp_path),
-            "SECRET_KEY": "worker-test", "TZ": "UTC", "DUNNING_CHUNK_SIZE": "10", "CELERY_VISIBILITY_TIMEOUT": "5",
-            "DOCUMENT_PDF": "off", **extra}
-
-
-def _worker(env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers.main", "worker", "--pool=solo", "--loglevel=INFO",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"dunning-{time.monotonic_ns()}@%h"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            "SECRET_KEY": "worker-test", "TZ": "UTC", **RUN_SETTINGS}
 
 
 def _state(engine) -> dict:
@@ -105,7 +102,7 @@ def test_a_worker_killed_mid_chunk_loses_nothing_and_the_retry_duplicates_nothin
     assert f"{CONTRACTS} contrat(s) en 3 lot(s)" in queued.stdout
 
     # A worker that dies at its fifth dossier, after writing it and before its commit.
-    doomed = _worker(_env(url, broker, tmp_path, GUICHET_FAULT_INJECTION="dunning_after_open:5"))
+    doomed = _start_worker(url, broker, tmp_path, GUICHET_FAULT_INJECTION="dunning_after_open:5", **RUN_SETTINGS)
     try:
         assert doomed.wait(timeout=120) == 9, "the worker should have died in the middle of the chunk"
     finally:
@@ -117,7 +114,7 @@ def test_a_worker_killed_mid_chunk_loses_nothing_and_the_retry_duplicates_nothin
     assert killed["instances"] == killed["letters"] == 4
 
     # A new worker; the lost chunk comes back (Redis redelivers it; the resume job hands it out too).
-    worker = _worker(_env(url, broker, tmp_path))
+    worker = _start_worker(url, broker, tmp_path, **RUN_SETTINGS)
     try:
         client.send_task("workers.tasks.dunning_resume", kwargs={"older_than_seconds": 0})
         deadline = time.monotonic() + 180

@@ -45,6 +45,7 @@ ACTIONS = {
     "add_note": _l("Note ajoutée"), "generate_letter": _l("Courrier généré"),
     "affaire_created": _l("Affaire créée dans le SI facturation"),
     "queue_mail": _l("Mail mis en envoi"), "mail_sent": _l("Mail envoyé"),
+    "dunning_level": _l("Niveau de relance appliqué"), "start": _l("Lancement"),
 }
 REASONS = {
     "bad_password": _l("mot de passe erroné"), "bad_password_locked": _l("mot de passe erroné, compte verrouillé"),

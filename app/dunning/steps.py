@@ -19,11 +19,11 @@ from sqlalchemy import select
 
 from app import clock
 from app.audit import service as audit
-from app.contracts.models import Contract
+from app.contracts.models import Contract, Invoice
 from app.db import session
 from app.documents import service as documents
 from app.dossiers import service as dossiers
-from app.dossiers.models import DossierElement, DossierParty, DossierStatus, ElementKind
+from app.dossiers.models import DossierElement, DossierObject, DossierParty, DossierStatus, ElementKind
 from app.dunning import guardrails
 from app.dunning.models import PaymentPlan
 from app.dunning.service import invoices_owed, procedure_of
@@ -114,6 +114,19 @@ def _add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
+def _contract_of(data: dict, dossier) -> Contract | None:
+    """The dossier's contract: the one its process started with, else that of its first invoice."""
+    context = data.get("context") or {}
+    contract = session.get(Contract, context.get("contract_id") or 0)
+    if contract is None:
+        contract = session.execute(
+            select(Contract).join(Invoice, Invoice.contract_id == Contract.id)
+            .join(DossierObject, DossierObject.object_id == Invoice.id)
+            .where(DossierObject.dossier_id == dossier.id, DossierObject.object_type == "invoice")
+            .order_by(Invoice.id).limit(1)).scalar_one_or_none()
+    return contract
+
+
 def record_payment_plan(data: dict, params: dict) -> dict:
     """Record the plan the customer accepted (answers ``instalments``, ``first_due_on``, and
     ``accepted`` when the step asks): monthly instalments, the contract of the dossier. While it
@@ -121,10 +134,9 @@ def record_payment_plan(data: dict, params: dict) -> dict:
     dossier, _agent, answers = documents.step_context(data)
     if answers.get("accepted") is False:  # the customer turned the plan down: nothing suspends dunning
         return {"skipped": "refused"}
-    context = data.get("context") or {}
-    contract = session.get(Contract, context.get("contract_id") or 0)
-    if contract is None:
-        raise DunningStepError(_("Un échéancier porte sur un contrat : ce dossier n'en a pas."))
+    contract = _contract_of(data, dossier)
+    if contract is None:  # nothing to suspend: the plan stays in the dossier's answers and its letter
+        return {"skipped": "no_contract"}
     try:
         count = int(answers.get("instalments"))
         first = date.fromisoformat(str(answers.get("first_due_on")))

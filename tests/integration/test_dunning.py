@@ -482,3 +482,21 @@ def test_the_daily_schedule_runs_once_a_day_at_the_configured_local_time(dun, ap
     tasks.dunning_chunk.run(*queued[0])
     session.refresh(run)
     assert run.status == "done" and dunning.counts_of(run).opened == 1
+
+
+def test_a_plan_agreed_in_a_dossier_on_invoices_alone_suspends_their_contract(dun):
+    from tests.integration.contacts_world import dossier_type
+    from tests.unit.test_shipped_processes import ANSWERS
+
+    kind = dossier_type(label="Difficulté de paiement")  # the demo template links the overdue invoices only
+    kind.process_key = "payment_difficulty"
+    session.commit()
+    dossier = dossiers.open_dossier(agent=None, dossier_type_id=kind.id, links=Links(
+        parties=[PartyLink(dun.paul.id, "payer")], objects=[ObjectLink(Ref("invoice", dun.invoices["F-1"].id))]))
+    instance = processes.start(key="payment_difficulty", agent=dun.agent, dossier=dossier)
+    study = ANSWERS["payment_difficulty"]["study"]
+    processes.complete_task(agent=dun.agent, task_id=the_task(instance).id, answers=study)
+    processes.complete_task(agent=dun.bo_lyon, task_id=the_task(instance).id, answers={"accepted": True})
+    session.commit()
+    assert instance.status == InstanceStatus.WAITING, instance.error_message
+    assert planned(dun)["CW-EAU-1"].reason == "payment_plan"

@@ -23,7 +23,7 @@ from app.contracts.models import Contract, Invoice
 from app.db import session
 from app.documents import service as documents
 from app.dossiers import service as dossiers
-from app.dossiers.models import DossierElement, DossierObject, DossierParty, DossierStatus, ElementKind
+from app.dossiers.models import Dossier, DossierElement, DossierObject, DossierParty, DossierStatus, ElementKind
 from app.dunning import guardrails
 from app.dunning.models import PaymentPlan
 from app.dunning.service import invoices_owed, procedure_of
@@ -157,9 +157,12 @@ CUT_OFF, REDUCTION = "coupure", "reduction"
 
 def _verdicts(data: dict) -> dict[str, guardrails.Verdict]:
     context = data.get("context") or {}
-    contract = session.get(Contract, context.get("contract_id") or 0)
-    if contract is None:
-        return {}
+    dossier = session.get(Dossier, context.get("dossier_id") or 0)
+    contract = _contract_of(data, dossier) if dossier is not None else None
+    if contract is None:  # no premises to check the law against: no measure may be asked
+        unknown = guardrails.Verdict(False, str(_("Aucun contrat dans ce dossier : la loi applicable au point de "
+                                                  "desserte ne peut pas être vérifiée, aucune coupure ni réduction.")))
+        return {CUT_OFF: unknown, REDUCTION: unknown}
     point, today = contract.service_point, local_today()
     return {CUT_OFF: guardrails.cut_off(kind=point.kind, main_residence=point.main_residence, day=today),
             REDUCTION: guardrails.reduction(kind=point.kind, main_residence=point.main_residence, day=today)}

@@ -321,7 +321,9 @@ def test_the_cut_off_guard_by_service_and_date(dun, frozen_clock, kind, main_res
     contract = owing(dun, f"CUT-{kind}-{main_residence}", "80.00", date(2026, 1, 1), kind=kind,
                      main_residence=main_residence)
     frozen_clock.current = datetime(day.year, day.month, day.day, 10, 0, tzinfo=UTC)
-    data = {"context": {"contract_id": contract.id}}
+    on_invoice = dossiers.open_dossier(agent=None, dossier_type_id=dun.relaunch.id, links=Links(  # no contract link
+        parties=[PartyLink(dun.marc.id, "payer")], objects=[ObjectLink(Ref("invoice", _invoices(contract)[0].id))]))
+    data = {"context": {"dossier_id": on_invoice.id}}  # the contract is found through the dossier's invoice
     found = steps.check(data, {"measure": "coupure"})
     if refused:
         assert refused in found["measure"] and refused in " ".join(steps.explain(data))
@@ -500,3 +502,12 @@ def test_a_plan_agreed_in_a_dossier_on_invoices_alone_suspends_their_contract(du
     session.commit()
     assert instance.status == InstanceStatus.WAITING, instance.error_message
     assert planned(dun)["CW-EAU-1"].reason == "payment_plan"
+
+
+def test_without_a_contract_to_check_no_measure_may_be_asked(dun):
+    kind = dossiers.type_by_code("RECLAMATION")
+    bare = dossiers.open_dossier(agent=None, dossier_type_id=kind.id, links=Links(
+        parties=[PartyLink(dun.paul.id, "customer")]))
+    data = {"context": {"dossier_id": bare.id}}
+    assert "ne peut pas être vérifiée" in steps.check(data, {"measure": "reduction"})["measure"]
+    assert steps.check(data, {"measure": "aucune"}) == {}

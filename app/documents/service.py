@@ -22,7 +22,7 @@ from app.contacts import objects
 from app.contacts.models import PartyLinkRole
 from app.contracts.models import Contract, Invoice
 from app.contracts.service import unpaid_condition
-from app.db import session
+from app.db import session, skip_locked
 from app.documents import context as letter_data
 from app.documents import pdf
 from app.documents import templates as registry
@@ -189,9 +189,10 @@ def convert_pending(*, batch: int = 20) -> int:
     converted = pdf.to_pdf_many([content for _name, content in documents.values()])
     done = 0
     for (element_id, (name, _content)), result in zip(documents.items(), converted, strict=True):
-        element = session.execute(select(DossierElement).where(DossierElement.id == element_id)
-                                  .with_for_update(skip_locked=True)).scalar_one_or_none() \
-            if session.get_bind().dialect.name == "postgresql" else session.get(DossierElement, element_id)
+        # Under its lock (another worker converting it holds it): skip_locked names the table, so that
+        # the eager join to its author is not locked with it (PostgreSQL refuses that outer join).
+        element = session.execute(skip_locked(select(DossierElement).where(DossierElement.id == element_id),
+                                              DossierElement)).scalar_one_or_none()
         if element is None or not element.pdf_pending:
             continue
         if result is not None:

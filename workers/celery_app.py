@@ -37,11 +37,21 @@ BEAT_SCHEDULE = {
 }
 
 
+class LocalNow:
+    """"Now" in a time zone, for a crontab: a module-level class, so that beat can pickle the
+    schedule into its state file (a lambda cannot be)."""
+
+    def __init__(self, timezone: str) -> None:
+        self.timezone = timezone
+
+    def __call__(self) -> datetime:
+        return datetime.now(ZoneInfo(self.timezone))
+
+
 def _daily(at: str, timezone: str) -> crontab:
     """A crontab firing every day at "HH:MM" in the agency's time zone (summer time included)."""
     hour, _colon, minute = at.partition(":")
-    zone = ZoneInfo(timezone)
-    return crontab(hour=int(hour), minute=int(minute or 0), nowfun=lambda: datetime.now(zone))
+    return crontab(hour=int(hour), minute=int(minute or 0), nowfun=LocalNow(timezone))
 
 
 def celery_init_app(app: Flask) -> Celery:

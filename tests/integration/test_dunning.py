@@ -4,6 +4,7 @@ partial payment lowering the next letter), the legal guardrails enforced in its 
 payment closing the dossier."""
 from __future__ import annotations
 
+import pickle
 import re
 import shutil
 from datetime import UTC, date, datetime, timedelta
@@ -471,6 +472,8 @@ def test_the_daily_schedule_runs_once_a_day_at_the_configured_local_time(dun, ap
     schedule = entry["schedule"]
     assert (schedule.hour, schedule.minute) == ({6}, {30})
     assert schedule.nowfun().tzinfo == ZoneInfo("Europe/Paris")  # 06:30 in Lyon, summer or winter
+    kept = pickle.loads(pickle.dumps(schedule))  # noqa: S301 (our own bytes: beat pickles its schedule to a file)
+    assert (kept.hour, kept.minute, kept.nowfun().tzinfo) == ({6}, {30}, ZoneInfo("Europe/Paris"))
 
     queued = []
     monkeypatch.setattr(tasks.dunning_chunk, "delay", lambda *args: queued.append(args))

@@ -24,8 +24,10 @@ assets: node_modules/.package-lock.json
 	cp node_modules/htmx.org/dist/htmx.min.js app/static/vendor/
 	cp node_modules/@picocss/pico/css/pico.min.css app/static/vendor/
 	mkdir -p app/static/vendor/bpmn-js
-	cp node_modules/bpmn-js/dist/bpmn-viewer.production.min.js node_modules/bpmn-js/dist/assets/diagram-js.css \
-	   node_modules/bpmn-js/dist/assets/bpmn-js.css app/static/vendor/bpmn-js/
+	cp node_modules/bpmn-js/dist/bpmn-viewer.production.min.js node_modules/bpmn-js/dist/bpmn-modeler.production.min.js \
+	   node_modules/bpmn-js/dist/assets/diagram-js.css node_modules/bpmn-js/dist/assets/bpmn-js.css app/static/vendor/bpmn-js/
+	mkdir -p app/static/vendor/bpmn-js/bpmn-font
+	cp -r node_modules/bpmn-js/dist/assets/bpmn-font/css node_modules/bpmn-js/dist/assets/bpmn-font/font app/static/vendor/bpmn-js/bpmn-font/
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

@@ -50,6 +50,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from app.documents.views import bp as documents_bp
     from app.dossiers.views import bp as dossiers_bp
     from app.dunning.pages import bp as dunning_bp
+    from app.processes.design_views import bp as design_bp
     from app.parties.edit_views import bp as party_edit_bp
     from app.parties.prospect_views import bp as prospects_bp
     from app.parties.views import bp as parties_bp
@@ -78,6 +79,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(documents_bp)
     app.register_blueprint(document_templates_bp)
     app.register_blueprint(dunning_bp)
+    app.register_blueprint(design_bp)
 
     from app.documents.service import run_operation as generate_document
     from app.processes import engine

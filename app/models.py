@@ -45,6 +45,7 @@ from app.parties.addresses import PostalCode  # noqa: F401
 from app.parties.models import Party, PartyEmail, PartyPhone  # noqa: F401
 from app.processes.models import (  # noqa: F401
     ProcessDefinition,
+    ProcessDraft,
     ProcessInstance,
     ProcessMessage,
     ProcessTask,

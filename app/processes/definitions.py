@@ -51,8 +51,10 @@ def latest(key: str) -> ProcessDefinition | None:
     return session.execute(stmt.limit(1)).scalar_one_or_none()
 
 
-def deploy(key: str, files: dict[str, str]) -> Deployed:
-    """Check and store the process as its next version, unless this very content is deployed."""
+def deploy(key: str, files: dict[str, str], *, name: str | None = None,
+           change_summary: list[str] | None = None) -> Deployed:
+    """Check and store the process as its next version, unless this very content is deployed; name
+    (else the diagram's) and what changed come from the designer."""
     parsed = check(key, files)
     digest = content_hash(parsed.files)
     same = session.execute(select(ProcessDefinition).where(
@@ -60,9 +62,9 @@ def deploy(key: str, files: dict[str, str]) -> Deployed:
     if same is not None:
         return Deployed(same, created=False)
     last = session.execute(select(func.max(ProcessDefinition.version)).where(ProcessDefinition.key == key)).scalar()
-    definition = ProcessDefinition(key=key, name=parsed.name[:200], version=(last or 0) + 1, content_hash=digest,
-                                   files=parsed.files, deployed_by=current().actor_label or "system",
-                                   deployed_at=clock.now())
+    definition = ProcessDefinition(key=key, name=(name or parsed.name)[:200], version=(last or 0) + 1,
+                                   content_hash=digest, files=parsed.files, change_summary=change_summary,
+                                   deployed_by=current().actor_label or "system", deployed_at=clock.now())
     session.add(definition)
     session.flush()
     return Deployed(definition, created=True)

@@ -36,6 +36,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     DurationTimerEventDefinition,
     TimerEventDefinition,
 )
+from SpiffWorkflow.bpmn.util.diff import diff_workflow, migrate_workflow
 from SpiffWorkflow.bpmn.util.event import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
@@ -50,8 +51,20 @@ OPERATIONS = ("generate_document", "send_mail", "create_affaire", "update_party_
 FORM_GUARDS = ("dunning_cut_off",)  # rules a form may name with "x-guard" (see FormGuard)
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One reason a process cannot be deployed, on its element when it has one (the designer marks it)."""
+    element_id: str | None
+    message: str
+
+
 class ProcessError(ValueError):
-    """A process that cannot be deployed: the message names the file and the element."""
+    """A process that cannot be deployed: the message names the file and the element; ``problems``
+    lists every reason found, each on its element."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None):
+        super().__init__(message)
+        self.problems = problems or [Problem(None, message)]
 
 
 @dataclass(frozen=True)
@@ -129,36 +142,50 @@ def _check_script(task_spec, label: str, script: str | None) -> None:
                            f"{exc.msg}).") from None
 
 
+def _check_element(files: dict[str, str], task_spec) -> None:
+    kind = type(task_spec).__name__
+    extensions = getattr(task_spec, "extensions", None) or {}
+    properties = extensions.get("properties", {})
+    if kind == "UserTask":
+        form = properties.get("formJsonSchemaFilename")
+        if not form:
+            raise ProcessError(f"{_element(task_spec)} : une tâche utilisateur nomme son formulaire "
+                               "(propriété formJsonSchemaFilename).")
+        _check_form(files, task_spec, form, schema=True)
+        if properties.get("formUiSchemaFilename"):
+            _check_form(files, task_spec, properties["formUiSchemaFilename"], schema=False)
+    if kind == "ServiceTask":
+        operation = getattr(task_spec, "operation_name", None)
+        if operation not in OPERATIONS:
+            raise ProcessError(f"{_element(task_spec)} : opération inconnue « {operation} » "
+                               f"(possibles : {', '.join(OPERATIONS)}).")
+    if kind == "ScriptTask":
+        _check_script(task_spec, "script", getattr(task_spec, "script", None))
+    _check_script(task_spec, "pré-script", extensions.get("preScript"))
+    _check_script(task_spec, "post-script", extensions.get("postScript"))
+    _check_timer(task_spec)
+
+
 def check(key: str, files: dict[str, str]) -> Parsed:
-    """Parse and check the process of a folder's files; ProcessError says what to fix."""
+    """Parse and check the process of a folder's files; ProcessError says what to fix, every
+    element's problem at once (``problems``), its message joining them."""
     diagram = f"{key}.bpmn"
     if diagram not in files:
         raise ProcessError(f"{key} : le diagramme {diagram} est introuvable.")
     spec, subprocess_specs = _parse(key, files)
-    user_tasks = []
-    for task_spec in spec.task_specs.values():
-        kind = type(task_spec).__name__
-        extensions = getattr(task_spec, "extensions", None) or {}
-        properties = extensions.get("properties", {})
-        if kind == "UserTask":
+    user_tasks, problems = [], []
+    specs = list(spec.task_specs.values())
+    for sub in subprocess_specs.values():
+        specs.extend(sub.task_specs.values())
+    for task_spec in specs:
+        if type(task_spec).__name__ == "UserTask":
             user_tasks.append(task_spec.bpmn_id)
-            form = properties.get("formJsonSchemaFilename")
-            if not form:
-                raise ProcessError(f"{_element(task_spec)} : une tâche utilisateur nomme son formulaire "
-                                   "(propriété formJsonSchemaFilename).")
-            _check_form(files, task_spec, form, schema=True)
-            if properties.get("formUiSchemaFilename"):
-                _check_form(files, task_spec, properties["formUiSchemaFilename"], schema=False)
-        if kind == "ServiceTask":
-            operation = getattr(task_spec, "operation_name", None)
-            if operation not in OPERATIONS:
-                raise ProcessError(f"{_element(task_spec)} : opération inconnue « {operation} » "
-                                   f"(possibles : {', '.join(OPERATIONS)}).")
-        if kind == "ScriptTask":
-            _check_script(task_spec, "script", getattr(task_spec, "script", None))
-        _check_script(task_spec, "pré-script", extensions.get("preScript"))
-        _check_script(task_spec, "post-script", extensions.get("postScript"))
-        _check_timer(task_spec)
+        try:
+            _check_element(files, task_spec)
+        except ProcessError as exc:
+            problems.append(Problem(getattr(task_spec, "bpmn_id", None), str(exc)))
+    if problems:
+        raise ProcessError("\n".join(p.message for p in problems), problems)
     return Parsed(key=key, name=spec.description or key, files=dict(files), user_tasks=user_tasks, spec=spec,
                   subprocess_specs=subprocess_specs)
 
@@ -173,7 +200,7 @@ def _parse(key: str, files: dict[str, str]):
                 parser.add_dmn_str(text.encode("utf-8"), filename=name)
         return parser.get_spec(key), parser.get_subprocess_specs(key)
     except ValidationException as exc:
-        raise ProcessError(f"{diagram} : {exc}") from None
+        raise ProcessError(f"{diagram} : {exc}", [Problem(getattr(exc, "id", None), f"{diagram} : {exc}")]) from None
     except Exception as exc:  # noqa: BLE001 (lxml and the parser raise many kinds)
         raise ProcessError(f"{diagram} : diagramme illisible ({exc}).") from None
 
@@ -210,6 +237,11 @@ def register_operation(name: str, handler: Callable[[dict, dict], object]) -> No
     if name not in OPERATIONS:
         raise ValueError(f"opération inconnue : {name}")
     _operations[name] = handler
+
+
+def operation_available(name: str) -> bool:
+    """Whether this server runs the operation (declared in OPERATIONS and registered)."""
+    return name in _operations
 
 
 @dataclass(frozen=True)
@@ -260,6 +292,25 @@ class _ScriptEngine(PythonScriptEngine):
 
 
 _script_engine = _ScriptEngine(environment=_Environment())
+
+
+class _TrialEnvironment(_Environment):
+    """A test run's environment: an operation is written in the journal instead of run (no letter,
+    no mail, no dossier touched); its result says so."""
+
+    def __init__(self, journal: list):
+        super().__init__()
+        self.journal = journal
+
+    def call_service(self, context, operation_name=None, operation_params=None, **kwargs):
+        params = {name: value["value"] for name, value in (operation_params or {}).items()}
+        self.journal.append({"operation": operation_name, "parameters": params})
+        return json.dumps({"trial": True, "operation": operation_name}, default=str)
+
+
+def trial_engine(journal: list):
+    """A script engine for a test run: scripts run as in production, operations only go to journal."""
+    return _ScriptEngine(environment=_TrialEnvironment(journal))
 
 
 # The serializer: the workflow's tasks and data, never its spec (stored once per version).
@@ -401,21 +452,21 @@ class Run:
         self.workflow = workflow
 
     @classmethod
-    def start(cls, definition, data: dict) -> Run:
+    def start(cls, definition, data: dict, *, script_engine=None) -> Run:
         """A new workflow of this deployed version, holding the start data; ``advance`` runs it."""
         spec, subprocess_specs = _specs(definition)
-        workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=_script_engine)
+        workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=script_engine or _script_engine)
         workflow.data.update(data)
         workflow.task_tree.data.update(data)
         return cls(workflow)
 
     @classmethod
-    def load(cls, definition, state: str) -> Run:
+    def load(cls, definition, state: str, *, script_engine=None) -> Run:
         spec, subprocess_specs = _specs(definition)
         dct = json.loads(state)
         _serializer.migrate(dct)
         workflow = _serializer.from_dict(dct, spec=spec, subprocess_specs=subprocess_specs)
-        workflow.script_engine = _script_engine
+        workflow.script_engine = script_engine or _script_engine
         return cls(workflow)
 
     def dump(self) -> str:
@@ -510,6 +561,33 @@ class Run:
 
     def cancel(self) -> None:
         self.workflow.cancel()
+
+    def _diff(self, definition):
+        spec, subprocess_specs = _specs(definition)
+        top, subprocesses = diff_workflow(_serializer.registry, self.workflow, spec, subprocess_specs)
+        return top, subprocesses, spec, subprocess_specs
+
+    def migration_blockers(self, definition) -> list[str]:
+        """The steps of this instance that the other version changes or removes and that it already
+        reached (ran, runs or waits on): it may move to that version only when there is none."""
+        top, subprocesses, _spec, _subs = self._diff(definition)
+        if any(diff is None for diff in subprocesses.values()):
+            return sorted(_name(sp.spec) for sp_id, sp in self.workflow.subprocesses.items()
+                          if subprocesses[sp_id] is None)
+        reached = [t for diff in [top, *subprocesses.values()] for t in diff.changed + diff.removed
+                   if not t.has_state(TaskState.PREDICTED_MASK | TaskState.FUTURE) and t.task_spec.bpmn_id]
+        return sorted({_name(t.task_spec) for t in reached})
+
+    def migrate(self, definition) -> None:
+        """Move this instance to another version of its process (the caller checked the blockers):
+        the steps it has not reached are those of the new version; then step."""
+        top, subprocesses, spec, subprocess_specs = self._diff(definition)
+        migrate_workflow(top, self.workflow, spec)
+        for sp_id, diff in subprocesses.items():
+            subworkflow = self.workflow.subprocesses[sp_id]
+            migrate_workflow(diff, subworkflow, subprocess_specs[subworkflow.spec.name])
+        self.workflow.subprocess_specs = subprocess_specs
+        self._steps()
 
     def snapshot(self) -> Snapshot:
         workflow = self.workflow

@@ -8,6 +8,8 @@
   after each save; a completed or cancelled task stays as the history of who did what.
 - ``ProcessTimer``: the timers an instance waits on, with their due time, picked by the beat job.
 - ``ProcessMessage``: messages from outside ("facture payée") kept until the instance takes them.
+- ``ProcessDraft``: what a business analyst is changing in the designer, one per process, until it
+  is deployed as the next version.
 """
 from __future__ import annotations
 
@@ -54,6 +56,8 @@ class ProcessDefinition(Base):
     files: Mapped[dict] = mapped_column(JSONType)
     deployed_by: Mapped[str] = mapped_column(String(100))
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    # What changed against the previous version, in sentences (the designer writes it at deployment).
+    change_summary: Mapped[list | None] = mapped_column(JSONType)
 
     def __str__(self) -> str:
         return f"{self.key} v{self.version}"
@@ -194,3 +198,33 @@ class ProcessMessage(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     source: Mapped[str | None] = mapped_column(String(100))  # who sent it (API client, import, task)
+
+
+class ProcessDraft(Base):
+    """A process being changed in the designer: its files (diagram, forms), saved as the analyst
+    works, checked and deployed as the next version, then deleted. ``revision`` refuses a save made
+    on a stale copy (two analysts on one draft); ``base_version`` is the version it started from."""
+
+    __tablename__ = "process_draft"
+    __audited__ = True
+    __audit_ignored__ = frozenset({"files", "updated_at", "revision"})
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    files: Mapped[dict] = mapped_column(JSONType)
+    base_version: Mapped[int | None] = mapped_column(Integer)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+    updated_by: Mapped[Agent | None] = relationship(foreign_keys=[updated_by_id])
+
+    def __str__(self) -> str:
+        return f"{self.key} (brouillon)"
+
+    @property
+    def audit_label(self) -> str:
+        return str(self)

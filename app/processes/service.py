@@ -34,6 +34,7 @@ from app.processes import definitions, engine, forms
 from app.processes.engine import Run, StepError, TaskNotReady, register_value_type
 from app.processes.models import (
     InstanceStatus,
+    ProcessDefinition,
     ProcessInstance,
     ProcessMessage,
     ProcessTask,
@@ -326,6 +327,31 @@ def _advance(instance: ProcessInstance, run: Run, action, *, actor: Agent | None
         _fail(instance, exc)
     _save(instance, run, actor=actor)
     return run
+
+
+def migration_blockers(instance: ProcessInstance, definition: ProcessDefinition) -> list[str]:
+    """Why this instance cannot move to that version: the changed steps it already reached."""
+    return _load(instance).migration_blockers(definition)
+
+
+def migrate(*, agent: Agent, instance_id: int, definition: ProcessDefinition) -> ProcessInstance:
+    """Move a running instance to another version of its process, when none of the steps that
+    version changes has already run; audited."""
+    instance = _locked(instance_id)
+    if not instance.is_active:
+        raise BusinessError(_("Ce processus est terminé : il reste sur sa version."))
+    if instance.definition.key != definition.key or instance.definition_id == definition.id:
+        raise BusinessError(_("Ce processus est déjà sur cette version."))
+    run = _load(instance)
+    blockers = run.migration_blockers(definition)
+    if blockers:
+        raise BusinessError(_("Ce processus ne peut pas changer de version : ces étapes modifiées ont déjà été "
+                              "atteintes : %(steps)s.", steps=", ".join(blockers)))
+    before = str(instance.definition)
+    instance.definition = definition
+    _advance(instance, run, lambda r: r.migrate(definition), actor=agent)
+    audit.record("migrate", obj=instance, data={"from": before, "to": str(definition)})
+    return instance
 
 
 # --- User tasks -------------------------------------------------------------------------------

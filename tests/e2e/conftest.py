@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,13 +44,13 @@ def _wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60) -> 
     raise RuntimeError("the server did not start")
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory):
-    """The base URL of the application served by gunicorn, as in production, on demo data."""
-    instance = tmp_path_factory.mktemp("e2e-instance")
+@contextmanager
+def serving(tmp_path_factory, suffix: str):
+    """gunicorn serving a database of its own (named with suffix), migrated, deployed and seeded."""
+    instance = tmp_path_factory.mktemp(f"e2e-instance{suffix}")
     env = {
         **os.environ,
-        "DATABASE_URL": recreate_database(database_url(tmp_path_factory, suffix="_e2e")),
+        "DATABASE_URL": recreate_database(database_url(tmp_path_factory, suffix=suffix)),
         "GUICHET_INSTANCE_DIR": str(instance),
         "FLASK_APP": "app:create_app",
         "SECRET_KEY": "e2e-secret",
@@ -75,6 +76,13 @@ def live_server(tmp_path_factory):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    """The base URL of the application served by gunicorn, as in production, on demo data."""
+    with serving(tmp_path_factory, "_e2e") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

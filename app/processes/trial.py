@@ -1,0 +1,123 @@
+"""A test run of a draft: the analyst starts it with sample data and steps through its forms, fires
+its timers and sends its messages, in a sandbox. Scripts, conditions and forms run as they will in
+production; operations (letters, mails, the billing system…) are only written in a journal, and
+nothing is stored: the run's state travels with the page, signed so that it cannot be forged, and
+tied to the draft's content (a draft changed since gives a clear message, not a broken run)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+
+from flask import current_app
+from flask_babel import gettext as _
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from app import clock
+from app.errors import BusinessError
+from app.processes import definitions, engine, forms
+from app.processes.engine import Run, StepError, TaskNotReady
+
+MAX_TOKEN = 2_000_000  # characters: a run past this is not a test any more
+
+
+@dataclass
+class Trial:
+    key: str
+    files: dict[str, str]
+    run: Run
+    journal: list = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def snapshot(self) -> engine.Snapshot:
+        return self.run.snapshot()
+
+    def token(self) -> str:
+        payload = {"hash": definitions.content_hash(self.files), "state": self.run.dump(), "journal": self.journal}
+        return _signer().dumps(payload)
+
+    def form_of(self, task: engine.UserTask) -> tuple[dict, dict]:
+        schema = json.loads(self.files.get(task.form or "", "{}") or "{}")
+        ui = json.loads(self.files.get(task.ui_form or "", "{}") or "{}")
+        return schema, ui
+
+
+def _signer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.secret_key, salt="process-trial")
+
+
+def _version(key: str, files: dict[str, str]):
+    """The draft as the engine sees a deployed version (its parsed spec is cached by content)."""
+    engine.check(key, files)  # a draft that does not deploy does not run either: ProcessError
+    return SimpleNamespace(key=key, files=files, content_hash="trial-" + definitions.content_hash(files))
+
+
+def sample_data(agent) -> dict:
+    """Start data shaped like a real start's (processes.service._context), with made-up values."""
+    return {"context": {"dossier_id": None, "dossier_reference": "DOS-ESSAI", "contact_id": None, "party_id": None,
+                        "party_number": "C-ESSAI", "party_name": "Client d'essai", "contract_id": None,
+                        "contract_number": "CTR-ESSAI", "agent_id": agent.id, "agent_name": agent.full_name}}
+
+
+def start(key: str, files: dict[str, str], data: dict) -> Trial:
+    journal: list = []
+    run = Run.start(_version(key, files), data, script_engine=engine.trial_engine(journal))
+    trial = Trial(key, files, run, journal)
+    _do(trial, lambda r: r.advance())
+    return trial
+
+
+def load(key: str, files: dict[str, str], token: str) -> Trial:
+    if len(token) > MAX_TOKEN:
+        raise BusinessError(_("Cet essai est trop long : recommencez-le."))
+    try:
+        payload = _signer().loads(token)
+    except BadSignature:
+        raise BusinessError(_("Essai illisible : recommencez-le.")) from None
+    if payload.get("hash") != definitions.content_hash(files):
+        raise BusinessError(_("Le brouillon a changé depuis le début de cet essai : recommencez-le."))
+    journal = list(payload.get("journal") or [])
+    run = Run.load(_version(key, files), payload["state"], script_engine=engine.trial_engine(journal))
+    return Trial(key, files, run, journal)
+
+
+def _do(trial: Trial, action) -> None:
+    try:
+        action(trial.run)
+    except StepError as exc:
+        trial.error = f"{exc.element} : {exc.message}"
+
+
+def complete(trial: Trial, uuid: str, posted) -> dict[str, str]:
+    """Complete a ready task with the posted form, checked as the agent's page checks it; the
+    errors by field when refused (nothing moves)."""
+    task = next((t for t in trial.snapshot.ready if t.uuid == uuid), None)
+    if task is None:
+        raise BusinessError(_("Cette étape n'attend plus de réponse."))
+    schema, ui = trial.form_of(task)
+    answers = forms.parse(schema, ui, posted)
+    errors = forms.validate(schema, ui, answers)
+    guard = engine.form_guard(schema)
+    if not errors and guard is not None:
+        errors = guard.check(task.data, answers)
+    if errors:
+        return errors
+    try:
+        _do(trial, lambda r: r.complete(uuid, answers))
+    except TaskNotReady:
+        raise BusinessError(_("Cette étape n'attend plus de réponse.")) from None
+    return {}
+
+
+def fire(trial: Trial, uuid: str) -> None:
+    fired = []
+    _do(trial, lambda r: fired.append(r.fire_timer(uuid, clock.now())))
+    if fired == [False]:
+        raise BusinessError(_("Ce minuteur n'attend plus."))
+
+
+def send(trial: Trial, name: str) -> None:
+    if name not in trial.snapshot.messages:
+        raise BusinessError(_("Le processus n'attend pas ce message."))
+    _do(trial, lambda r: r.deliver(name, {}))

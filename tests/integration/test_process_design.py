@@ -1,0 +1,399 @@
+"""The process designer: catalogue, drafts saved from the modeler, validation on the elements,
+deployment as a new version with its changes, versions kept by running instances, import and
+export, the form editor."""
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+import pytest
+from lxml import etree
+from sqlalchemy import func, select
+
+from app.audit.models import AuditEntry
+from app.db import session
+from app.dossiers.models import DossierElement
+from app.errors import BusinessError
+from app.mails.models import OutgoingMail
+from app.processes import definitions, design, engine
+from app.processes import service as processes
+from app.processes.models import ProcessDefinition, ProcessDraft, ProcessInstance
+from tests.conftest import TEST_PASSWORD, csrf_token
+from tests.factories import AgentFactory, role_with
+from tests.integration.contacts_world import contact_type, dossier_type
+from tests.integration.test_process_instances import IDENTITY, open_dossier, the_task, world_fixture  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[2]
+EXTERNAL = ROOT / "tests/data/bpmn_external"
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
+
+
+def _deploy(*keys: str) -> None:
+    definitions.deploy_directory(ROOT / "bpmn", list(keys))
+    session.commit()
+
+
+def _versions(key: str) -> int:
+    return session.execute(select(func.count()).select_from(ProcessDefinition)
+                           .where(ProcessDefinition.key == key)).scalar_one()
+
+
+def _token(client, url: str = "/conception/processus") -> str:
+    return csrf_token(client.get(url).get_data(as_text=True))
+
+
+def _open(client, key: str = "move_in") -> ProcessDraft:
+    response = client.post(f"/conception/processus/{key}/modifier", data={"csrf_token": _token(client)})
+    assert response.status_code == 303 and response.headers["Location"].endswith(f"/{key}/modeleur")
+    return design.draft(key)
+
+
+def _save(client, key: str, revision: int, diagram: str):
+    return client.post(f"/conception/processus/{key}/brouillon", json={"revision": revision, "diagram": diagram},
+                       headers={"X-CSRFToken": _token(client)})
+
+
+def with_step(diagram: str, *, form: str = "appointment.schema.json", timer: str | None = None) -> str:
+    """move_in with a user task "Prendre rendez-vous" between its start and its first step, and
+    optionally a timer between the welcome mail and the end."""
+    root = etree.fromstring(diagram.encode("utf-8"))
+    process = root.find(f"{{{BPMN_NS}}}process")
+    flow = process.find(f"{{{BPMN_NS}}}sequenceFlow[@id='flow_0']")
+    flow.set("targetRef", "appointment")
+    task = etree.SubElement(process, f"{{{BPMN_NS}}}userTask", id="appointment", name="Prendre rendez-vous")
+    extensions = etree.SubElement(task, f"{{{BPMN_NS}}}extensionElements")
+    properties = etree.SubElement(extensions, f"{{{SPIFF_NS}}}properties")
+    etree.SubElement(properties, f"{{{SPIFF_NS}}}property", name="formJsonSchemaFilename", value=form)
+    etree.SubElement(process, f"{{{BPMN_NS}}}sequenceFlow", id="flow_appointment", sourceRef="appointment",
+                     targetRef="identity")
+    if timer is not None:
+        last = process.find(f"{{{BPMN_NS}}}sequenceFlow[@id='flow_5']")
+        last.set("targetRef", "pause")
+        event = etree.SubElement(process, f"{{{BPMN_NS}}}intermediateCatchEvent", id="pause", name="Délai")
+        definition = etree.SubElement(event, f"{{{BPMN_NS}}}timerEventDefinition")
+        etree.SubElement(definition, f"{{{BPMN_NS}}}timeDuration").text = timer
+        etree.SubElement(process, f"{{{BPMN_NS}}}sequenceFlow", id="flow_pause", sourceRef="pause", targetRef="end")
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8").decode("utf-8")
+
+
+APPOINTMENT = {"type": "object", "title": "Rendez-vous", "required": ["slot"],
+               "properties": {"slot": {"type": "string", "format": "date", "title": "Date du rendez-vous"},
+                              "note": {"type": "string", "title": "Remarque"}}}
+
+
+# --- Access and catalogue ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/conception/processus", "/conception/processus/move_in",
+                                  "/conception/processus/move_in/modeleur", "/conception/processus/move_in/v1.bpmn"])
+def test_the_designer_needs_process_design(client, login_as, path):
+    _deploy("move_in")
+    login_as("accueil")
+    assert client.get(path).status_code == 403
+    assert client.post("/conception/processus/move_in/modifier").status_code in (400, 403)
+    assert session.execute(select(func.count()).select_from(ProcessDraft)).scalar_one() == 0
+
+
+def test_catalogue_lists_versions_instances_and_users(client, login_as):
+    _deploy("move_in", "information_request")
+    kind = dossier_type(label="Emménagement")
+    kind.process_key = "move_in"
+    asked = contact_type(label="Demande de renseignement")
+    asked.process_key = "information_request"
+    session.commit()
+    login_as("concepteur")
+    page = client.get("/conception/processus").get_data(as_text=True)
+    row = re.search(r'<tr id="process-move_in">(.*?)</tr>', page, re.S).group(1)
+    assert "Emménagement" in row and "v1" in row and "dossier : Emménagement" in row
+    assert "contact : Demande de renseignement" in re.search(r'<tr id="process-information_request">(.*?)</tr>',
+                                                            page, re.S).group(1)
+    assert 'id="designer-link"' in page
+
+
+# --- Drafts and validation -------------------------------------------------------------------------
+
+def test_a_draft_starts_from_the_latest_version_and_saves_with_its_revision(client, login_as):
+    _deploy("move_in")
+    analyst = login_as("concepteur")
+    draft = _open(client)
+    assert draft.base_version == 1 and draft.files == definitions.latest("move_in").files
+    page = client.get("/conception/processus/move_in/modeleur").get_data(as_text=True)
+    config = json.loads(re.search(r'<script type="application/json" id="designer-config">(.*?)</script>', page,
+                                  re.S).group(1))
+    assert config["revision"] == 1 and "<bpmn:userTask id=\"identity\"" in config["diagram"]
+    assert {o["name"] for o in config["palette"]["operations"]} == set(engine.OPERATIONS)
+    assert "identity.schema.json" in config["palette"]["forms"]
+
+    diagram = with_step(draft.files["move_in.bpmn"])
+    saved = _save(client, "move_in", 1, diagram)
+    assert saved.status_code == 200
+    answer = saved.get_json()
+    assert answer["revision"] == 2
+    # The new step names a form that does not exist yet: the problem is on its element.
+    assert [p["element"] for p in answer["problems"]] == ["appointment"]
+    assert "appointment.schema.json est introuvable" in answer["problems"][0]["message"]
+    session.expire_all()
+    assert design.draft("move_in").updated_by_id == analyst.id
+
+    stale = _save(client, "move_in", 1, diagram)
+    assert stale.status_code == 409 and "modifié entre-temps" in stale.get_json()["error"]
+    broken = _save(client, "move_in", 2, "<bpmn:definitions")
+    assert broken.status_code == 422 and "XML" in broken.get_json()["error"]
+    session.expire_all()
+    assert design.draft("move_in").revision == 2  # neither refusal wrote anything
+
+
+def test_a_bad_timer_is_reported_on_its_element_then_fixed(client, login_as):
+    _deploy("move_in")
+    login_as("concepteur")
+    draft = _open(client)
+    files = {**draft.files, "appointment.schema.json": json.dumps(APPOINTMENT)}
+    draft.files = files
+    session.commit()
+    answer = _save(client, "move_in", 1, with_step(files["move_in.bpmn"], timer="15 jours")).get_json()
+    assert [p["element"] for p in answer["problems"]] == ["pause"]
+    assert "minuteur « 15 jours »" in answer["problems"][0]["message"]
+    answer = _save(client, "move_in", 2, with_step(files["move_in.bpmn"], timer='"P2D"')).get_json()
+    assert answer["problems"] == []
+
+
+def test_every_problem_is_listed_at_once_each_on_its_element():
+    files = {"p.bpmn": f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="{BPMN_NS}" xmlns:spiffworkflow="{SPIFF_NS}" id="d" targetNamespace="t">
+  <bpmn:process id="p" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="ask" />
+    <bpmn:userTask id="ask" name="Demander"><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing></bpmn:userTask>
+    <bpmn:sequenceFlow id="f2" sourceRef="ask" targetRef="compute" />
+    <bpmn:scriptTask id="compute" name="Calculer">
+      <bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing>
+      <bpmn:script>total = (</bpmn:script></bpmn:scriptTask>
+    <bpmn:sequenceFlow id="f3" sourceRef="compute" targetRef="end" />
+    <bpmn:endEvent id="end"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>
+  </bpmn:process>
+</bpmn:definitions>"""}
+    with pytest.raises(engine.ProcessError) as refused:
+        engine.check("p", files)
+    assert [p.element_id for p in refused.value.problems] == ["ask", "compute"]
+    assert "formJsonSchemaFilename" in str(refused.value) and "ne compile pas" in str(refused.value)
+
+
+# --- Deployment ------------------------------------------------------------------------------------
+
+def test_deploying_a_draft_makes_a_new_version_with_its_changes_audited(client, login_as):
+    _deploy("move_in")
+    analyst = login_as("concepteur")
+    draft = _open(client)
+    draft.files = {**draft.files, "move_in.bpmn": with_step(draft.files["move_in.bpmn"]),
+                   "appointment.schema.json": json.dumps(APPOINTMENT)}
+    draft.revision = 5
+    session.commit()
+    token = _token(client, "/conception/processus/move_in")
+    stale = client.post("/conception/processus/move_in/deployer", data={"csrf_token": token, "revision": "4"})
+    assert stale.status_code == 303 and _versions("move_in") == 1
+    deployed = client.post("/conception/processus/move_in/deployer", data={"csrf_token": token, "revision": "5"})
+    assert deployed.status_code == 303
+    session.expire_all()
+    latest = definitions.latest("move_in")
+    assert latest.version == 2 and latest.deployed_by == analyst.login and design.draft("move_in") is None
+    summary = latest.change_summary
+    assert "Ajouté : tâche utilisateur « Prendre rendez-vous » (appointment)" in summary
+    assert "Formulaire ajouté : appointment.schema.json" in summary
+    assert "Liaisons : 1 ajoutée(s), 0 supprimée(s)" in summary
+    audit = session.execute(select(AuditEntry).where(AuditEntry.object_type == "process_definition",
+                                                     AuditEntry.object_id == latest.id)).scalars().all()
+    assert [a.action for a in audit] == ["create"] and audit[0].actor_id == analyst.id
+    page = client.get("/conception/processus/move_in").get_data(as_text=True)
+    assert "Prendre rendez-vous" in re.search(r'<tr id="version-2">(.*?)</tr>', page, re.S).group(1)
+
+
+def test_a_draft_with_problems_or_unchanged_is_not_deployed(client, login_as):
+    _deploy("move_in")
+    login_as("concepteur")
+    draft = _open(client)
+    token = _token(client, "/conception/processus/move_in")
+    unchanged = client.post("/conception/processus/move_in/deployer",
+                            data={"csrf_token": token, "revision": str(draft.revision)}, follow_redirects=True)
+    assert "identique à la version 1" in unchanged.get_data(as_text=True)
+    draft = design.draft("move_in")
+    draft.files = {**draft.files, "move_in.bpmn": with_step(draft.files["move_in.bpmn"])}  # no form file
+    session.commit()
+    refused = client.post("/conception/processus/move_in/deployer",
+                          data={"csrf_token": token, "revision": str(draft.revision)}, follow_redirects=True)
+    page = refused.get_data(as_text=True)
+    assert "1 problème(s) à corriger" in page and "appointment.schema.json est introuvable" in page
+    assert _versions("move_in") == 1 and design.draft("move_in") is not None
+
+
+def test_running_instances_keep_their_version_new_ones_take_the_new_step(world):
+    started_before = open_dossier(world, "move_in", auto_start=True)
+    old = processes.last_on(dossier_id=started_before.id)
+    assert the_task(old).element_id == "identity"
+    analyst = AgentFactory(roles=[role_with("concepteur")])
+    draft = design.open_draft("move_in", agent=analyst)
+    design.save_draft("move_in", agent=analyst, revision=draft.revision,
+                      diagram=with_step(draft.files["move_in.bpmn"]),
+                      forms={"appointment.schema.json": json.dumps(APPOINTMENT)})
+    v2 = design.deploy_draft("move_in", agent=analyst, revision=draft.revision)
+    session.commit()
+    assert v2.version == 2
+
+    started_after = open_dossier(world, "move_in", auto_start=True)
+    new = processes.last_on(dossier_id=started_after.id)
+    assert new.definition_id == v2.id and the_task(new).element_id == "appointment"
+    step = the_task(new)
+    processes.complete_task(agent=world.agent, task_id=step.id, answers={"slot": "2026-12-03"})
+    session.commit()
+    assert the_task(new).element_id == "identity"
+
+    session.refresh(old)
+    assert old.definition.version == 1
+    processes.complete_task(agent=world.agent, task_id=the_task(old).id, answers=IDENTITY)
+    session.commit()
+    assert the_task(old).element_id == "meter"  # the old version has no appointment step
+    assert design.entry("move_in").versions[0].running == 1 and design.entry("move_in").versions[1].running == 1
+
+
+# --- New process, export -------------------------------------------------------------------------
+
+def test_a_new_process_starts_as_a_runnable_blank_diagram(client, login_as):
+    login_as("concepteur")
+    token = _token(client)
+    bad = client.post("/conception/processus/nouveau", data={"csrf_token": token, "key": "Mauvais-Nom", "name": "X"})
+    assert bad.status_code == 422 and "Identifiant de processus invalide" in bad.get_data(as_text=True)
+    created = client.post("/conception/processus/nouveau",
+                          data={"csrf_token": token, "key": "water_leak", "name": "Fuite d'eau"})
+    assert created.status_code == 303
+    draft = design.draft("water_leak")
+    assert design.problems("water_leak", draft.files) == []
+    deployed = design.deploy_draft("water_leak", agent=AgentFactory(), revision=draft.revision)
+    assert deployed.name == "Fuite d'eau" and deployed.change_summary[0] == "Première version"
+    again = client.post("/conception/processus/nouveau",
+                        data={"csrf_token": token, "key": "water_leak", "name": "Autre"})
+    assert again.status_code == 422 and "existe déjà" in again.get_data(as_text=True)
+
+
+def test_export_gives_the_version_and_the_draft_as_files(client, login_as):
+    _deploy("move_in")
+    login_as("concepteur")
+    exported = client.get("/conception/processus/move_in/v1.bpmn")
+    assert exported.status_code == 200 and 'filename="move_in-v1.bpmn"' in exported.headers["Content-Disposition"]
+    assert exported.get_data(as_text=True) == definitions.latest("move_in").files["move_in.bpmn"]
+    assert client.get("/conception/processus/move_in/v9.bpmn").status_code == 404
+    assert client.get("/conception/processus/move_in/brouillon.bpmn").status_code == 404
+    _open(client)
+    assert client.get("/conception/processus/move_in/brouillon.bpmn").status_code == 200
+
+
+# --- Change summaries ---------------------------------------------------------------------------
+
+def test_changes_name_renames_parameters_and_layout():
+    old = (ROOT / "bpmn/move_in/move_in.bpmn").read_text(encoding="utf-8")
+    renamed = old.replace('name="Relever l\'index d\'entrée"', 'name="Relever le compteur"')
+    assert design.changes({"move_in.bpmn": old}, {"move_in.bpmn": renamed}, "move_in") == [
+        "Renommé : « Relever l'index d'entrée » devient « Relever le compteur » (meter)"]
+    other = old.replace("'move_in_welcome_mail'", "'other_mail'")
+    assert design.changes({"move_in.bpmn": old}, {"move_in.bpmn": other}, "move_in") == [
+        "Paramètres changés : tâche de service « Envoyer la bienvenue par mail » (welcome_mail)"]
+    moved = old.replace('<dc:Bounds x="206" y="30"', '<dc:Bounds x="216" y="40"')
+    assert design.changes({"move_in.bpmn": old}, {"move_in.bpmn": moved}, "move_in") == [
+        "Disposition du schéma seulement (aucune étape changée)"]
+
+
+def test_the_operation_catalogue_covers_the_engine_and_flags_what_this_server_lacks(app_ctx):
+    assert [op.name for op in design.operations()] == list(engine.OPERATIONS)
+    catalogue = {op["name"]: op for op in design.operation_catalogue()}
+    assert catalogue["generate_document"]["available"] is True
+    assert catalogue["notify_agent"]["available"] is False
+
+
+# --- Moving running instances ------------------------------------------------------------------
+
+def test_an_instance_moves_to_the_new_version_only_when_no_changed_step_ran(client, world):
+    from tests.integration.test_contacts_hardening import _fresh_csrf
+
+    on_v1 = open_dossier(world, "move_in", auto_start=True)
+    instance = processes.last_on(dossier_id=on_v1.id)
+    analyst = AgentFactory(roles=[role_with("concepteur")])
+    # v2 renames a step the instance has not reached: it may move.
+    draft = design.open_draft("move_in", agent=analyst)
+    design.save_draft("move_in", agent=analyst, revision=draft.revision, diagram=draft.files["move_in.bpmn"].replace(
+        "Choisir l'offre et le paiement", "Choisir l'offre"))
+    design.deploy_draft("move_in", agent=analyst, revision=draft.revision)
+    session.commit()
+    latest, candidates, total = design.migration_candidates("move_in")
+    assert latest.version == 2 and total == 1 and candidates[0].movable
+
+    _fresh_csrf()
+    page = client.get("/login").get_data(as_text=True)
+    client.post("/login", data={"login": analyst.login, "password": TEST_PASSWORD, "csrf_token": csrf_token(page)})
+    _fresh_csrf()
+    token = _token(client, "/conception/processus/move_in")
+    moved = client.post(f"/conception/processus/move_in/instances/{instance.id}/migrer", data={"csrf_token": token})
+    assert moved.status_code == 303
+    session.expire_all()
+    assert processes.last_on(dossier_id=on_v1.id).definition.version == 2
+    processes.complete_task(agent=world.agent, task_id=the_task(instance).id, answers=IDENTITY)
+    session.commit()
+    processes.complete_task(agent=world.agent, task_id=the_task(instance).id,
+                            answers={"index_value": 5230, "source": "client"})
+    session.commit()
+    assert the_task(instance).name == "Choisir l'offre"  # the new version's step
+    audit = session.execute(select(AuditEntry).where(AuditEntry.object_type == "process_instance",
+                                                     AuditEntry.object_id == instance.id,
+                                                     AuditEntry.action == "migrate")).scalars().all()
+    assert len(audit) == 1 and audit[0].actor_id == analyst.id
+
+    # v3 changes the step the instance now waits on: it stays on v2, and says why.
+    draft = design.open_draft("move_in", agent=analyst)
+    design.save_draft("move_in", agent=analyst, revision=draft.revision, diagram=draft.files["move_in.bpmn"].replace(
+        "Choisir l'offre", "Choisir l'offre tarifaire"))
+    design.deploy_draft("move_in", agent=analyst, revision=draft.revision)
+    session.commit()
+    _latest, candidates, _total = design.migration_candidates("move_in")
+    assert candidates[0].blockers == ["Choisir l'offre"]
+    with pytest.raises(BusinessError, match="déjà été atteintes : Choisir l'offre"):
+        processes.migrate(agent=analyst, instance_id=instance.id, definition=definitions.latest("move_in"))
+
+
+# --- The test run ------------------------------------------------------------------------------------
+
+def test_a_test_run_steps_through_forms_and_writes_nothing(client, login_as):
+    _deploy("move_in")
+    login_as("concepteur")
+    _open(client)
+    counts = {table: session.execute(select(func.count()).select_from(table)).scalar_one()
+              for table in (ProcessInstance.__table__, DossierElement.__table__, OutgoingMail.__table__,
+                            AuditEntry.__table__)}
+    page = client.get("/conception/processus/move_in/essai").get_data(as_text=True)
+    sample = re.search(r'<textarea id="sample"[^>]*>(.*?)</textarea>', page, re.S).group(1)
+    token = csrf_token(page)
+    started = client.post("/conception/processus/move_in/essai",
+                          data={"csrf_token": token, "action": "start", "sample": html.unescape(sample)})
+    page = started.get_data(as_text=True)
+    assert started.status_code == 200 and 'id="trial-task-name">Vérifier l&#39;identité du nouvel occupant' in page
+
+    def step(page, answers):
+        state = re.search(r'name="token" value="([^"]+)"', page).group(1)
+        task = re.search(r'name="task" value="([^"]+)"', page).group(1)
+        return client.post("/conception/processus/move_in/essai", data={
+            "csrf_token": token, "action": "complete", "token": state, "task": task, **answers})
+
+    refused = step(page, {"f-identity_checked": "on"})
+    assert refused.status_code == 422 and "Ce champ est obligatoire." in refused.get_data(as_text=True)
+    page = step(page, {"f-identity_checked": "on", "f-move_in_on": "2026-12-01"}).get_data(as_text=True)
+    assert "Relever l&#39;index d&#39;entrée" in page
+    page = step(page, {"f-index_value": "5230", "f-source": "client"}).get_data(as_text=True)
+    page = step(page, {"f-offer": "base", "f-payment_method": "cheque"}).get_data(as_text=True)
+    assert 'id="trial-completed"' in page, re.findall(r'field-error[^>]*>([^<]*)', page)
+    journal = re.search(r'<ol id="trial-journal">(.*?)</ol>', page, re.S).group(1)
+    assert "generate_document" in journal and "send_mail" in journal and "move_in_welcome" in journal
+    session.expire_all()
+    assert counts == {table: session.execute(select(func.count()).select_from(table)).scalar_one()
+                      for table in counts}
+
+    forged = client.post("/conception/processus/move_in/essai", data={
+        "csrf_token": token, "action": "show", "token": "eyJmb28iOiJiYXIifQ.forged"})
+    assert forged.status_code == 422 and "Essai illisible" in forged.get_data(as_text=True)

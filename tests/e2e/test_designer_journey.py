@@ -40,6 +40,7 @@ def _start_move_in(page, query: str, name: str) -> None:
     expect(page).to_have_url(re.compile(r"/contacts/nouveau\?"))
     page.wait_for_load_state()
     page.locator("#contact-type").select_option(label="Demande d'emménagement")
+    expect(page.locator("#links-agent li", has_text="Karim Benali")).to_have_count(1)  # the template applied
     page.locator("#contact-notes").fill("Emménagement demandé au guichet.")
     page.locator("#contact-notes").press("Control+Enter")
     expect(page).to_have_url(re.compile(r"/contacts/\d+"))
@@ -62,7 +63,10 @@ def _drop_on_flow(page, palette_action: str, flow_id: str) -> None:
 
 
 def _replace_selected(page, option: str) -> None:
-    page.locator(".djs-context-pad .entry[data-action='replace']").click()
+    """The context pad's wrench, then the new type in its menu. Headless Chromium loses the pad
+    entry between pointerdown and pointerup (the pointer-up lands on the shape under it), so the
+    wrench gets its click event directly."""
+    page.locator(".djs-context-pad .entry[data-action='replace']").dispatch_event("click")
     page.locator(f".djs-popup .entry[data-id='{option}']").click()
 
 

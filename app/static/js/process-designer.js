@@ -48,7 +48,6 @@
 
   const modeler = new window.BpmnJS({
     container: "#designer-canvas",
-    keyboard: { bindTo: document },
     moddleExtensions: { spiffworkflow: SPIFF_MODDLE },
   });
   const modeling = modeler.get("modeling");
@@ -409,12 +408,27 @@
   document.querySelectorAll("[data-save-first]").forEach((a) => a.addEventListener("click", leaveAfterSave));
   window.addEventListener("beforeunload", (event) => { if (dirty) { event.preventDefault(); event.returnValue = ""; } });
 
+  // A step dropped on a flow is spliced into it: push what follows to the right to make it room.
+  modeler.on("commandStack.shape.create.postExecuted", (event) => {
+    const { shape, targetFlow } = event.context;
+    if (!targetFlow || !shape || shape.waypoints) return;
+    const spaceTool = modeler.get("spaceTool");
+    const start = shape.x + 1;
+    const shapes = registry.filter((e) => e !== shape && !e.waypoints && e.type !== "label" && e.parent &&
+                                          !e.labelTarget);
+    const adjustments = spaceTool.calculateAdjustments(shapes, "x", shape.width, start);
+    const moving = adjustments.movingShapes.filter((e) => e !== shape);
+    if (moving.length) spaceTool.makeSpace(moving, adjustments.resizingShapes, { x: shape.width + 30, y: 0 }, "e", start);
+  });
+
   modeler.on("selection.changed", (event) => { selected = event.newSelection[0] || null; render(); });
   modeler.on("commandStack.changed", () => { dirty = true; showStatus(T.unsaved, false); });
   modeler.on("element.changed", (event) => { if (selected && event.element === selected && !panel.contains(document.activeElement)) render(); });
 
   modeler.importXML(config.diagram).then(() => {
-    canvas.zoom("fit-viewport");
+    canvas.zoom("fit-viewport", "auto");
+    canvas.zoom(canvas.zoom() * 0.85, "auto");  // room for the palette on the left
+    canvas.scroll({ dx: 40, dy: 0 });
     render();
     showProblems(config.problems);
     root.dataset.ready = "true";

@@ -50,10 +50,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     from app.documents.views import bp as documents_bp
     from app.dossiers.views import bp as dossiers_bp
     from app.dunning.pages import bp as dunning_bp
-    from app.processes.design_views import bp as design_bp
     from app.parties.edit_views import bp as party_edit_bp
     from app.parties.prospect_views import bp as prospects_bp
     from app.parties.views import bp as parties_bp
+    from app.processes.design_views import bp as design_bp
     from app.processes.views import bp as processes_bp
     from app.referentials.views import bp as referentials_bp
     from app.search import index  # noqa: F401  (keeps party_search in step with ORM writes)

@@ -165,7 +165,9 @@ def test_every_problem_is_listed_at_once_each_on_its_element():
   <bpmn:process id="p" isExecutable="true">
     <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
     <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="ask" />
-    <bpmn:userTask id="ask" name="Demander"><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing></bpmn:userTask>
+    <bpmn:userTask id="ask" name="Demander">
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+    </bpmn:userTask>
     <bpmn:sequenceFlow id="f2" sourceRef="ask" targetRef="compute" />
     <bpmn:scriptTask id="compute" name="Calculer">
       <bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing>

@@ -233,22 +233,22 @@ class Finding:
 
 
 def problems(key: str, files: dict[str, str]) -> list[Finding]:
-    """What keeps these files from deploying, each on its element, plus what an imported diagram
-    holds that Guichet ignores (not blocking). The deployment's own checks, nothing looser."""
-    from app.processes import bpmn_import as portability
+    """What keeps these files from deploying, each on its element (the deployment's own checks,
+    nothing looser), plus what an imported diagram holds that Guichet ignores (not blocking)."""
+    from app.processes import bpmn_import
 
     found: list[Finding] = []
     diagram = files.get(f"{key}.bpmn")
     if diagram is not None:
         try:
-            found.extend(Finding(f.element_id, f.message, f.blocking) for f in portability.analyse(diagram))
-        except portability.PortabilityError as exc:
-            return [Finding(None, str(exc))]
+            found.extend(Finding(f.element_id, f.message, False) for f in bpmn_import.analyse(diagram)
+                         if not f.blocking)
+        except bpmn_import.PortabilityError:
+            pass  # engine.check says it
     try:
         engine.check(key, files)
     except engine.ProcessError as exc:
-        seen = {(f.element_id, f.message) for f in found}
-        found.extend(Finding(p.element_id, p.message) for p in exc.problems if (p.element_id, p.message) not in seen)
+        found.extend(Finding(p.element_id, p.message) for p in exc.problems)
     found.extend(_unavailable(diagram))
     return found
 

@@ -169,11 +169,23 @@ def _check_element(files: dict[str, str], task_spec) -> None:
 def check(key: str, files: dict[str, str]) -> Parsed:
     """Parse and check the process of a folder's files; ProcessError says what to fix, every
     element's problem at once (``problems``), its message joining them."""
+    from app.processes import bpmn_import  # it names the operations: imported here, not at the top
+
     diagram = f"{key}.bpmn"
     if diagram not in files:
         raise ProcessError(f"{key} : le diagramme {diagram} est introuvable.")
-    spec, subprocess_specs = _parse(key, files)
-    user_tasks, problems = [], []
+    try:  # what the engine would only find out when an instance reaches it
+        problems = [Problem(f.element_id, f.message) for f in bpmn_import.analyse(files[diagram]) if f.blocking]
+    except bpmn_import.PortabilityError as exc:
+        raise ProcessError(f"{diagram} : {exc}") from None
+    try:
+        spec, subprocess_specs = _parse(key, files)
+    except ProcessError as exc:
+        if problems:  # the parser stops at its first complaint: give ours, which name every element
+            raise ProcessError("\n".join(p.message for p in problems + exc.problems),
+                               problems + exc.problems) from None
+        raise
+    user_tasks = []
     specs = list(spec.task_specs.values())
     for sub in subprocess_specs.values():
         specs.extend(sub.task_specs.values())

@@ -4,6 +4,7 @@ export, the form editor."""
 from __future__ import annotations
 
 import html
+import io
 import json
 import re
 from pathlib import Path
@@ -399,3 +400,125 @@ def test_a_test_run_steps_through_forms_and_writes_nothing(client, login_as):
     forged = client.post("/conception/processus/move_in/essai", data={
         "csrf_token": token, "action": "show", "token": "eyJmb28iOiJiYXIifQ.forged"})
     assert forged.status_code == 422 and "Essai illisible" in forged.get_data(as_text=True)
+
+
+# --- Import ----------------------------------------------------------------------------------------
+
+def _import(client, name: str, key: str, label: str = ""):
+    with open(ROOT / "tests/data/bpmn_foreign" / name, "rb") as handle:
+        return client.post("/conception/processus/importer", data={
+            "csrf_token": _token(client), "key": key, "name": label, "file": (handle, name)},
+            content_type="multipart/form-data")
+
+
+def test_an_imported_diagram_of_supported_elements_deploys(client, login_as):
+    login_as("concepteur")
+    page = _import(client, "camunda7_simple.bpmn", "billing_claim", "Réclamation sur facture")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'id="import-ok"' in text
+    assert "formulaire Camunda ignoré" in text and "activity_0x1y2z3.schema.json" in text
+    draft = design.draft("billing_claim")
+    assert draft.base_version is None and "activity_0x1y2z3.schema.json" in draft.files
+    deployed = design.deploy_draft("billing_claim", agent=AgentFactory(), revision=draft.revision)
+    assert deployed.version == 1 and deployed.name == "Réclamation sur facture"
+
+
+def test_an_imported_diagram_with_unsupported_elements_lists_them_and_does_not_deploy(client, login_as):
+    login_as("concepteur")
+    page = _import(client, "camunda7_unsupported.bpmn", "camunda_relaunch").get_data(as_text=True)
+    listed = re.search(r'<article class="flash-error" id="import-blocking">(.*?)</article>', page, re.S).group(1)
+    for element in ("Activity_1c8v6b5", "Activity_0d9f8g7", "Gateway_0h1j2k3", "Activity_1l2m3n4",
+                    "Event_0o9p8q7", "Flow_1d"):
+        assert f'data-element="{element}"' in listed
+    with pytest.raises(BusinessError, match="problème\\(s\\) à corriger"):
+        design.deploy_draft("camunda_relaunch", agent=AgentFactory(), revision=design.draft("camunda_relaunch").revision)
+    assert _versions("camunda_relaunch") == 0
+
+
+def test_importing_over_an_existing_process_makes_its_next_draft_and_bad_files_are_refused(client, login_as):
+    _deploy("move_in")
+    login_as("concepteur")
+    _import(client, "bpmnio_supported.bpmn", "move_in")
+    draft = design.draft("move_in")
+    assert draft.base_version == 1 and 'id="move_in"' in draft.files["move_in.bpmn"]
+    assert "identity.schema.json" in draft.files  # the version's forms stay in the draft
+    broken = client.post("/conception/processus/importer", data={
+        "csrf_token": _token(client), "key": "other", "file": (io.BytesIO(b"<definitions"), "x.bpmn")},
+        content_type="multipart/form-data")
+    assert broken.status_code == 422 and "pas du XML lisible" in broken.get_data(as_text=True)
+    wrong = client.post("/conception/processus/importer", data={
+        "csrf_token": _token(client), "key": "other", "file": (io.BytesIO(b"x"), "notes.txt")},
+        content_type="multipart/form-data")
+    assert wrong.status_code == 422 and "diagramme .bpmn" in wrong.get_data(as_text=True)
+    assert design.draft("other") is None
+
+
+# --- The form editor ----------------------------------------------------------------------------------
+
+def _form_page(client, key: str, filename: str) -> str:
+    return client.get(f"/conception/processus/{key}/formulaires/{filename}").get_data(as_text=True)
+
+
+def test_the_form_editor_builds_a_form_the_agents_renderer_shows(client, login_as):
+    _deploy("move_in")
+    login_as("concepteur")
+    draft = _open(client)
+    created = client.post("/conception/processus/move_in/formulaires",
+                          data={"csrf_token": _token(client), "name": "rendez_vous", "title": "Rendez-vous"})
+    assert created.status_code == 303 and created.headers["Location"].endswith("/formulaires/rendez_vous.schema.json")
+    page = _form_page(client, "move_in", "rendez_vous.schema.json")
+    assert 'id="no-fields"' in page
+    fields = {"csrf_token": csrf_token(page), "revision": str(design.draft("move_in").revision), "title": "Rendez-vous",
+              "fields-0-name": "slot", "fields-0-label": "Date du rendez-vous", "fields-0-type": "date",
+              "fields-0-required": "on",
+              "fields-1-name": "channel", "fields-1-label": "Par", "fields-1-type": "choice",
+              "fields-1-options": "phone = Téléphone\nvisit = Visite", "fields-1-radio": "on",
+              "fields-2-name": "address", "fields-2-label": "Adresse", "fields-2-type": "textarea",
+              "fields-2-visible_field": "channel", "fields-2-visible_values": "visit"}
+    preview = client.post("/conception/processus/move_in/formulaires/rendez_vous.schema.json",
+                          data={**fields, "action": "preview"}).get_data(as_text=True)
+    block = re.search(r'<div id="form-preview".*?</section>', preview, re.S).group(0)
+    assert 'type="date" name="f-slot"' in block and 'type="radio" name="f-channel"' in block
+    assert "data-visible-if" in block and "<textarea" in block
+    assert design.draft("move_in").files.get("rendez_vous.schema.json") == json.dumps(
+        {"type": "object", "title": "Rendez-vous", "properties": {}}, ensure_ascii=False, indent=2)  # a preview saves nothing
+
+    saved = client.post("/conception/processus/move_in/formulaires/rendez_vous.schema.json",
+                        data={**fields, "action": "save"})
+    assert saved.status_code == 303
+    session.expire_all()
+    files = design.draft("move_in").files
+    schema, ui = json.loads(files["rendez_vous.schema.json"]), json.loads(files["rendez_vous.uischema.json"])
+    assert schema["required"] == ["slot"] and schema["properties"]["channel"]["enum"] == ["phone", "visit"]
+    assert ui["channel"] == {"ui:widget": "radio", "ui:enumNames": ["Téléphone", "Visite"]}
+    assert ui["address"]["ui:visibleIf"] == {"channel": "visit"} and ui["ui:order"] == ["slot", "channel", "address"]
+    del draft
+
+
+def test_the_form_editor_refuses_bad_fields_and_bad_json_writing_nothing(client, login_as):
+    _deploy("move_in")
+    login_as("concepteur")
+    _open(client)
+    before = dict(design.draft("move_in").files)
+    page = _form_page(client, "move_in", "identity.schema.json")
+    assert 'value="move_in_on"' in page and 'value="Date d&#39;entrée dans les lieux"' in page
+    refused = client.post("/conception/processus/move_in/formulaires/identity.schema.json", data={
+        "csrf_token": csrf_token(page), "revision": "1", "action": "save",
+        "fields-0-name": "Bad Name", "fields-0-label": "", "fields-0-type": "text",
+        "fields-1-name": "pick", "fields-1-label": "Choix", "fields-1-type": "choice"})
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 422
+    assert "Nom technique : des minuscules" in text and "Donnez un libellé" in text and "au moins une option" in text
+    raw = client.post("/conception/processus/move_in/formulaires/identity.schema.json", data={
+        "csrf_token": csrf_token(page), "revision": "1", "action": "raw", "raw_schema": "{", "raw_ui": ""})
+    assert raw.status_code == 422 and "Le JSON est invalide" in raw.get_data(as_text=True)
+    not_a_schema = client.post("/conception/processus/move_in/formulaires/identity.schema.json", data={
+        "csrf_token": csrf_token(page), "revision": "1", "action": "raw",
+        "raw_schema": '{"type": "object", "properties": {"x": {"type": "chaîne"}}}', "raw_ui": "{}"})
+    assert not_a_schema.status_code == 422 and "pas un JSON Schema valide" in not_a_schema.get_data(as_text=True)
+    stale = client.post("/conception/processus/move_in/formulaires/identity.schema.json", data={
+        "csrf_token": csrf_token(page), "revision": "0", "action": "raw",
+        "raw_schema": '{"type": "object", "properties": {}}', "raw_ui": "{}"})
+    assert stale.status_code == 409 and "modifié entre-temps" in stale.get_data(as_text=True)
+    session.expire_all()
+    assert design.draft("move_in").files == before

@@ -431,7 +431,8 @@ def test_an_imported_diagram_with_unsupported_elements_lists_them_and_does_not_d
                     "Event_0o9p8q7", "Flow_1d"):
         assert f'data-element="{element}"' in listed
     with pytest.raises(BusinessError, match="problème\\(s\\) à corriger"):
-        design.deploy_draft("camunda_relaunch", agent=AgentFactory(), revision=design.draft("camunda_relaunch").revision)
+        design.deploy_draft("camunda_relaunch", agent=AgentFactory(),
+                            revision=design.draft("camunda_relaunch").revision)
     assert _versions("camunda_relaunch") == 0
 
 
@@ -480,8 +481,9 @@ def test_the_form_editor_builds_a_form_the_agents_renderer_shows(client, login_a
     block = re.search(r'<div id="form-preview".*?</section>', preview, re.S).group(0)
     assert 'type="date" name="f-slot"' in block and 'type="radio" name="f-channel"' in block
     assert "data-visible-if" in block and "<textarea" in block
+    empty = {"type": "object", "title": "Rendez-vous", "properties": {}}
     assert design.draft("move_in").files.get("rendez_vous.schema.json") == json.dumps(
-        {"type": "object", "title": "Rendez-vous", "properties": {}}, ensure_ascii=False, indent=2)  # a preview saves nothing
+        empty, ensure_ascii=False, indent=2)  # a preview saves nothing
 
     saved = client.post("/conception/processus/move_in/formulaires/rendez_vous.schema.json",
                         data={**fields, "action": "save"})

@@ -30,8 +30,8 @@ def _shown(schema: dict, ui: dict | None) -> list[tuple]:
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_shipped_form_round_trips(path):
     schema, ui = _documents(path)
-    rebuilt_schema, rebuilt_ui = field_list.documents_of(field_list.fields_of(schema, ui), title=schema.get("title", ""),
-                                                         base_schema=schema, base_ui=ui)
+    rebuilt_schema, rebuilt_ui = field_list.documents_of(
+        field_list.fields_of(schema, ui), title=schema.get("title", ""), base_schema=schema, base_ui=ui)
     assert _shown(rebuilt_schema, rebuilt_ui) == _shown(schema, ui)
     for key, value in schema.items():
         if key not in ("properties", "required"):

@@ -55,6 +55,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from app.parties.views import bp as parties_bp
     from app.processes.design_views import bp as design_bp
     from app.processes.views import bp as processes_bp
+    from app.referentials.access_views import bp as access_bp
     from app.referentials.views import bp as referentials_bp
     from app.search import index  # noqa: F401  (keeps party_search in step with ORM writes)
     from app.search.advanced_views import bp as advanced_bp
@@ -80,6 +81,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(document_templates_bp)
     app.register_blueprint(dunning_bp)
     app.register_blueprint(design_bp)
+    app.register_blueprint(access_bp)
 
     from app.documents.service import run_operation as generate_document
     from app.processes import engine

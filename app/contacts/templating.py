@@ -20,7 +20,7 @@ from app.dossiers import reads as dossier_reads
 from app.labels import label
 from app.parties.models import Party
 from app.parties.overview import local_today
-from app.security.models import Agent, Territory, agent_role, agent_territory
+from app.security.models import Agent, Role, Territory, agent_role, agent_territory
 from app.security.scope import scoped_select
 
 ROLE_IN_TERRITORY_LIMIT = 10  # agents proposed per "role on the territory" item
@@ -169,7 +169,8 @@ def _agent_targets(ctx: Context, item: TemplateItem) -> tuple[list[tuple[int, st
     stmt = (select(Agent).join(agent_role, agent_role.c.agent_id == Agent.id)
             .join(agent_territory, agent_territory.c.agent_id == Agent.id)
             .join(Territory, Territory.id == agent_territory.c.territory_id)
-            .where(agent_role.c.role_id == item.role_id, Agent.active.is_(True),
+            .join(Role, Role.id == agent_role.c.role_id)
+            .where(agent_role.c.role_id == item.role_id, Agent.active.is_(True), Role.active.is_(True),
                    # The agent's path is a prefix of the premises' (compared as text: no LIKE
                    # pattern, so "_" or "%" in a territory code is just a character).
                    func.substr(literal(path), 1, func.length(Territory.path)) == Territory.path)

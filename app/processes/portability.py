@@ -345,8 +345,7 @@ def adopt(xml: str, key: str, name: str | None = None) -> Adopted:
 
     # Declared on the root before any spiffworkflow element is made, so that they all use it.
     if SPIFF not in root.nsmap.values():
-        prefixes = [prefix for prefix in root.nsmap if prefix]
-        etree.cleanup_namespaces(root, top_nsmap={"spiffworkflow": SPIFF}, keep_ns_prefixes=prefixes)
+        root = _declare(root, "spiffworkflow", SPIFF)
 
     forms: dict[str, str] = {}
     taken: set[str] = set()
@@ -371,3 +370,16 @@ def adopt(xml: str, key: str, name: str | None = None) -> Adopted:
 
     text = etree.tostring(root, xml_declaration=True, encoding="UTF-8").decode("utf-8")
     return Adopted(xml=text, forms=forms, notes=notes)
+
+
+def _declare(root, prefix: str, uri: str):
+    """The same document with one more namespace declared on its root: lxml cannot add a declaration
+    to an existing element, so the root is made anew and its children moved under it."""
+    nsmap = dict(root.nsmap)
+    if nsmap.get(prefix, uri) != uri:
+        prefix = f"{prefix}_guichet"
+    nsmap[prefix] = uri
+    made = etree.Element(root.tag, attrib=dict(root.attrib), nsmap=nsmap)
+    made.text = root.text
+    made.extend(list(root))
+    return made

@@ -22,12 +22,16 @@ def _guard():
     """Every page of this blueprint needs admin.agents."""
 
 
-def _fill_choices(form: AgentForm) -> None:
-    form.roles.choices = [SelectChoice(r.code, f"{r.code} — {r.label}") for r in service.list_roles()]
-    territories = service.list_territories()
+def _fill_choices(form: AgentForm, agent=None) -> None:
+    """The roles and territories offered: the active ones, and those the agent already holds."""
+    held_roles = {r.id for r in agent.roles} if agent is not None else set()
+    held_territories = {t.id for t in agent.territories} if agent is not None else set()
+    form.roles.choices = [SelectChoice(r.code, f"{r.code} — {r.label}" + ("" if r.active else _(" (désactivé)")))
+                          for r in service.list_roles() if r.active or r.id in held_roles]
+    territories = [t for t in service.list_territories() if t.active or t.id in held_territories]
     names = {t.code: t.name for t in territories}
     form.territories.choices = [
-        SelectChoice(t.code, f"{'· ' * t.depth}{t.name} ({t.code})", optgroup=names[t.path.split("/")[1]])
+        SelectChoice(t.code, f"{'· ' * t.depth}{t.name} ({t.code})", optgroup=names.get(t.path.split("/")[1], ""))
         for t in territories
     ]
 
@@ -75,7 +79,7 @@ def new_agent():
 def edit_agent(agent_id: int):
     agent = _agent_or_404(agent_id)
     form = EditAgentForm(obj=None if request.method == "POST" else agent)
-    _fill_choices(form)
+    _fill_choices(form, agent)
     status = 200
     if request.method == "GET":
         form.roles.data = [r.code for r in agent.roles]

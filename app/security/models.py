@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table
+from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import clock
@@ -41,6 +41,8 @@ class Territory(Base):
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("territory.id"), index=True)
     # Materialised path of codes ("/REG-84/AG-LYON/69123/"): "under" is a prefix match.
     path: Mapped[str] = mapped_column(String(400), unique=True)
+    # A deactivated territory is no longer offered to new agents; its data and scopes are unchanged.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     # On PostgreSQL a LIKE 'prefix%' uses a B-tree index only with the pattern operator class.
     __table_args__ = (Index("ix_territory_path_pattern", "path", postgresql_ops={"path": "text_pattern_ops"}),)
@@ -69,6 +71,8 @@ class Role(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     label: Mapped[str] = mapped_column(String(200))
+    # A deactivated role grants nothing and is no longer offered; it stays on its agents' records.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     permissions: Mapped[list[RolePermission]] = relationship(
         cascade="all, delete-orphan", order_by="RolePermission.permission", lazy="selectin"
     )
@@ -131,7 +135,7 @@ class Agent(UserMixin, Base):
     def permissions(self) -> frozenset[str]:
         cached = self.__dict__.get("_permissions")
         if cached is None:
-            cached = frozenset(code for role in self.roles for code in role.permission_codes)
+            cached = frozenset(code for role in self.roles if role.active for code in role.permission_codes)
             self.__dict__["_permissions"] = cached
         return cached
 
@@ -141,7 +145,7 @@ class Agent(UserMixin, Base):
     @property
     def role_codes(self) -> frozenset[str]:
         """The codes of the agent's roles: a process task in a lane goes to the role it names."""
-        return frozenset(role.code for role in self.roles)
+        return frozenset(role.code for role in self.roles if role.active)
 
     def is_locked(self, at: datetime) -> bool:
         return self.locked_until is not None and self.locked_until > at

@@ -206,7 +206,7 @@ def test_deploying_a_draft_makes_a_new_version_with_its_changes_audited(client, 
     assert "Formulaire ajouté : appointment.schema.json" in summary
     assert "Liaisons : 1 ajoutée(s), 0 supprimée(s)" in summary
     audit = session.execute(select(AuditEntry).where(AuditEntry.object_type == "process_definition",
-                                                     AuditEntry.object_id == latest.id)).scalars().all()
+                                                     AuditEntry.object_id == str(latest.id))).scalars().all()
     assert [a.action for a in audit] == ["create"] and audit[0].actor_id == analyst.id
     page = client.get("/conception/processus/move_in").get_data(as_text=True)
     assert "Prendre rendez-vous" in re.search(r'<tr id="version-2">(.*?)</tr>', page, re.S).group(1)
@@ -345,7 +345,7 @@ def test_an_instance_moves_to_the_new_version_only_when_no_changed_step_ran(clie
     session.commit()
     assert the_task(instance).name == "Choisir l'offre"  # the new version's step
     audit = session.execute(select(AuditEntry).where(AuditEntry.object_type == "process_instance",
-                                                     AuditEntry.object_id == instance.id,
+                                                     AuditEntry.object_id == str(instance.id),
                                                      AuditEntry.action == "migrate")).scalars().all()
     assert len(audit) == 1 and audit[0].actor_id == analyst.id
 

@@ -1,0 +1,179 @@
+"""Pages of the territories and roles referentials (admin.agents: see app.referentials.access)."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from app.db import session as db_session
+from app.errors import BusinessError
+from app.referentials import access
+from app.security.models import Role
+from app.security.permissions import CATALOGUE
+from app.web import int_or_none, require_permission
+
+bp = Blueprint("access", __name__, url_prefix="/referentiels")
+
+
+@bp.before_request
+@require_permission("admin.agents")
+def _guard():
+    """Roles grant rights: only those who assign them to agents edit them."""
+
+
+def _refused(exc: BusinessError, page: str, **context):
+    db_session.rollback()
+    return render_template(page, errors={exc.field or "form": exc.message}, values=request.form, **context), 422
+
+
+def _done(message: str, to: str):
+    db_session.commit()
+    flash(message, "success")
+    return redirect(to, 303)
+
+
+# --- Territories --------------------------------------------------------------------------------
+
+def _territory_page(errors=None, values=None, status=200):
+    territories = access.service.list_territories()
+    return render_template("referentials/territory_list.html", territories=territories, uses=access.territory_uses(),
+                           errors=errors or {}, values=values or {}), status
+
+
+@bp.route("/territoires")
+def territories():
+    return _territory_page()
+
+
+@bp.route("/territoires", methods=["POST"])
+def new_territory():
+    try:
+        created = access.create_territory(parent_id=int_or_none(request.form.get("parent")),
+                                          code=request.form.get("code", ""), name=request.form.get("name", ""),
+                                          insee_code=request.form.get("insee_code"))
+    except BusinessError as exc:
+        db_session.rollback()
+        return _territory_page({exc.field or "form": exc.message}, request.form, 422)
+    return _done(_("Territoire %(code)s créé.", code=created.code), url_for("access.territories"))
+
+
+def _territory_or_404(territory_id: int):
+    found = access.get_territory(territory_id)
+    if found is None:
+        abort(404)
+    return found
+
+
+@bp.route("/territoires/<int:territory_id>", methods=["GET", "POST"])
+def edit_territory(territory_id: int):
+    territory = _territory_or_404(territory_id)
+    uses = access.territory_uses([territory.id]).get(territory.id, {})
+    if request.method == "GET":
+        return render_template("referentials/territory_edit.html", territory=territory, uses=uses, errors={},
+                               values={})
+    try:
+        access.update_territory(territory, name=request.form.get("name", ""),
+                                insee_code=request.form.get("insee_code"))
+    except BusinessError as exc:
+        return _refused(exc, "referentials/territory_edit.html", territory=territory, uses=uses)
+    return _done(_("Territoire %(code)s enregistré.", code=territory.code),
+                 url_for("access.edit_territory", territory_id=territory.id))
+
+
+@bp.route("/territoires/<int:territory_id>/supprimer", methods=["POST"])
+def delete_territory(territory_id: int):
+    territory = _territory_or_404(territory_id)
+    code = territory.code
+    try:
+        access.delete_territory(territory)
+    except BusinessError as exc:
+        db_session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("access.edit_territory", territory_id=territory_id), 303)
+    return _done(_("Territoire %(code)s supprimé.", code=code), url_for("access.territories"))
+
+
+@bp.route("/territoires/<int:territory_id>/etat", methods=["POST"])
+def territory_state(territory_id: int):
+    territory = _territory_or_404(territory_id)
+    active = request.form.get("active") == "1"
+    access.set_territory_active(territory, active)
+    message = _("Territoire %(code)s réactivé.", code=territory.code) if active else \
+        _("Territoire %(code)s désactivé : il n'est plus proposé aux nouveaux agents.", code=territory.code)
+    return _done(message, url_for("access.edit_territory", territory_id=territory.id))
+
+
+# --- Roles ---------------------------------------------------------------------------------------------
+
+def _role_or_404(role_id: int) -> Role:
+    found = db_session.get(Role, role_id)
+    if found is None:
+        abort(404)
+    return found
+
+
+def _role_page(role: Role | None, errors=None, values=None, status=200):
+    chosen = set(request.form.getlist("permissions")) if values else \
+        (role.permission_codes if role is not None else set())
+    return render_template("referentials/role_edit.html", role=role, catalogue=CATALOGUE, chosen=chosen,
+                           agents=access.role_agents(role) if role is not None else 0,
+                           errors=errors or {}, values=values or {}), status
+
+
+@bp.route("/roles")
+def roles():
+    return render_template("referentials/role_list.html", rows=access.roles())
+
+
+@bp.route("/roles/nouveau", methods=["GET", "POST"])
+def new_role():
+    if request.method == "GET":
+        return _role_page(None)
+    try:
+        role = access.create_role(code=request.form.get("code", ""), label=request.form.get("label", ""),
+                                  permission_codes=request.form.getlist("permissions"))
+    except BusinessError as exc:
+        db_session.rollback()
+        return _role_page(None, {exc.field or "form": exc.message}, request.form, 422)
+    return _done(_("Rôle %(code)s créé.", code=role.code), url_for("access.edit_role", role_id=role.id))
+
+
+@bp.route("/roles/<int:role_id>", methods=["GET", "POST"])
+def edit_role(role_id: int):
+    role = _role_or_404(role_id)
+    if request.method == "GET":
+        return _role_page(role)
+    try:
+        access.update_role(role, label=request.form.get("label", ""),
+                           permission_codes=request.form.getlist("permissions"))
+    except BusinessError as exc:
+        db_session.rollback()
+        return _role_page(_role_or_404(role_id), {exc.field or "form": exc.message}, request.form, 422)
+    return _done(_("Rôle %(code)s enregistré.", code=role.code), url_for("access.edit_role", role_id=role.id))
+
+
+@bp.route("/roles/<int:role_id>/supprimer", methods=["POST"])
+def delete_role(role_id: int):
+    role = _role_or_404(role_id)
+    code = role.code
+    try:
+        access.delete_role(role)
+    except BusinessError as exc:
+        db_session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("access.edit_role", role_id=role_id), 303)
+    return _done(_("Rôle %(code)s supprimé.", code=code), url_for("access.roles"))
+
+
+@bp.route("/roles/<int:role_id>/etat", methods=["POST"])
+def role_state(role_id: int):
+    role = _role_or_404(role_id)
+    active = request.form.get("active") == "1"
+    try:
+        access.set_role_active(role, active)
+    except BusinessError as exc:
+        db_session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("access.edit_role", role_id=role_id), 303)
+    message = _("Rôle %(code)s réactivé.", code=role.code) if active else \
+        _("Rôle %(code)s désactivé : ses agents n'en ont plus les habilitations.", code=role.code)
+    return _done(message, url_for("access.edit_role", role_id=role.id))

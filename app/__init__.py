@@ -87,6 +87,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from app.processes import engine
 
     engine.register_operation("generate_document", generate_document)
+    from app.processes import record_steps
+
+    record_steps.register()
 
     from app.dunning import steps as dunning_steps
 

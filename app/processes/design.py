@@ -25,6 +25,7 @@ from app.dossiers.models import DossierType
 from app.errors import BusinessError
 from app.processes import definitions, engine
 from app.processes.models import InstanceStatus, ProcessDefinition, ProcessDraft, ProcessInstance
+from app.processes.record_steps import PARTY_FIELDS
 
 KEY = re.compile(r"[a-z][a-z0-9_]{1,62}")
 FORM_FILE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,80}\.json")
@@ -277,8 +278,9 @@ def _unavailable(diagram: str | None) -> list[Finding]:
 class Parameter:
     name: str
     label: str
-    kind: str  # "letter" or "mail" (a template code), "bool", "int", "text" (a quoted string), "expression"
+    kind: str  # "letter" or "mail" (a template code), "bool", "text" (a quoted string), "expression", "choice"
     required: bool = False
+    choices: tuple[str, ...] = ()  # a "choice": the values offered
 
 
 @dataclass(frozen=True)
@@ -304,10 +306,12 @@ def operations() -> list[Operation]:
                    Parameter("to", _("Adresse (expression)"), "expression"),
                    Parameter("if_email", _("Seulement si le client a une adresse"), "bool")), "mail"),
         Operation("create_affaire", _("Créer l'affaire dans le SI facturation"),
-                  _("Envoie le dossier au système de facturation."), (), "affaire"),
+                  _("Met en file la création de l'affaire du dossier dans le système de facturation (une seule "
+                    "fois)."), (), "affaire"),
         Operation("update_party_field", _("Mettre à jour un champ du client"),
-                  _("Recopie une réponse de formulaire dans la fiche du client."),
-                  (Parameter("field", _("Champ du client"), "text", True),
+                  _("Recopie une réponse dans la fiche du client (e-mail ou téléphone en premier, ou "
+                    "vulnérabilité), avec les contrôles de la fiche."),
+                  (Parameter("field", _("Champ du client"), "choice", True, PARTY_FIELDS),
                    Parameter("value", _("Valeur (expression)"), "expression", True)), "updated"),
         Operation("notify_agent", _("Prévenir un agent"), _("Signale l'étape à un agent."),
                   (Parameter("message", _("Message"), "text"),), "notified"),
@@ -325,7 +329,8 @@ def operations() -> list[Operation]:
 def operation_catalogue() -> list[dict]:
     return [{"name": op.name, "label": op.label, "help": op.help, "result": op.result,
              "available": engine.operation_available(op.name),
-             "parameters": [{"name": p.name, "label": p.label, "kind": p.kind, "required": p.required}
+             "parameters": [{"name": p.name, "label": p.label, "kind": p.kind, "required": p.required,
+                            "choices": list(p.choices)}
                             for p in op.parameters]}
             for op in operations()]
 

@@ -309,7 +309,7 @@ def test_the_operation_catalogue_covers_the_engine_and_flags_what_this_server_la
     assert [op.name for op in design.operations()] == list(engine.OPERATIONS)
     catalogue = {op["name"]: op for op in design.operation_catalogue()}
     assert catalogue["generate_document"]["available"] is True
-    assert catalogue["notify_agent"]["available"] is False
+    assert catalogue["notify_agent"]["available"] is False and catalogue["update_party_field"]["available"] is True
 
 
 # --- Moving running instances ------------------------------------------------------------------
@@ -524,3 +524,78 @@ def test_the_form_editor_refuses_bad_fields_and_bad_json_writing_nothing(client,
     assert stale.status_code == 409 and "modifié entre-temps" in stale.get_data(as_text=True)
     session.expire_all()
     assert design.draft("move_in").files == before
+
+
+# --- Operations writing to the records ---------------------------------------------------------------
+
+EMAIL_FORM = {"type": "object", "properties": {"new_email": {"type": "string", "title": "E-mail"},
+                                               "fragile": {"type": "boolean", "title": "Vulnérable"}}}
+
+
+def _party_step_body(field: str, value: str) -> str:
+    from tests.integration.test_process_instances import flow, user_task
+
+    return ('<bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>'
+            + flow("f1", "start", "ask") + user_task("ask", "f1", "f2") + flow("f2", "ask", "copy")
+            + f"""<bpmn:serviceTask id="copy" name="Recopier">
+      <bpmn:extensionElements><spiffworkflow:serviceTaskOperator id="update_party_field" resultVariable="copied">
+        <spiffworkflow:parameters><spiffworkflow:parameter id="field" type="str" value="'{field}'" />
+        <spiffworkflow:parameter id="value" type="any" value="{value}" />
+        </spiffworkflow:parameters></spiffworkflow:serviceTaskOperator></bpmn:extensionElements>
+      <bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing></bpmn:serviceTask>"""
+            + flow("f3", "copy", "end") + '<bpmn:endEvent id="end"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>')
+
+
+@pytest.mark.parametrize(("field", "value", "answers", "check"), [
+    ("email", "new_email", {"new_email": "helene.nouvelle@example.fr"},
+     lambda party: party.emails[0].address == "helene.nouvelle@example.fr"),
+    ("vulnerable", "fragile", {"fragile": True}, lambda party: party.vulnerable is True),
+])
+def test_a_step_copies_an_answer_into_the_customer_record(world, field, value, answers, check):
+    from tests.integration.test_process_instances import deploy
+
+    deploy("copy_answer", _party_step_body(field, value), {"form.json": EMAIL_FORM})
+    dossier = open_dossier(world, "copy_answer")
+    instance = processes.start(key="copy_answer", agent=world.agent, dossier=dossier)
+    processes.complete_task(agent=world.agent, task_id=the_task(instance).id, answers=answers)
+    session.commit()
+    session.refresh(world.helene)
+    assert instance.status == "completed" and check(world.helene)
+    audit = session.execute(select(AuditEntry).where(AuditEntry.object_type == "party",
+                                                     AuditEntry.object_id == str(world.helene.id))
+                            .order_by(AuditEntry.id.desc())).scalars().first()
+    assert audit.action == "update"
+
+
+def test_a_bad_value_stops_the_step_with_the_record_s_own_message(world):
+    from tests.integration.test_process_instances import deploy
+
+    deploy("copy_answer", _party_step_body("email", "new_email"), {"form.json": EMAIL_FORM})
+    dossier = open_dossier(world, "copy_answer")
+    instance = processes.start(key="copy_answer", agent=world.agent, dossier=dossier)
+    before = [e.address for e in world.helene.emails]
+    processes.complete_task(agent=world.agent, task_id=the_task(instance).id, answers={"new_email": "pas-un-mail"})
+    session.commit()
+    session.refresh(world.helene)
+    assert instance.status == "error" and instance.error_element == "Recopier"
+    assert "update_party_field" in instance.error_message and "e-mail" in instance.error_message.lower()
+    assert [e.address for e in world.helene.emails] == before
+
+
+def test_create_affaire_queues_the_dossier_s_affaire_once(world, app):
+    from app.integration.models import AffaireSync
+    from app.processes import record_steps
+
+    dossier = open_dossier(world, "move_in")
+    data = {"context": {"dossier_id": dossier.id}}
+    with pytest.raises(RuntimeError, match="BILLING_API_URL"):
+        record_steps.create_affaire(data, {})
+    app.config["BILLING_API_URL"] = "http://127.0.0.1:9/api"
+    try:
+        session.execute(AffaireSync.__table__.delete().where(AffaireSync.dossier_id == dossier.id))
+        assert record_steps.create_affaire(data, {}) == {"queued": True}
+        assert record_steps.create_affaire(data, {}) == {"queued": False}
+    finally:
+        app.config.pop("BILLING_API_URL")
+    rows = session.execute(select(AffaireSync).where(AffaireSync.dossier_id == dossier.id)).scalars().all()
+    assert [r.action for r in rows] == ["create"]

@@ -250,6 +250,9 @@
         const code = unquote(current);
         if (code && !templates.some(([c]) => c === code)) opts.push([code, code + " (" + T.missing + ")"]);
         input = select(id, opts, code, (v) => { values[p.name].value = v ? pyString(v) : ""; write(); });
+      } else if (p.kind === "choice") {
+        const opts = [["", "—"]].concat((p.choices || []).map((c) => [c, c]));
+        input = select(id, opts, unquote(current), (v) => { values[p.name].value = v ? pyString(v) : ""; write(); });
       } else if (p.kind === "bool") {
         input = el("input", { type: "checkbox", id: id, checked: current === "True",
                               onchange: (e) => { values[p.name].value = e.target.checked ? "True" : ""; write(); } });

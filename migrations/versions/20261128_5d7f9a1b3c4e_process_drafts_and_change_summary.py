@@ -36,8 +36,8 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_process_draft')),
     sa.UniqueConstraint('key', name=op.f('uq_process_draft_key'))
     )
-    with op.batch_alter_table('process_definition', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('change_summary', JSON, nullable=True))
+    # A plain ADD COLUMN, also on SQLite: a batch would copy and drop the table the instances refer to.
+    op.add_column('process_definition', sa.Column('change_summary', JSON, nullable=True))
 
 
 def downgrade():

@@ -16,10 +16,10 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('role', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('active', sa.Boolean(), server_default=sa.true(), nullable=False))
-    with op.batch_alter_table('territory', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('active', sa.Boolean(), server_default=sa.true(), nullable=False))
+    # A plain ADD COLUMN, also on SQLite: a batch would copy and drop the tables, which the rows of
+    # agent_role and agent_territory refer to.
+    op.add_column('role', sa.Column('active', sa.Boolean(), server_default=sa.true(), nullable=False))
+    op.add_column('territory', sa.Column('active', sa.Boolean(), server_default=sa.true(), nullable=False))
 
 
 def downgrade():

@@ -34,6 +34,44 @@
     ],
   };
 
+  // bpmn-js speaks English: its palette, context pad and menus in French when the page is.
+  const FRENCH = {
+    "Activate hand tool": "Outil main (déplacer la vue)", "Activate lasso tool": "Outil lasso (sélection)",
+    "Activate create/remove space tool": "Outil espace (créer ou retirer de la place)",
+    "Activate global connect tool": "Outil liaison", "Create start event": "Début", "Create end event": "Fin",
+    "Create intermediate/boundary event": "Événement intermédiaire ou attaché", "Create gateway": "Branchement",
+    "Create task": "Étape", "Create expanded sub-process": "Sous-processus", "Create pool/participant": "Bassin",
+    "Create data object reference": "Objet de données", "Create data store reference": "Magasin de données",
+    "Create group": "Groupe", "Append end event": "Ajouter une fin", "Append gateway": "Ajouter un branchement",
+    "Append task": "Ajouter une étape", "Append intermediate/boundary event": "Ajouter un événement",
+    "Add text annotation": "Ajouter une annotation", "Change element": "Changer le type", "Delete": "Supprimer",
+    "Connect to other element": "Relier à un autre élément",
+    "Connect using sequence/message flow or association": "Relier", "Connect using association": "Associer",
+    "Add lane above": "Ajouter un couloir au-dessus", "Add lane below": "Ajouter un couloir en dessous",
+    "Divide into two lanes": "Diviser en deux couloirs", "Divide into three lanes": "Diviser en trois couloirs",
+    "Task": "Étape", "User task": "Tâche utilisateur", "Service task": "Tâche de service", "Send task": "Tâche d'envoi",
+    "Receive task": "Tâche de réception", "Manual task": "Tâche manuelle", "Business rule task": "Règle métier",
+    "Script task": "Script", "Call activity": "Appel de processus", "Sub-process (collapsed)": "Sous-processus (replié)",
+    "Sub-process (expanded)": "Sous-processus (déplié)", "Start event": "Début", "End event": "Fin",
+    "Intermediate throw event": "Événement intermédiaire", "Message start event": "Début sur message",
+    "Timer start event": "Début sur minuteur", "Message intermediate catch event": "Attente d'un message",
+    "Message intermediate throw event": "Envoi d'un message", "Timer intermediate catch event": "Minuteur",
+    "Message end event": "Fin avec message", "Error end event": "Fin en erreur", "Terminate end event": "Fin immédiate",
+    "Message boundary event": "Message attaché", "Timer boundary event": "Minuteur attaché",
+    "Error boundary event": "Erreur attachée", "Timer boundary event (non-interrupting)": "Minuteur attaché (sans interrompre)",
+    "Message boundary event (non-interrupting)": "Message attaché (sans interrompre)",
+    "Exclusive gateway": "Branchement exclusif", "Parallel gateway": "Branchement parallèle",
+    "Inclusive gateway": "Branchement inclusif", "Complex gateway": "Branchement complexe",
+    "Event-based gateway": "Branchement sur événement", "Sequence flow": "Liaison", "Default flow": "Liaison par défaut",
+    "Conditional flow": "Liaison conditionnelle", "Parallel multi-instance": "Multi-instance parallèle",
+    "Sequential multi-instance": "Multi-instance séquentielle", "Loop": "Boucle", "Search in diagram": "Rechercher",
+    "No matching entries found.": "Aucun élément trouvé.", "Search": "Rechercher",
+  };
+  function frenchTranslate(template, replacements) {
+    const text = FRENCH[template] || template;
+    return text.replace(/{([^}]+)}/g, (whole, key) => (replacements && key in replacements ? replacements[key] : whole));
+  }
+
   const root = document.getElementById("designer");
   if (!root || !window.BpmnJS) return;
   const config = JSON.parse(document.getElementById("designer-config").textContent);
@@ -46,8 +84,10 @@
   let dirty = false;
   let selected = null;
 
+  const french = (document.documentElement.lang || "fr").startsWith("fr");
   const modeler = new window.BpmnJS({
     container: "#designer-canvas",
+    additionalModules: french ? [{ translate: ["value", frenchTranslate] }] : [],
     moddleExtensions: { spiffworkflow: SPIFF_MODDLE },
   });
   const modeling = modeler.get("modeling");

@@ -54,6 +54,8 @@ WHY = {
     "standardLoopCharacteristics": _l("boucle sur l'étape : dessinez la boucle avec un branchement"),
 }
 _EXPRESSION_LANGUAGE = re.compile(r"^\s*(\$\{|#\{|=)")
+# What other tools write bare in a timer and our engine reads as a Python expression: quoted on import.
+_BARE_ISO = re.compile(r"(R\d*/)?P[0-9YMWDTHS.,]+|\d{4}-\d{2}-\d{2}(T[0-9:.]+)?(Z|[+-]\d{2}:\d{2})?")
 _IMPLEMENTATION = ("class", "expression", "delegateExpression", "type")
 
 
@@ -213,6 +215,14 @@ def adopt(xml: str, key: str, name: str | None = None) -> Adopted:
     if process.get("isExecutable") != "true":
         process.set("isExecutable", "true")
         notes.append(_("Processus marqué exécutable."))
+    for definition in process.iter(f"{{{BPMN}}}timerEventDefinition"):
+        for expression in definition:
+            text = (expression.text or "").strip()
+            if _BARE_ISO.fullmatch(text):
+                expression.text = f'"{text}"'
+                event = definition.getparent()
+                notes.append(_("« %(event)s » : minuteur %(text)s mis entre guillemets (une valeur ISO 8601, pas une "
+                               "expression).", event=event.get("name") or event.get("id"), text=text))
     if SPIFF not in root.nsmap.values():
         root = _with_spiff_namespace(root)
         process = _process(root)

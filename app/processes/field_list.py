@@ -180,8 +180,8 @@ def fields_from_post(form: Mapping) -> list[FieldSpec]:
     found = []
     for i in indexes:
         p = f"fields-{i}-"
-        if form.get(p + "delete"):
-            continue
+        if form.get(p + "delete") or not any(_get(form, p + a).strip() for a in ("name", "label", "options", "help")):
+            continue  # deleted, or added and left blank
         invalid, options = {}, []
         for line in _get(form, p + "options").splitlines():
             value, sep, label = line.partition("=")

@@ -193,8 +193,12 @@ def _item_data(item: TemplateItem) -> dict:
 
 def _item_form(item: TemplateItem | None) -> TemplateItemForm:
     form = TemplateItemForm() if request.method == "POST" or item is None else TemplateItemForm(data=_item_data(item))
-    form.role.choices = [NONE_CHOICE, *(SelectChoice(r.code, f"{r.label} ({r.code})") for r in security.list_roles())]
-    territories = security.list_territories()
+    # Deactivated roles and territories are not offered, unless the item already names them.
+    held_role = item.role.code if item is not None and item.role is not None else None
+    held_territory = item.territory.code if item is not None and item.territory is not None else None
+    form.role.choices = [NONE_CHOICE, *(SelectChoice(r.code, f"{r.label} ({r.code})") for r in security.list_roles()
+                                        if r.active or r.code == held_role)]
+    territories = [t for t in security.list_territories() if t.active or t.code == held_territory]
     form.territory.choices = [NONE_CHOICE, *(SelectChoice(t.code, f"{'· ' * t.depth}{t.name} ({t.code})")
                                              for t in territories)]
     return form

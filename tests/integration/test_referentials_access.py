@@ -147,3 +147,16 @@ def test_a_deactivated_role_grants_nothing_and_is_not_offered(client, login_as, 
     auth.logout()
     auth.login(sophie.login)
     assert client.get("/supervision/processus").status_code == 403  # the role's permission is gone
+
+
+def test_a_contact_template_no_longer_offers_a_deactivated_role(client, login_as):
+    from app.contacts.models import ContactType
+
+    kind = ContactType(code="CT-ROLE", label="Essai", default_channel="phone", default_direction="in")
+    retired = Role(code="ancien_role", label="Ancien rôle", active=False)
+    session.add_all([kind, retired])
+    session.commit()
+    login_as("admin")
+    page = client.get(f"/referentiels/types-de-contact/{kind.id}/modele/nouveau").get_data(as_text=True)
+    assert 'value="accueil"' in page or 'value="admin"' in page
+    assert 'value="ancien_role"' not in page

@@ -89,3 +89,13 @@ def test_a_file_that_cannot_be_imported_says_why(xml, message):
 def test_a_bad_key_is_refused():
     with pytest.raises(bpmn_import.PortabilityError, match="Identifiant de processus invalide"):
         bpmn_import.adopt(_read("bpmnio_supported.bpmn"), "Relève-Compteur")
+
+
+def test_a_bare_iso_timer_from_another_tool_is_quoted_on_import():
+    xml = _read("bpmnio_supported.bpmn").replace('"P1D"', "PT1H")
+    as_exported = xml.replace("Process_1", "imported").replace('isExecutable="false"', 'isExecutable="true"')
+    with pytest.raises(engine.ProcessError, match="minuteur « PT1H »"):  # the engine would read a name
+        engine.check("imported", {"imported.bpmn": as_exported})
+    adopted = bpmn_import.adopt(xml, "imported")
+    assert '"PT1H"' in adopted.xml and any("PT1H mis entre guillemets" in note for note in adopted.notes)
+    engine.check("imported", {"imported.bpmn": adopted.xml, **adopted.forms})

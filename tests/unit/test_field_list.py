@@ -90,3 +90,9 @@ def test_a_post_becomes_fields_in_order_without_the_deleted_ones():
 def test_each_refusal_points_at_its_input(specs, key, message):
     errors = field_list.check_fields(specs)
     assert key in errors and message in errors[key], errors
+
+
+def test_a_row_added_and_left_blank_is_dropped():
+    posted = MultiDict([("fields-0-name", "a"), ("fields-0-label", "A"), ("fields-0-type", "text"),
+                        ("fields-1-name", ""), ("fields-1-label", ""), ("fields-1-type", "text")])
+    assert [f.name for f in field_list.fields_from_post(posted)] == ["a"]

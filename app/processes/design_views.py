@@ -394,7 +394,8 @@ def trial_run(key: str):
     if current is None:
         return redirect(url_for("design.show", key=key), 303)
     if request.method == "GET":
-        return _trial_page(current, sample=json.dumps(trial.sample_data(current_user), ensure_ascii=False, indent=2))
+        sample = trial.sample_data(current_user, key, current.files)
+        return _trial_page(current, sample=json.dumps(sample, ensure_ascii=False, indent=2))
     action = request.form.get("action", "")
     sample = request.form.get("sample", "")
     try:

@@ -310,19 +310,23 @@ class _TrialEnvironment(_Environment):
     """A test run's environment: an operation is written in the journal instead of run (no letter,
     no mail, no dossier touched); its result says so."""
 
-    def __init__(self, journal: list):
+    def __init__(self, journal: list, results: dict):
         super().__init__()
         self.journal = journal
+        self.results = results
 
     def call_service(self, context, operation_name=None, operation_params=None, **kwargs):
         params = {name: value["value"] for name, value in (operation_params or {}).items()}
         self.journal.append({"operation": operation_name, "parameters": params})
-        return json.dumps({"trial": True, "operation": operation_name}, default=str)
+        simulated = self.results.get(operation_name)
+        return json.dumps({**(simulated if isinstance(simulated, dict) else {}), "trial": True,
+                           "operation": operation_name}, default=str)
 
 
-def trial_engine(journal: list):
-    """A script engine for a test run: scripts run as in production, operations only go to journal."""
-    return _ScriptEngine(environment=_TrialEnvironment(journal))
+def trial_engine(journal: list, results: dict | None = None):
+    """A script engine for a test run: scripts run as in production, operations only go to journal
+    and answer the result the analyst simulates for them (results: operation → dict)."""
+    return _ScriptEngine(environment=_TrialEnvironment(journal, results or {}))
 
 
 # The serializer: the workflow's tasks and data, never its spec (stored once per version).

@@ -599,3 +599,30 @@ def test_create_affaire_queues_the_dossier_s_affaire_once(world, app):
         app.config.pop("BILLING_API_URL")
     rows = session.execute(select(AffaireSync).where(AffaireSync.dossier_id == dossier.id)).scalars().all()
     assert [r.action for r in rows] == ["create"]
+
+
+def test_a_test_run_takes_the_path_the_simulated_operation_results_choose(client, login_as):
+    _deploy("unpaid_relaunch")
+    login_as("concepteur")
+    _open(client, "unpaid_relaunch")
+    page = client.get("/conception/processus/unpaid_relaunch/essai").get_data(as_text=True)
+    sample = json.loads(html.unescape(re.search(r'<textarea id="sample"[^>]*>(.*?)</textarea>', page, re.S).group(1)))
+    assert sample["trial_results"]["dunning_level"]["outcome"] == "done"
+    token = csrf_token(page)
+
+    def start(outcome: str) -> str:
+        data = {**sample, "trial_results": {**sample["trial_results"], "dunning_level": {
+            **sample["trial_results"]["dunning_level"], "outcome": outcome}}}
+        return client.post("/conception/processus/unpaid_relaunch/essai", data={
+            "csrf_token": token, "action": "start", "sample": json.dumps(data)}).get_data(as_text=True)
+
+    waiting = start("done")  # a level applied: the process waits for the next one or a payment
+    assert 'id="trial-waiting"' in waiting and "facture_payee" in waiting and 'id="trial-completed"' not in waiting
+    paid = start("paid")  # the level finds the invoices paid: the dossier is closed, the process ends
+    journal = re.search(r'<ol id="trial-journal">(.*?)</ol>', paid, re.S).group(1)
+    assert 'id="trial-completed"' in paid and "dunning_level" in journal and "close_dossier" in journal
+    state = re.search(r'name="token" value="([^"]+)"', waiting).group(1)
+    received = client.post("/conception/processus/unpaid_relaunch/essai", data={
+        "csrf_token": token, "action": "message", "message": "facture_payee", "token": state,
+        "sample": json.dumps(sample)}).get_data(as_text=True)
+    assert 'id="trial-completed"' in received

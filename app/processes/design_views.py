@@ -90,9 +90,10 @@ def show(key: str):
     entry = _entry_or_404(key)
     findings = design.problems(key, entry.draft.files) if entry.draft is not None else []
     latest, candidates, total = design.migration_candidates(key)
+    pending = design.changes(latest.files if latest else {}, entry.draft.files, key) if entry.draft else []
     return render_template("design/process.html", entry=entry, findings=findings,
                            blocking=[f for f in findings if f.blocking], latest=latest, candidates=candidates,
-                           candidates_total=total)
+                           candidates_total=total, pending=pending)
 
 
 @bp.route("/<key>/instances/<int:instance_id>/migrer", methods=["POST"])

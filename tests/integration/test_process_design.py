@@ -193,7 +193,10 @@ def test_deploying_a_draft_makes_a_new_version_with_its_changes_audited(client, 
                    "appointment.schema.json": json.dumps(APPOINTMENT)}
     draft.revision = 5
     session.commit()
-    token = _token(client, "/conception/processus/move_in")
+    page = client.get("/conception/processus/move_in").get_data(as_text=True)
+    pending = re.search(r'<ul id="draft-changes"[^>]*>(.*?)</ul>', page, re.S).group(1)
+    assert "Ajouté : tâche utilisateur « Prendre rendez-vous » (appointment)" in html.unescape(pending)
+    token = csrf_token(page)
     stale = client.post("/conception/processus/move_in/deployer", data={"csrf_token": token, "revision": "4"})
     assert stale.status_code == 303 and _versions("move_in") == 1
     deployed = client.post("/conception/processus/move_in/deployer", data={"csrf_token": token, "revision": "5"})

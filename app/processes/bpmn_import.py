@@ -12,6 +12,7 @@ network access; nothing in it is run.
 """
 from __future__ import annotations
 
+import ast
 import json
 import re
 from dataclasses import dataclass
@@ -50,7 +51,8 @@ WHY = {
     "compensateEventDefinition": _l("compensation : Guichet ne défait pas les étapes"),
     "linkEventDefinition": _l("événement de lien : reliez les étapes par une liaison"),
     "cancelEventDefinition": _l("annulation de transaction : Guichet n'a pas de transaction"),
-    "multiInstanceLoopCharacteristics": _l("étape multi-instance : Guichet la ferait une seule fois"),
+    "multiInstanceLoopCharacteristics": _l("étape multi-instance : Guichet ne la prend pas en charge ; dessinez "
+                                           "une boucle avec un branchement"),
     "standardLoopCharacteristics": _l("boucle sur l'étape : dessinez la boucle avec un branchement"),
 }
 _EXPRESSION_LANGUAGE = re.compile(r"^\s*(\$\{|#\{|=)")
@@ -176,7 +178,43 @@ def _check_element(element) -> list[Finding]:
             why = _python_expression(condition.text)
             if why:
                 found.append(_finding(element, why))
+    found.extend(_finding(element, why) for why in _code_problems(element))
     return found
+
+
+# Scripts, conditions, parameters and timers run in the server with only the engine's listed
+# functions; what reaches Python's internals through attributes (().__class__.__base__…) or string
+# formatting ("{0.__class__}".format) is refused before anything runs, at deployment and test run.
+_FORBIDDEN_ATTRIBUTES = {"format", "format_map", "mro"}
+
+
+def unsafe(code: str, mode: str) -> str | None:
+    """Why this script or expression may not run, or None (a syntax error is reported elsewhere)."""
+    try:
+        tree = ast.parse(code.strip(), mode=mode)
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and (node.attr.startswith("_") or node.attr in _FORBIDDEN_ATTRIBUTES):
+            return _("l'attribut « %(name)s » n'est pas permis dans un script", name=node.attr)
+        if isinstance(node, ast.Name) and node.id.startswith("__"):
+            return _("le nom « %(name)s » n'est pas permis dans un script", name=node.id)
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            return _("un script n'importe pas de module")
+    return None
+
+
+def _code_problems(element) -> list[str]:
+    """The code an element carries that may not run: its script, condition, pre/post scripts,
+    service parameters and timer expressions."""
+    pieces = []
+    for tag, mode in ((f"{{{BPMN}}}script", "exec"), (f"{{{BPMN}}}conditionExpression", "eval"),
+                      (f"{{{SPIFF}}}preScript", "exec"), (f"{{{SPIFF}}}postScript", "exec"),
+                      (f"{{{BPMN}}}timeDuration", "eval"), (f"{{{BPMN}}}timeDate", "eval"),
+                      (f"{{{BPMN}}}timeCycle", "eval")):
+        pieces += [(node.text or "", mode) for node in element.iter(tag)]
+    pieces += [(node.get("value") or "", "eval") for node in element.iter(f"{{{SPIFF}}}parameter")]
+    return [why for text, mode in pieces if text.strip() and (why := unsafe(text, mode))]
 
 
 def analyse(xml: str) -> list[Finding]:
@@ -230,7 +268,10 @@ def adopt(xml: str, key: str, name: str | None = None) -> Adopted:
     for task in process.iter(f"{{{BPMN}}}userTask"):
         if task.find(f".//{{{SPIFF}}}property[@name='formJsonSchemaFilename']") is not None:
             continue
-        filename = f"{re.sub(r'[^a-z0-9_]', '_', (task.get('id') or 'form').lower())}.schema.json"
+        stem = re.sub(r"[^a-z0-9_]", "_", (task.get("id") or "").lower()).strip("_")[:60] or "form"
+        filename = f"{stem}.schema.json"
+        if filename in forms:  # two ids that read the same once lower-cased
+            filename = f"{stem}_{len(forms) + 1}.schema.json"
         extensions = task.find(f"{{{BPMN}}}extensionElements")
         if extensions is None:
             extensions = etree.Element(f"{{{BPMN}}}extensionElements")

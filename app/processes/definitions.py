@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app import clock
 from app.audit.context import current
@@ -53,16 +53,19 @@ def latest(key: str) -> ProcessDefinition | None:
 
 def deploy(key: str, files: dict[str, str], *, name: str | None = None,
            change_summary: list[str] | None = None) -> Deployed:
-    """Check and store the process as its next version, unless this very content is deployed; name
-    (else the diagram's) and what changed come from the designer."""
+    """Check and store the process as its next version, unless the latest version has this very
+    content; name (else the diagram's) and what changed come from the designer."""
     parsed = check(key, files)
     digest = content_hash(parsed.files)
-    same = session.execute(select(ProcessDefinition).where(
-        ProcessDefinition.key == key, ProcessDefinition.content_hash == digest)).scalar_one_or_none()
-    if same is not None:
-        return Deployed(same, created=False)
-    last = session.execute(select(func.max(ProcessDefinition.version)).where(ProcessDefinition.key == key)).scalar()
-    definition = ProcessDefinition(key=key, name=(name or parsed.name)[:200], version=(last or 0) + 1,
+    newest = latest(key)
+    if newest is not None and content_hash(newest.files) == digest:
+        return Deployed(newest, created=False)
+    last = newest.version if newest is not None else 0
+    taken = session.execute(select(ProcessDefinition.id).where(
+        ProcessDefinition.key == key, ProcessDefinition.content_hash == digest)).first()
+    if taken:  # back to an older version's content (a revert): a new version, with an identity of its own
+        digest = hashlib.sha256(f"{digest}\0version {last + 1}".encode()).hexdigest()
+    definition = ProcessDefinition(key=key, name=(name or parsed.name)[:200], version=last + 1,
                                    content_hash=digest, files=parsed.files, change_summary=change_summary,
                                    deployed_by=current().actor_label or "system", deployed_at=clock.now())
     session.add(definition)

@@ -17,6 +17,7 @@ from datetime import datetime
 from flask_babel import gettext as _
 from lxml import etree
 from sqlalchemy import func, select
+from sqlalchemy.orm.exc import StaleDataError
 
 from app import clock
 from app.contacts.models import ContactType
@@ -126,7 +127,7 @@ def open_draft(key: str, *, agent) -> ProcessDraft:
 
 def _new_draft(key: str, name: str, files: dict[str, str], *, agent, base_version: int | None) -> ProcessDraft:
     now = clock.now()
-    created = ProcessDraft(key=key, name=name[:200], files=files, base_version=base_version, revision=1,
+    created = ProcessDraft(key=key, name=name[:200], files=files, base_version=base_version,
                            created_by_id=agent.id, updated_by_id=agent.id, created_at=now, updated_at=now)
     session.add(created)
     session.flush()
@@ -205,10 +206,13 @@ def save_draft(key: str, *, agent, revision: int, diagram: str | None = None,
     if name is not None and name.strip():
         current.name = name.strip()[:200]
     current.files = files
-    current.revision += 1
     current.updated_by_id = agent.id
     current.updated_at = clock.now()
-    session.flush()
+    try:
+        session.flush()  # the revision moves on; a concurrent save of the same copy fails here
+    except StaleDataError:
+        raise StaleDraft(_("Le brouillon vient d'être enregistré par quelqu'un d'autre : rechargez la page avant "
+                           "d'enregistrer.")) from None
     return current
 
 
@@ -217,11 +221,15 @@ def _check_size(filename: str, text: str) -> None:
         raise BusinessError(_("%(name)s : fichier trop gros (1 Mo au plus).", name=filename))
 
 
-def discard(key: str) -> None:
+def discard(key: str, *, revision: int) -> None:
+    """Abandon the draft, as the analyst last saw it (not a newer save by someone else)."""
     current = draft(key)
-    if current is not None:
-        session.delete(current)
-        session.flush()
+    if current is None:
+        return
+    if current.revision != revision:
+        raise StaleDraft(_("Le brouillon a été modifié entre-temps : rechargez la page avant de l'abandonner."))
+    session.delete(current)
+    session.flush()
 
 
 # --- Validation and deployment ------------------------------------------------------------------
@@ -433,7 +441,7 @@ def _elements(diagram: str | None, key: str) -> dict[str, tuple[str, str, str]]:
             for child in element:
                 if _local(child.tag) in _STRUCTURE or (kind == "subProcess" and child.get("id")):
                     continue
-                body.append(etree.tostring(child, method="c14n").decode("utf-8"))
+                body.append(_canonical(child))
             found[element.get("id")] = (kind, element.get("name") or "", "\n".join(body))
     return found
 
@@ -445,6 +453,16 @@ KINDS = {
     "exclusiveGateway": "branchement", "parallelGateway": "branchement", "inclusiveGateway": "branchement",
     "eventBasedGateway": "branchement", "sequenceFlow": "liaison", "lane": "couloir", "subProcess": "sous-processus",
 }
+
+
+def _canonical(element) -> str:
+    """An element's settings as text, whatever the prefixes, namespace declarations, indentation or
+    attribute order a tool writes (a modeler's save must not read as a change)."""
+    if not isinstance(element.tag, str):
+        return ""
+    attributes = ",".join(f"{k}={v}" for k, v in sorted(element.attrib.items()))
+    children = "".join(_canonical(child) for child in element)
+    return f"<{element.tag}[{attributes}]{(element.text or '').strip()}{children}>"
 
 
 def _label(element_id: str, kind: str, name: str) -> str:
@@ -525,18 +543,15 @@ def import_diagram(key: str, name: str, xml: str, *, agent) -> tuple[ProcessDraf
         raise BusinessError(str(exc), field="file") from None
     latest = definitions.latest(key)
     current = draft(key)
-    files = dict(current.files if current else latest.files if latest else {})
+    if current is not None:  # an import never overwrites an analyst's work in progress
+        raise BusinessError(_("Un brouillon de « %(key)s » est en cours : déployez-le ou abandonnez-le avant "
+                              "d'importer un diagramme à sa place.", key=key), field="key")
+    files = dict(latest.files if latest else {})
     files[f"{key}.bpmn"] = adopted.xml
     for filename, text in adopted.forms.items():
         files.setdefault(filename, text)
-    label = (name or "").strip() or (current.name if current else latest.name if latest else key)
-    if current is None:
-        current = _new_draft(key, label, files, agent=agent, base_version=latest.version if latest else None)
-    else:
-        current.files, current.name = files, label[:200]
-        current.revision += 1
-        current.updated_by_id, current.updated_at = agent.id, clock.now()
-        session.flush()
+    label = (name or "").strip() or (latest.name if latest else key)
+    current = _new_draft(key, label, files, agent=agent, base_version=latest.version if latest else None)
     return current, adopted.notes, problems(key, files)
 
 

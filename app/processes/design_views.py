@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
+from app.audit import service as audit
 from app.db import session as db_session
 from app.documents.models import DocumentTemplate, TemplateKind
 from app.errors import BusinessError
@@ -134,7 +135,12 @@ def edit(key: str):
 @bp.route("/<key>/abandonner", methods=["POST"])
 def discard(key: str):
     _entry_or_404(key)
-    design.discard(key)
+    try:
+        design.discard(key, revision=int_or_none(request.form.get("revision")) or 0)
+    except BusinessError as exc:
+        db_session.rollback()
+        flash(exc.message, "error")
+        return redirect(url_for("design.show", key=key), 303)
     db_session.commit()
     flash(_("Brouillon abandonné."), "success")
     return redirect(url_for("design.show", key=key), 303)
@@ -192,7 +198,7 @@ def _palette(draft) -> dict:
         "operations": design.operation_catalogue(),
         "forms": sorted(name for name in draft.files if name.endswith(".json")),
         "roles": [{"code": r.code, "label": r.label} for r in db_session.execute(
-            select(Role).order_by(Role.code)).scalars()],
+            select(Role).where(Role.active.is_(True)).order_by(Role.code)).scalars()],
         "templates": {"letter": _templates(TemplateKind.LETTER), "mail": _templates(TemplateKind.MAIL)},
         "scriptFunctions": sorted(engine.SCRIPT_FUNCTIONS),
     }
@@ -329,8 +335,8 @@ def form(key: str, filename: str):
 def _store_form(current, key, filename, schema: dict, ui: dict, *, fields, title, raw=None):
     schema_file, ui_file = _form_names(filename)
     texts = {schema_file: json.dumps(schema, ensure_ascii=False, indent=2)}
-    if ui or ui_file in current.files:
-        texts[ui_file] = json.dumps(ui, ensure_ascii=False, indent=2) if ui else None
+    if ui or ui_file in current.files:  # kept, even empty: the diagram may name it
+        texts[ui_file] = json.dumps(ui or {}, ensure_ascii=False, indent=2)
     try:
         from jsonschema import Draft202012Validator
         from jsonschema.exceptions import SchemaError
@@ -409,6 +415,8 @@ def trial_run(key: str):
             if not isinstance(data, dict):
                 raise BusinessError(_("Données d'essai : un objet JSON est attendu."), field="sample")
             run = trial.start(key, dict(current.files), data)
+            audit.record("trial_run", obj=current)  # the draft's scripts ran on the server
+            db_session.commit()
             return _trial_page(current, trial_run=run, sample=sample)
         run = trial.load(key, dict(current.files), request.form.get("token", ""))
         if action == "complete":

@@ -175,7 +175,9 @@ def check(key: str, files: dict[str, str]) -> Parsed:
     if diagram not in files:
         raise ProcessError(f"{key} : le diagramme {diagram} est introuvable.")
     try:  # what the engine would only find out when an instance reaches it
-        problems = [Problem(f.element_id, f.message) for f in bpmn_import.analyse(files[diagram]) if f.blocking]
+        has_dmn = any(name.endswith(".dmn") for name in files)  # a business rule task with its table runs
+        problems = [Problem(f.element_id, f.message) for f in bpmn_import.analyse(files[diagram])
+                    if f.blocking and not (has_dmn and f.kind == "businessRuleTask")]
     except bpmn_import.PortabilityError as exc:
         raise ProcessError(f"{diagram} : {exc}") from None
     try:
@@ -598,12 +600,20 @@ class Run:
         """Move this instance to another version of its process (the caller checked the blockers):
         the steps it has not reached are those of the new version; then step."""
         top, subprocesses, spec, subprocess_specs = self._diff(definition)
+        # The library resets waiting tasks to predict their branches again, which would restart
+        # their timers: each keeps the due time it had (the step itself did not change).
+        frozen = {task.task_spec.bpmn_id: task.internal_data["event_value"]
+                  for task in self.workflow.get_tasks(state=TaskState.WAITING)
+                  if task.task_spec.bpmn_id and "event_value" in task.internal_data}
         migrate_workflow(top, self.workflow, spec)
         for sp_id, diff in subprocesses.items():
             subworkflow = self.workflow.subprocesses[sp_id]
             migrate_workflow(diff, subworkflow, subprocess_specs[subworkflow.spec.name])
         self.workflow.subprocess_specs = subprocess_specs
         self._steps()
+        for task in self.workflow.get_tasks(state=TaskState.WAITING):
+            if task.task_spec.bpmn_id in frozen:
+                task.internal_data["event_value"] = frozen[task.task_spec.bpmn_id]
 
     def snapshot(self) -> Snapshot:
         workflow = self.workflow

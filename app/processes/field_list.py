@@ -81,7 +81,7 @@ def fields_of(schema: dict, ui: dict | None) -> list[FieldSpec]:
         prop, entry = properties[name], forms._ui(ui, name)
         kind = _kind(prop, entry)
         extra = {k: v for k, v in prop.items() if k not in _OWNED and not (k == "format" and v in _FORMATS)}
-        owned_widget = entry.get("ui:widget") in ("textarea", "radio", "tel")
+        owned_widget = entry.get("ui:widget") in ("textarea", "radio")  # "tel" stays as the form wrote it
         ui_extra = {k: v for k, v in entry.items() if k not in _OWNED_UI and not (k == "ui:widget" and owned_widget)}
         condition = entry.get("ui:visibleIf")
         visible_if = {k: list(v) if isinstance(v, list) else [v] for k, v in condition.items()} \
@@ -111,7 +111,10 @@ def _property(spec: FieldSpec) -> dict:
         if all(isinstance(v, str) for v in values):
             prop["type"] = "string"
         prop["enum"] = values
-    if kind in _FORMATS:
+    if kind == "phone" and spec.ui_extra.get("ui:widget") == "tel":
+        if prop.get("format") in _FORMATS:  # a phone by its widget, as the form wrote it
+            prop.pop("format")
+    elif kind in _FORMATS:
         prop["format"] = _FORMATS[kind]
     elif prop.get("format") in _FORMATS:  # a former type's format, not this one's
         prop.pop("format")
@@ -120,6 +123,8 @@ def _property(spec: FieldSpec) -> dict:
 
 def _ui_entry(spec: FieldSpec) -> dict:
     entry = copy.deepcopy(spec.ui_extra)
+    if entry.get("ui:widget") == "tel" and spec.type != "phone":
+        entry.pop("ui:widget")  # no longer a phone
     if spec.help:
         entry["ui:help"] = spec.help
     if spec.type == "textarea":

@@ -220,6 +220,9 @@ class ProcessDraft(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
 
+    # The UPDATE checks it: of two saves made on the same copy, the second fails (StaleDataError).
+    __mapper_args__ = {"version_id_col": revision}
+
     updated_by: Mapped[Agent | None] = relationship(foreign_keys=[updated_by_id])
 
     def __str__(self) -> str:

@@ -349,7 +349,8 @@ def migrate(*, agent: Agent, instance_id: int, definition: ProcessDefinition) ->
                               "atteintes : %(steps)s.", steps=", ".join(blockers)))
     before = str(instance.definition)
     instance.definition = definition
-    _advance(instance, run, lambda r: r.migrate(definition), actor=agent)
+    # actor None: a step the new version makes ready goes to its lane, not to the analyst.
+    _advance(instance, run, lambda r: r.migrate(definition), actor=None)
     audit.record("migrate", obj=instance, data={"from": before, "to": str(definition)})
     return instance
 

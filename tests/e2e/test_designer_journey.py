@@ -133,8 +133,8 @@ def test_analyst_adds_a_step_with_a_form_and_a_timer_deploys_and_agents_follow_t
     expect(analyst.locator(".djs-overlay .designer-problem")).to_have_count(1)
     analyst.screenshot(path=str(SCREENSHOTS / "designer-timer-error.png"))
 
-    # Fixed with the duration helper: 14 days.
-    analyst.locator(f"#designer-canvas .djs-element[data-element-id='{timer}']").click()
+    # Fixed with the duration helper: 14 days (the timer is still the selected element).
+    expect(analyst.locator("#prop-id")).to_have_text(timer)
     analyst.locator("#iso-days").fill("14")
     analyst.locator("#iso-apply").click()
     expect(analyst.locator("#prop-timer")).to_have_value('"P14D"')

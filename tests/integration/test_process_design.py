@@ -7,11 +7,13 @@ import html
 import io
 import json
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from lxml import etree
 from sqlalchemy import func, select
+from werkzeug.datastructures import MultiDict
 
 from app.audit.models import AuditEntry
 from app.db import session
@@ -93,8 +95,23 @@ def test_the_designer_needs_process_design(client, login_as, path):
     _deploy("move_in")
     login_as("accueil")
     assert client.get(path).status_code == 403
-    assert client.post("/conception/processus/move_in/modifier").status_code in (400, 403)
+
+
+@pytest.mark.parametrize("path", [
+    "/conception/processus/nouveau", "/conception/processus/importer", "/conception/processus/move_in/modifier",
+    "/conception/processus/move_in/brouillon", "/conception/processus/move_in/deployer",
+    "/conception/processus/move_in/abandonner", "/conception/processus/move_in/essai",
+    "/conception/processus/move_in/instances/1/migrer", "/conception/processus/move_in/formulaires",
+    "/conception/processus/move_in/formulaires/identity.schema.json"])
+def test_every_designer_write_needs_process_design(client, login_as, path):
+    _deploy("move_in")
+    login_as("accueil")
+    token = csrf_token(client.get("/").get_data(as_text=True))  # a valid token: only the permission refuses
+    posted = client.post(path, data={"csrf_token": token, "key": "x_y", "name": "X", "revision": "1",
+                                     "action": "start", "sample": "{}"}, headers={"X-CSRFToken": token})
+    assert posted.status_code == 403
     assert session.execute(select(func.count()).select_from(ProcessDraft)).scalar_one() == 0
+    assert _versions("move_in") == 1
 
 
 def test_catalogue_lists_versions_instances_and_users(client, login_as):
@@ -153,10 +170,10 @@ def test_a_bad_timer_is_reported_on_its_element_then_fixed(client, login_as):
     files = {**draft.files, "appointment.schema.json": json.dumps(APPOINTMENT)}
     draft.files = files
     session.commit()
-    answer = _save(client, "move_in", 1, with_step(files["move_in.bpmn"], timer="15 jours")).get_json()
+    answer = _save(client, "move_in", draft.revision, with_step(files["move_in.bpmn"], timer="15 jours")).get_json()
     assert [p["element"] for p in answer["problems"]] == ["pause"]
     assert "minuteur « 15 jours »" in answer["problems"][0]["message"]
-    answer = _save(client, "move_in", 2, with_step(files["move_in.bpmn"], timer='"P2D"')).get_json()
+    answer = _save(client, "move_in", answer["revision"], with_step(files["move_in.bpmn"], timer='"P2D"')).get_json()
     assert answer["problems"] == []
 
 
@@ -371,8 +388,8 @@ def test_a_test_run_steps_through_forms_and_writes_nothing(client, login_as):
     login_as("concepteur")
     _open(client)
     counts = {table: session.execute(select(func.count()).select_from(table)).scalar_one()
-              for table in (ProcessInstance.__table__, DossierElement.__table__, OutgoingMail.__table__,
-                            AuditEntry.__table__)}
+              for table in (ProcessInstance.__table__, DossierElement.__table__, OutgoingMail.__table__)}
+    audited = session.execute(select(func.max(AuditEntry.id))).scalar() or 0
     page = client.get("/conception/processus/move_in/essai").get_data(as_text=True)
     sample = re.search(r'<textarea id="sample"[^>]*>(.*?)</textarea>', page, re.S).group(1)
     token = csrf_token(page)
@@ -399,6 +416,8 @@ def test_a_test_run_steps_through_forms_and_writes_nothing(client, login_as):
     session.expire_all()
     assert counts == {table: session.execute(select(func.count()).select_from(table)).scalar_one()
                       for table in counts}
+    audit = session.execute(select(AuditEntry.action, AuditEntry.object_type).where(AuditEntry.id > audited)).all()
+    assert audit == [("trial_run", "process_draft")]  # the only write: who ran the draft's code, and when
 
     forged = client.post("/conception/processus/move_in/essai", data={
         "csrf_token": token, "action": "show", "token": "eyJmb28iOiJiYXIifQ.forged"})
@@ -442,7 +461,7 @@ def test_an_imported_diagram_with_unsupported_elements_lists_them_and_does_not_d
 def test_importing_over_an_existing_process_makes_its_next_draft_and_bad_files_are_refused(client, login_as):
     _deploy("move_in")
     login_as("concepteur")
-    _import(client, "bpmnio_supported.bpmn", "move_in")
+    _import(client, "bpmnio_supported.bpmn", "move_in")  # no draft yet: the import becomes it
     draft = design.draft("move_in")
     assert draft.base_version == 1 and 'id="move_in"' in draft.files["move_in.bpmn"]
     assert "identity.schema.json" in draft.files  # the version's forms stay in the draft
@@ -629,3 +648,136 @@ def test_a_test_run_takes_the_path_the_simulated_operation_results_choose(client
         "csrf_token": token, "action": "message", "message": "facture_payee", "token": state,
         "sample": json.dumps(sample)}).get_data(as_text=True)
     assert 'id="trial-completed"' in received
+
+
+def test_a_migrated_instance_keeps_the_due_time_of_the_timer_it_waits_on(app_ctx):
+    from types import SimpleNamespace
+
+    from app.processes import trial
+
+    files = definitions.read_folder(ROOT / "bpmn/unpaid_relaunch")
+    renamed = {**files, "unpaid_relaunch.bpmn": files["unpaid_relaunch.bpmn"].replace(
+        "Recouvrer l'impayé", "Recouvrer la dette")}
+    v1 = SimpleNamespace(key="unpaid_relaunch", files=files, content_hash=definitions.content_hash(files))
+    v2 = SimpleNamespace(key="unpaid_relaunch", files=renamed, content_hash=definitions.content_hash(renamed))
+    run = engine.Run.start(v1, {"context": {}}, script_engine=engine.trial_engine([], trial.TRIAL_RESULTS))
+    run.advance()
+    [waiting] = run.workflow.get_tasks(state=engine.TaskState.WAITING)
+    waiting.internal_data["event_value"] = "2026-12-01T06:30:00+00:00"
+    assert run.migration_blockers(v2) == []  # the collection step is renamed, not reached
+    run.migrate(v2)
+    assert [(t.element_id, t.due_at.isoformat()) for t in run.snapshot().timers] == [
+        ("wait", "2026-12-01T06:30:00+00:00")]
+    assert run.workflow.spec.task_specs["collect"].bpmn_name == "Recouvrer la dette"
+
+
+def test_a_modeler_s_rewrite_of_the_same_diagram_is_not_a_change():
+    old = (ROOT / "bpmn/move_in/move_in.bpmn").read_text(encoding="utf-8")
+    rewritten = old.replace('<bpmn:definitions ',
+                            '<bpmn:definitions xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" ')
+    rewritten = rewritten.replace("\n        <spiffworkflow:properties>", "<spiffworkflow:properties>")
+    assert rewritten != old
+    assert design.changes({"move_in.bpmn": old}, {"move_in.bpmn": rewritten}, "move_in") == [
+        "Disposition du schéma seulement (aucune étape changée)"]
+
+
+def test_a_draft_may_go_back_to_an_older_version_s_content(app_ctx):
+    _deploy("move_in")
+    analyst = AgentFactory(roles=[role_with("concepteur")])
+    v1_files = dict(definitions.latest("move_in").files)
+    draft = design.open_draft("move_in", agent=analyst)
+    design.save_draft("move_in", agent=analyst, revision=draft.revision, diagram=v1_files["move_in.bpmn"].replace(
+        "Choisir l'offre et le paiement", "Choisir l'offre"))
+    assert design.deploy_draft("move_in", agent=analyst, revision=draft.revision).version == 2
+    draft = design.open_draft("move_in", agent=analyst)
+    design.save_draft("move_in", agent=analyst, revision=draft.revision, diagram=v1_files["move_in.bpmn"])
+    reverted = design.deploy_draft("move_in", agent=analyst, revision=draft.revision)
+    assert reverted.version == 3 and reverted.files == v1_files and definitions.latest("move_in").version == 3
+    assert "Renommé : « Choisir l'offre » devient « Choisir l'offre et le paiement » (contract)" \
+        in reverted.change_summary
+    # Deploying the folder again changes nothing: its content is the latest version's.
+    assert [d.created for d in definitions.deploy_directory(ROOT / "bpmn", ["move_in"])] == [False]
+
+
+def test_two_saves_of_one_copy_and_an_import_over_a_draft_lose_no_work(app_ctx):
+    from sqlalchemy import text
+
+    _deploy("move_in")
+    analyst = AgentFactory(roles=[role_with("concepteur")])
+    draft = design.open_draft("move_in", agent=analyst)
+    session.commit()
+    seen = draft.revision
+    # Another analyst's save lands between this one's read and its write.
+    session.execute(text("UPDATE process_draft SET revision = revision + 1 WHERE key = 'move_in'"))
+    with pytest.raises(design.StaleDraft, match="quelqu'un d'autre"):
+        design.save_draft("move_in", agent=analyst, revision=seen, diagram=draft.files["move_in.bpmn"])
+    session.rollback()
+    session.execute(text("UPDATE process_draft SET revision = revision + 1 WHERE key = 'move_in'"))
+    session.expire_all()
+    with pytest.raises(design.StaleDraft, match="abandonner"):
+        design.discard("move_in", revision=seen)
+    xml = (ROOT / "tests/data/bpmn_foreign/bpmnio_supported.bpmn").read_text(encoding="utf-8")
+    with pytest.raises(BusinessError, match="Un brouillon de « move_in » est en cours"):
+        design.import_diagram("move_in", "", xml, agent=analyst)
+    session.rollback()
+    assert design.draft("move_in").files == definitions.latest("move_in").files
+
+
+class _FormReader(HTMLParser):
+    """The fields a browser would post from the page's form-editor form."""
+
+    def __init__(self):
+        super().__init__()
+        self.fields: list[tuple[str, str]] = []
+        self._inside = False
+        self._textarea: str | None = None
+        self._select: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form":
+            self._inside = a.get("id") == "form-editor"
+        if not self._inside:
+            return
+        if tag == "input" and a.get("name"):
+            if a.get("type") == "checkbox":
+                if "checked" in a:
+                    self.fields.append((a["name"], "on"))
+            else:
+                self.fields.append((a["name"], a.get("value") or ""))
+        elif tag == "textarea":
+            self._textarea = a["name"]
+            self.fields.append((a["name"], ""))
+        elif tag == "select":
+            self._select = a["name"]
+        elif tag == "option" and self._select and "selected" in a:
+            self.fields.append((self._select, a["value"]))
+
+    def handle_data(self, data):
+        if self._textarea:
+            name, value = self.fields[-1]
+            self.fields[-1] = (name, value + data)
+
+    def handle_endtag(self, tag):
+        if tag == "textarea":
+            self._textarea = None
+        elif tag == "select":
+            self._select = None
+        elif tag == "form":
+            self._inside = False
+
+
+def test_a_form_saved_untouched_through_the_page_keeps_every_rule(client, login_as):
+    _deploy("move_in")
+    login_as("concepteur")
+    _open(client)
+    before = json.loads(design.draft("move_in").files["identity.schema.json"])
+    reader = _FormReader()
+    reader.feed(_form_page(client, "move_in", "identity.schema.json"))
+    saved = client.post("/conception/processus/move_in/formulaires/identity.schema.json",
+                        data=MultiDict([*reader.fields, ("action", "save")]))
+    assert saved.status_code == 303, saved.get_data(as_text=True)[:500]
+    session.expire_all()
+    after = json.loads(design.draft("move_in").files["identity.schema.json"])
+    assert after["properties"]["identity_checked"]["const"] is True  # the check agents must tick
+    assert after["properties"] == before["properties"] and set(after["required"]) == set(before["required"])

@@ -29,8 +29,11 @@ def _audit(object_type: str, object_id: int) -> list[str]:
 def test_territories_and_roles_need_admin_agents(client, login_as, path):
     login_as("concepteur")  # holds admin.referentials, not admin.agents: editing roles would grant it anything
     assert client.get(path).status_code == 403
-    assert client.post("/referentiels/roles/nouveau", data={"code": "x", "label": "X"}).status_code in (400, 403)
-    assert session.execute(select(Role).where(Role.code == "x")).scalar_one_or_none() is None
+    token = csrf_token(client.get("/referentiels/types-de-contact").get_data(as_text=True))
+    refused = client.post("/referentiels/roles/nouveau", data={"csrf_token": token, "code": "xx", "label": "X",
+                                                               "permissions": ["admin.agents"]})
+    assert refused.status_code == 403
+    assert session.execute(select(Role).where(Role.code == "xx")).scalar_one_or_none() is None
 
 
 def test_a_territory_tree_is_built_edited_and_audited(client, login_as):

@@ -99,3 +99,66 @@ def test_a_bare_iso_timer_from_another_tool_is_quoted_on_import():
     adopted = bpmn_import.adopt(xml, "imported")
     assert '"PT1H"' in adopted.xml and any("PT1H mis entre guillemets" in note for note in adopted.notes)
     engine.check("imported", {"imported.bpmn": adopted.xml, **adopted.forms})
+
+
+ESCAPE = "().__class__.__base__.__subclasses__()"
+
+
+@pytest.mark.parametrize(("where", "code"), [
+    ("script", f"found = {ESCAPE}"),
+    ("script", "import os"),
+    ("script", "x = __builtins__"),
+    ("script", 'leak = "{0.__class__}".format(1)'),
+    ("condition", f"len({ESCAPE}) > 0"),
+    ("parameter", f"{ESCAPE}[0]"),
+    ("timer", '"P1D" if ().__class__ else "P2D"'),
+])
+def test_code_reaching_python_internals_is_refused_before_it_runs(where, code):
+    from xml.sax.saxutils import escape, quoteattr
+
+    script = escape(code) if where == "script" else "x = 1"
+    condition = escape(code) if where == "condition" else "True"
+    parameter = quoteattr(code) if where == "parameter" else "'a'"
+    timer = escape(code) if where == "timer" else '"P1D"'
+    xml = f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" id="d" targetNamespace="t">
+  <bpmn:process id="p" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="calc" />
+    <bpmn:scriptTask id="calc"><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+      <bpmn:script>{script}</bpmn:script></bpmn:scriptTask>
+    <bpmn:sequenceFlow id="f2" sourceRef="calc" targetRef="gw" />
+    <bpmn:exclusiveGateway id="gw" default="f4"><bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing>
+      <bpmn:outgoing>f4</bpmn:outgoing></bpmn:exclusiveGateway>
+    <bpmn:sequenceFlow id="f3" sourceRef="gw" targetRef="mail">
+      <bpmn:conditionExpression>{condition}</bpmn:conditionExpression></bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="f4" sourceRef="gw" targetRef="wait" />
+    <bpmn:serviceTask id="mail"><bpmn:extensionElements>
+      <spiffworkflow:serviceTaskOperator id="send_mail" resultVariable="m"><spiffworkflow:parameters>
+        <spiffworkflow:parameter id="template" type="str" value={parameter} />
+      </spiffworkflow:parameters></spiffworkflow:serviceTaskOperator></bpmn:extensionElements>
+      <bpmn:incoming>f3</bpmn:incoming><bpmn:outgoing>f5</bpmn:outgoing></bpmn:serviceTask>
+    <bpmn:intermediateCatchEvent id="wait"><bpmn:incoming>f4</bpmn:incoming><bpmn:outgoing>f6</bpmn:outgoing>
+      <bpmn:timerEventDefinition><bpmn:timeDuration>{timer}</bpmn:timeDuration></bpmn:timerEventDefinition>
+    </bpmn:intermediateCatchEvent>
+    <bpmn:sequenceFlow id="f5" sourceRef="mail" targetRef="end" />
+    <bpmn:sequenceFlow id="f6" sourceRef="wait" targetRef="end" />
+    <bpmn:endEvent id="end"><bpmn:incoming>f5</bpmn:incoming><bpmn:incoming>f6</bpmn:incoming></bpmn:endEvent>
+  </bpmn:process>
+</bpmn:definitions>"""
+    safe = {"script": "x = 1", "condition": "True", "parameter": "'a'", "timer": '"P1D"'}[where]
+    engine.check("p", {"p.bpmn": xml.replace(quoteattr(code) if where == "parameter" else escape(code),
+                                             quoteattr(safe) if where == "parameter" else safe)})  # the rest is fine
+    with pytest.raises(engine.ProcessError) as refused:
+        engine.check("p", {"p.bpmn": xml})
+    element = {"script": "calc", "condition": "f3", "parameter": "mail", "timer": "wait"}[where]
+    assert any(p.element_id == element and "pas permis" in p.message or "n'importe pas" in p.message
+               for p in refused.value.problems), refused.value.problems
+
+
+def test_the_shipped_processes_pass_the_code_rules():
+    for folder in (FOREIGN.parents[1] / ".." / "bpmn").resolve().iterdir():
+        if folder.is_dir():
+            diagram = (folder / f"{folder.name}.bpmn").read_text(encoding="utf-8")
+            assert [f for f in bpmn_import.analyse(diagram) if f.blocking] == [], folder.name

@@ -171,7 +171,7 @@
   function setOperator(element, name, result, parameters) {
     const values = extensions(element.businessObject).filter((e) => e.$type !== "spiffworkflow:ServiceTaskOperator");
     if (name) {
-      const params = Object.entries(parameters).filter(([, v]) => v !== "" && v !== null && v !== undefined)
+      const params = Object.entries(parameters).filter(([, v]) => v && v.value !== "" && v.value !== undefined && v.value !== null)
         .map(([id, v]) => moddle.create("spiffworkflow:Parameter", { id: id, type: v.type, value: v.value }));
       values.push(moddle.create("spiffworkflow:ServiceTaskOperator", {
         id: name, resultVariable: result || undefined,

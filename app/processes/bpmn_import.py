@@ -214,7 +214,15 @@ def _code_problems(element) -> list[str]:
                       (f"{{{BPMN}}}timeCycle", "eval")):
         pieces += [(node.text or "", mode) for node in element.iter(tag)]
     pieces += [(node.get("value") or "", "eval") for node in element.iter(f"{{{SPIFF}}}parameter")]
-    return [why for text, mode in pieces if text.strip() and (why := unsafe(text, mode))]
+    found = [why for text, mode in pieces if text.strip() and (why := unsafe(text, mode))]
+    for parameter in element.iter(f"{{{SPIFF}}}parameter"):  # evaluated when the step runs: checked now
+        value = (parameter.get("value") or "").strip()
+        try:
+            compile(value, "<parameter>", "eval")
+        except SyntaxError:
+            found.append(_("le paramètre « %(name)s » n'est pas une expression Python (« %(value)s » ; un texte "
+                           "s'écrit entre guillemets)", name=parameter.get("id"), value=value))
+    return found
 
 
 def analyse(xml: str) -> list[Finding]:

@@ -272,9 +272,16 @@ def _unavailable(diagram: str | None) -> list[Finding]:
     except etree.XMLSyntaxError:
         return []
     found = []
+    required = {op.name: [p.name for p in op.parameters if p.required] for op in operations()}
     for task in root.iter(f"{{{BPMN}}}serviceTask"):
         for operator in task.iter(f"{{{SPIFF}}}serviceTaskOperator"):
             name = operator.get("id")
+            given = {p.get("id") for p in operator.iter(f"{{{SPIFF}}}parameter") if (p.get("value") or "").strip()}
+            missing = [p for p in required.get(name, []) if p not in given]
+            if missing:
+                found.append(Finding(task.get("id"), _("« %(task)s » : l'opération « %(operation)s » attend "
+                                                       "%(names)s.", task=task.get("name") or task.get("id"),
+                                                       operation=name, names=", ".join(missing))))
             if name in engine.OPERATIONS and not engine.operation_available(name):
                 found.append(Finding(task.get("id"), _("« %(task)s » : l'opération « %(operation)s » n'est pas "
                                                        "disponible sur ce serveur ; l'étape échouerait.",

@@ -781,3 +781,15 @@ def test_a_form_saved_untouched_through_the_page_keeps_every_rule(client, login_
     after = json.loads(design.draft("move_in").files["identity.schema.json"])
     assert after["properties"]["identity_checked"]["const"] is True  # the check agents must tick
     assert after["properties"] == before["properties"] and set(after["required"]) == set(before["required"])
+
+
+def test_a_service_step_needs_its_required_parameters_each_a_python_expression(app_ctx):
+    diagram = (ROOT / "bpmn/move_in/move_in.bpmn").read_text(encoding="utf-8")
+    files = {**definitions.read_folder(ROOT / "bpmn/move_in")}
+    without_template = diagram.replace('''<spiffworkflow:parameter id="template" type="str" value="'move_in_welcome'" />''', "")
+    found = design.problems("move_in", {**files, "move_in.bpmn": without_template})
+    assert [(f.element_id, f.blocking) for f in found] == [("welcome", True)]
+    assert "attend template" in found[0].message
+    broken = diagram.replace('''value="'move_in_welcome'"''', '''value="move_in welcome"''')
+    found = design.problems("move_in", {**files, "move_in.bpmn": broken})
+    assert any(f.element_id == "welcome" and "n'est pas une expression Python" in f.message for f in found)

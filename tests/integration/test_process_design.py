@@ -786,7 +786,8 @@ def test_a_form_saved_untouched_through_the_page_keeps_every_rule(client, login_
 def test_a_service_step_needs_its_required_parameters_each_a_python_expression(app_ctx):
     diagram = (ROOT / "bpmn/move_in/move_in.bpmn").read_text(encoding="utf-8")
     files = {**definitions.read_folder(ROOT / "bpmn/move_in")}
-    without_template = diagram.replace('''<spiffworkflow:parameter id="template" type="str" value="'move_in_welcome'" />''', "")
+    template = '''<spiffworkflow:parameter id="template" type="str" value="'move_in_welcome'" />'''
+    without_template = diagram.replace(template, "")
     found = design.problems("move_in", {**files, "move_in.bpmn": without_template})
     assert [(f.element_id, f.blocking) for f in found] == [("welcome", True)]
     assert "attend template" in found[0].message

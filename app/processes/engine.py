@@ -371,7 +371,10 @@ SPEC_CACHE_SIZE = 256
 
 
 def _specs(definition) -> tuple:
-    """The parsed spec of a deployed version (anything with key, files and content_hash)."""
+    """The parsed spec of a deployed version (anything with key, files and content_hash); a
+    transient one (a test run's draft) is parsed without entering the cache."""
+    if getattr(definition, "transient", False):
+        return _parse(definition.key, definition.files)
     cache_key = (definition.key, definition.content_hash)
     cached = _spec_cache.get(cache_key)
     if cached is None:

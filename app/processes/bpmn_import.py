@@ -85,7 +85,8 @@ def _local(tag) -> str:
     return etree.QName(tag).localname if isinstance(tag, str) else ""
 
 
-def _root(xml: str):
+def parse_bpmn(xml: str):
+    """The document's root, read safely; PortabilityError when it is not readable BPMN 2.0."""
     try:
         root = etree.fromstring(xml.encode("utf-8"), _PARSER)
     except etree.XMLSyntaxError as exc:
@@ -227,7 +228,7 @@ def _code_problems(element) -> list[str]:
 
 def analyse(xml: str) -> list[Finding]:
     """What in the diagram Guichet cannot run (blocking) or ignores, in document order."""
-    process = _process(_root(xml))
+    process = _process(parse_bpmn(xml))
     found = []
     for element in process.iter():
         if element is process or not isinstance(element.tag, str) or not element.tag.startswith(f"{{{BPMN}}}"):
@@ -245,7 +246,7 @@ def adopt(xml: str, key: str, name: str | None = None) -> Adopted:
     if not KEY.fullmatch(key or ""):
         raise PortabilityError(_("Identifiant de processus invalide : des minuscules, chiffres et « _ », "
                                  "commençant par une lettre (2 à 63 caractères)."))
-    root = _root(xml)
+    root = parse_bpmn(xml)
     process = _process(root)
     notes = []
     old = process.get("id")

@@ -164,13 +164,12 @@ def blank_diagram(key: str, name: str) -> str:
 
 
 def _check_xml(text: str) -> None:
+    from app.processes import bpmn_import
+
     try:
-        root = etree.fromstring(text.encode("utf-8"), _SAFE_XML)
-    except etree.XMLSyntaxError as exc:
-        raise BusinessError(_("Le diagramme n'est pas du XML lisible : %(error)s", error=str(exc))) from None
-    if root.tag != f"{{{BPMN}}}definitions":
-        raise BusinessError(_("Le fichier n'est pas un diagramme BPMN 2.0 (élément racine « definitions » "
-                              "attendu)."))
+        bpmn_import.parse_bpmn(text)
+    except bpmn_import.PortabilityError as exc:
+        raise BusinessError(str(exc)) from None
 
 
 def save_draft(key: str, *, agent, revision: int, diagram: str | None = None,

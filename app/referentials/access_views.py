@@ -31,6 +31,17 @@ def _done(message: str, to: str):
     return redirect(to, 303)
 
 
+def _attempt(write, *, refused_to: str, message, to: str):
+    """Run write(); a refusal goes back to refused_to with its message, nothing written."""
+    try:
+        write()
+    except BusinessError as exc:
+        db_session.rollback()
+        flash(exc.message, "error")
+        return redirect(refused_to, 303)
+    return _done(message() if callable(message) else message, to)
+
+
 # --- Territories --------------------------------------------------------------------------------
 
 def _territory_page(errors=None, values=None, status=200):
@@ -82,14 +93,9 @@ def edit_territory(territory_id: int):
 @bp.route("/territoires/<int:territory_id>/supprimer", methods=["POST"])
 def delete_territory(territory_id: int):
     territory = _territory_or_404(territory_id)
-    code = territory.code
-    try:
-        access.delete_territory(territory)
-    except BusinessError as exc:
-        db_session.rollback()
-        flash(exc.message, "error")
-        return redirect(url_for("access.edit_territory", territory_id=territory_id), 303)
-    return _done(_("Territoire %(code)s supprimé.", code=code), url_for("access.territories"))
+    return _attempt(lambda: access.delete_territory(territory),
+                    refused_to=url_for("access.edit_territory", territory_id=territory_id),
+                    message=_("Territoire %(code)s supprimé.", code=territory.code), to=url_for("access.territories"))
 
 
 @bp.route("/territoires/<int:territory_id>/etat", methods=["POST"])
@@ -154,26 +160,15 @@ def edit_role(role_id: int):
 @bp.route("/roles/<int:role_id>/supprimer", methods=["POST"])
 def delete_role(role_id: int):
     role = _role_or_404(role_id)
-    code = role.code
-    try:
-        access.delete_role(role)
-    except BusinessError as exc:
-        db_session.rollback()
-        flash(exc.message, "error")
-        return redirect(url_for("access.edit_role", role_id=role_id), 303)
-    return _done(_("Rôle %(code)s supprimé.", code=code), url_for("access.roles"))
+    return _attempt(lambda: access.delete_role(role), refused_to=url_for("access.edit_role", role_id=role_id),
+                    message=_("Rôle %(code)s supprimé.", code=role.code), to=url_for("access.roles"))
 
 
 @bp.route("/roles/<int:role_id>/etat", methods=["POST"])
 def role_state(role_id: int):
     role = _role_or_404(role_id)
     active = request.form.get("active") == "1"
-    try:
-        access.set_role_active(role, active)
-    except BusinessError as exc:
-        db_session.rollback()
-        flash(exc.message, "error")
-        return redirect(url_for("access.edit_role", role_id=role_id), 303)
     message = _("Rôle %(code)s réactivé.", code=role.code) if active else \
         _("Rôle %(code)s désactivé : ses agents n'en ont plus les habilitations.", code=role.code)
-    return _done(message, url_for("access.edit_role", role_id=role.id))
+    back = url_for("access.edit_role", role_id=role_id)
+    return _attempt(lambda: access.set_role_active(role, active), refused_to=back, message=message, to=back)

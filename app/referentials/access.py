@@ -1,8 +1,9 @@
 """Territories and roles as referentials: the tree of territories (region → agency → commune) and
 the roles with their permissions, created, renamed, deactivated when in use, deleted when not.
 
-Editing roles grants rights, so these pages need ``admin.agents`` (whoever assigns roles to agents),
-not only ``admin.referentials`` (which process designers hold). The administrator role keeps the
+Territories are a referential (``admin.referentials``); editing roles grants rights, so the roles
+pages need ``admin.agents`` (whoever assigns roles to agents), not ``admin.referentials``, which
+process designers hold. The administrator role keeps the
 permissions that administer agents and roles: nobody locks the installation out. Every write goes
 through the audited models; functions flush, the caller commits.
 """

@@ -1,4 +1,5 @@
-"""Pages of the territories and roles referentials (admin.agents: see app.referentials.access)."""
+"""Pages of the territories (admin.referentials) and roles (admin.agents: editing a role grants
+rights, see app.referentials.access) referentials."""
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -14,10 +15,8 @@ from app.web import int_or_none, require_permission
 bp = Blueprint("access", __name__, url_prefix="/referentiels")
 
 
-@bp.before_request
-@require_permission("admin.agents")
-def _guard():
-    """Roles grant rights: only those who assign them to agents edit them."""
+TERRITORIES = "admin.referentials"
+ROLES = "admin.agents"  # roles grant rights: only those who assign them to agents edit them
 
 
 def _refused(exc: BusinessError, page: str, **context):
@@ -51,11 +50,13 @@ def _territory_page(errors=None, values=None, status=200):
 
 
 @bp.route("/territoires")
+@require_permission(TERRITORIES)
 def territories():
     return _territory_page()
 
 
 @bp.route("/territoires", methods=["POST"])
+@require_permission(TERRITORIES)
 def new_territory():
     try:
         created = access.create_territory(parent_id=int_or_none(request.form.get("parent")),
@@ -75,6 +76,7 @@ def _territory_or_404(territory_id: int):
 
 
 @bp.route("/territoires/<int:territory_id>", methods=["GET", "POST"])
+@require_permission(TERRITORIES)
 def edit_territory(territory_id: int):
     territory = _territory_or_404(territory_id)
     uses = access.territory_uses([territory.id]).get(territory.id, {})
@@ -91,6 +93,7 @@ def edit_territory(territory_id: int):
 
 
 @bp.route("/territoires/<int:territory_id>/supprimer", methods=["POST"])
+@require_permission(TERRITORIES)
 def delete_territory(territory_id: int):
     territory = _territory_or_404(territory_id)
     return _attempt(lambda: access.delete_territory(territory),
@@ -99,6 +102,7 @@ def delete_territory(territory_id: int):
 
 
 @bp.route("/territoires/<int:territory_id>/etat", methods=["POST"])
+@require_permission(TERRITORIES)
 def territory_state(territory_id: int):
     territory = _territory_or_404(territory_id)
     active = request.form.get("active") == "1"
@@ -126,11 +130,13 @@ def _role_page(role: Role | None, errors=None, values=None, status=200):
 
 
 @bp.route("/roles")
+@require_permission(ROLES)
 def roles():
     return render_template("referentials/role_list.html", rows=access.roles())
 
 
 @bp.route("/roles/nouveau", methods=["GET", "POST"])
+@require_permission(ROLES)
 def new_role():
     if request.method == "GET":
         return _role_page(None)
@@ -144,6 +150,7 @@ def new_role():
 
 
 @bp.route("/roles/<int:role_id>", methods=["GET", "POST"])
+@require_permission(ROLES)
 def edit_role(role_id: int):
     role = _role_or_404(role_id)
     if request.method == "GET":
@@ -158,6 +165,7 @@ def edit_role(role_id: int):
 
 
 @bp.route("/roles/<int:role_id>/supprimer", methods=["POST"])
+@require_permission(ROLES)
 def delete_role(role_id: int):
     role = _role_or_404(role_id)
     return _attempt(lambda: access.delete_role(role), refused_to=url_for("access.edit_role", role_id=role_id),
@@ -165,6 +173,7 @@ def delete_role(role_id: int):
 
 
 @bp.route("/roles/<int:role_id>/etat", methods=["POST"])
+@require_permission(ROLES)
 def role_state(role_id: int):
     role = _role_or_404(role_id)
     active = request.form.get("active") == "1"

@@ -1,4 +1,4 @@
-"""Territories and roles as referentials (admin.agents): created, edited, deleted when unused,
+"""Territories (admin.referentials) and roles (admin.agents) as referentials: created, edited, deleted when unused,
 deactivated when in use, every write audited; the administrator role cannot be locked out; a
 deactivated role grants nothing and neither it nor a deactivated territory is offered to agents."""
 from __future__ import annotations
@@ -25,10 +25,12 @@ def _audit(object_type: str, object_id: int) -> list[str]:
         .order_by(AuditEntry.id)).scalars()]
 
 
-@pytest.mark.parametrize("path", ["/referentiels/territoires", "/referentiels/roles", "/referentiels/roles/nouveau"])
-def test_territories_and_roles_need_admin_agents(client, login_as, path):
+@pytest.mark.parametrize("path", ["/referentiels/roles", "/referentiels/roles/nouveau"])
+def test_roles_need_admin_agents(client, login_as, path):
     login_as("concepteur")  # holds admin.referentials, not admin.agents: editing roles would grant it anything
     assert client.get(path).status_code == 403
+    page = client.get("/referentiels/territoires")
+    assert page.status_code == 200 and 'id="roles-link"' not in page.get_data(as_text=True)
     token = csrf_token(client.get("/referentiels/types-de-contact").get_data(as_text=True))
     refused = client.post("/referentiels/roles/nouveau", data={"csrf_token": token, "code": "xx", "label": "X",
                                                                "permissions": ["admin.agents"]})
@@ -163,3 +165,12 @@ def test_a_contact_template_no_longer_offers_a_deactivated_role(client, login_as
     page = client.get(f"/referentiels/types-de-contact/{kind.id}/modele/nouveau").get_data(as_text=True)
     assert 'value="accueil"' in page or 'value="admin"' in page
     assert 'value="ancien_role"' not in page
+
+
+def test_territories_need_admin_referentials(client, login_as):
+    login_as("accueil")
+    assert client.get("/referentiels/territoires").status_code == 403
+    token = csrf_token(client.get("/").get_data(as_text=True))
+    refused = client.post("/referentiels/territoires", data={"csrf_token": token, "code": "REG-98", "name": "X"})
+    assert refused.status_code == 403
+    assert session.execute(select(Territory).where(Territory.code == "REG-98")).scalar_one_or_none() is None

@@ -41,7 +41,9 @@ def _guard():
 
 
 def _fill_territories(form: TokenTerritoriesForm) -> None:
-    territories = security.list_territories()
+    """The active territories, and those the form already holds (a deactivated one is kept, not offered)."""
+    held = set(form.territories.data or [])
+    territories = [t for t in security.list_territories() if t.active or t.code in held]
     names = {t.code: t.name for t in territories}
     form.territories.choices = [
         SelectChoice(t.code, f"{'· ' * t.depth}{t.name} ({t.code})", optgroup=names[t.path.split("/")[1]])
@@ -98,9 +100,9 @@ def territories(token_id: int):
     if token is None:
         abort(404)
     form = TokenTerritoriesForm()
-    _fill_territories(form)
     if request.method == "GET":
         form.territories.data = [t.code for t in token.territories]
+    _fill_territories(form)
     failed = False
     if form.validate_on_submit():
         try:

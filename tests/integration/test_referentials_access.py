@@ -174,3 +174,20 @@ def test_territories_need_admin_referentials(client, login_as):
     refused = client.post("/referentiels/territoires", data={"csrf_token": token, "code": "REG-98", "name": "X"})
     assert refused.status_code == 403
     assert session.execute(select(Territory).where(Territory.code == "REG-98")).scalar_one_or_none() is None
+
+
+def test_an_api_token_keeps_its_deactivated_territory_but_a_new_one_is_not_offered_it(client, login_as):
+    from app.api import tokens
+
+    closed = TerritoryFactory(code="AG-OLD", active=False)
+    TerritoryFactory(code="AG-OPEN")
+    token, _secret = tokens.create_token(system="Facturation", permissions=["dossier.create"],
+                                         territory_codes=["AG-OLD"], created_by=None)
+    session.commit()
+    login_as("admin")
+    new_page = client.get("/admin/jetons").get_data(as_text=True)
+    assert 'value="AG-OPEN"' in new_page and 'value="AG-OLD"' not in new_page
+    held = client.get(f"/admin/jetons/{token.id}/territoires").get_data(as_text=True)
+    options = re.findall(r"<option[^>]*>", held)
+    assert any('value="AG-OLD"' in o and "selected" in o for o in options), options
+    del closed

@@ -142,15 +142,16 @@
     return found ? found.value : "";
   }
   function setSpiffProperty(element, name, value) {
-    const values = extensions(element.businessObject).slice();
-    let props = values.find((e) => e.$type === "spiffworkflow:Properties");
-    if (!props) {
-      props = moddle.create("spiffworkflow:Properties", { properties: [] });
-      values.push(props);
-    }
-    const others = (props.properties || []).filter((p) => p.name !== name);
-    props.properties = value ? others.concat([moddle.create("spiffworkflow:Property", { name: name, value: value })]) : others;
-    writeExtensions(element, values.filter((e) => e.$type !== "spiffworkflow:Properties" || e.properties.length));
+    // New objects, never the current ones changed in place: the modeler's undo restores the old ones.
+    const values = extensions(element.businessObject);
+    const current = values.find((e) => e.$type === "spiffworkflow:Properties");
+    const kept = ((current && current.properties) || []).filter((p) => p.name !== name)
+      .map((p) => moddle.create("spiffworkflow:Property", { name: p.name, value: p.value }));
+    if (value) kept.push(moddle.create("spiffworkflow:Property", { name: name, value: value }));
+    const replaced = kept.length ? moddle.create("spiffworkflow:Properties", { properties: kept }) : null;
+    const next = values.filter((e) => e !== current);
+    if (replaced) next.splice(current ? values.indexOf(current) : next.length, 0, replaced);
+    writeExtensions(element, next);
   }
   function bodyExtension(bo, type) {
     const found = findExtension(bo, type);

@@ -43,6 +43,16 @@ def _secret_key(environment: str) -> str:
     return key_file.read_text().strip()
 
 
+def _time_of_day(name: str, default: str) -> str:
+    """An "HH:MM" setting, checked at start: a typo would otherwise surface as beat failing to start."""
+    value = _env(name, default)
+    hour, colon, minute = value.partition(":")
+    if not (colon and hour.isdigit() and minute.isdigit() and len(minute) == 2 and 0 <= int(hour) <= 23
+            and 0 <= int(minute) <= 59):
+        raise RuntimeError(f"{name} must be a time of day as HH:MM (for example 06:30), not {value!r}")
+    return f"{int(hour):02d}:{minute}"
+
+
 def _transport_options(broker_url: str) -> dict:
     """Redis hands an unacknowledged task (its worker died) to another worker after
     CELERY_VISIBILITY_TIMEOUT seconds. No task is scheduled further ahead (no ETA, no countdown),
@@ -79,7 +89,7 @@ def from_env() -> dict:
             "beat_schedule_filename": str(instance_dir() / "celerybeat-schedule"),
         },
         # When the daily dunning run starts ("HH:MM", the agency's time zone); run by hand: flask dunning run.
-        "DUNNING_AT": _env("DUNNING_AT", "06:30"),
+        "DUNNING_AT": _time_of_day("DUNNING_AT", "06:30"),
         # Contracts per chunk of a dunning run (one Celery task each, one transaction per contract).
         "DUNNING_CHUNK_SIZE": _env_int("DUNNING_CHUNK_SIZE", 200),
         # How often the beat job looks for due process timers, in seconds.

@@ -1,6 +1,7 @@
 """Command line: the first administrator of a production install, the demo seed."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from app.audit.models import AuditEntry
@@ -120,3 +121,14 @@ def test_production_refuses_to_start_without_a_shared_rate_limit_store(monkeypat
     monkeypatch.setenv("RATELIMIT_STORAGE_URI", "redis://127.0.0.1:6379/1")
     with pytest.raises(RuntimeError, match="SECRET_KEY"):
         config.from_env()
+
+
+@pytest.mark.parametrize("value", ["6h30", "25:00", "06:60", "06:5", "06"])
+def test_a_malformed_dunning_time_is_refused_at_start_with_its_name(monkeypatch, value):
+    from app import config
+
+    monkeypatch.setenv("DUNNING_AT", value)
+    with pytest.raises(RuntimeError, match="DUNNING_AT must be a time of day as HH:MM"):
+        config.from_env()
+    monkeypatch.setenv("DUNNING_AT", "7:05")
+    assert config.from_env()["DUNNING_AT"] == "07:05"

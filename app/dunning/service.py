@@ -337,14 +337,19 @@ def dispatch(*, as_of: date, trigger: str) -> dict:
 
 
 def resume_stalled(*, older_than: timedelta) -> int:
-    """Hand out again the chunks of running runs handed out longer ago than older_than and not done:
-    their message went down with a worker on a broker that does not redeliver (Redis does, after its
-    visibility timeout; a chunk run twice does nothing twice). Returns how many were handed out."""
+    """Hand out again the chunks of running runs handed out longer ago than older_than and not done,
+    when the run has written no item for as long: their message went down with a worker on a broker
+    that does not redeliver (Redis does, after its visibility timeout; a chunk run twice does nothing
+    twice). Chunks merely queued behind busy workers are left alone. Returns how many were handed out."""
     from workers.tasks import dunning_chunk
 
+    cutoff = clock.now() - older_than
+    # A run still writing items is only queued behind its workers: its waiting chunks are not lost.
+    progressing = select(DunningRunItem.run_id).where(DunningRunItem.run_id == DunningRun.id,
+                                                      DunningRunItem.done_at > cutoff).exists()
     stalled = session.execute(select(DunningRunChunk).join(DunningRun, DunningRun.id == DunningRunChunk.run_id).where(
-        DunningRun.status == RunStatus.RUNNING, DunningRunChunk.done_at.is_(None),
-        DunningRunChunk.dispatched_at <= clock.now() - older_than).order_by(DunningRunChunk.id)).scalars().all()
+        DunningRun.status == RunStatus.RUNNING, DunningRunChunk.done_at.is_(None), ~progressing,
+        DunningRunChunk.dispatched_at <= cutoff).order_by(DunningRunChunk.id)).scalars().all()
     for chunk in stalled:
         chunk.dispatched_at = clock.now()
     session.commit()

@@ -22,7 +22,7 @@ from app.dossiers import service as dossiers
 from app.dossiers.models import Dossier, DossierElement, DossierOrigin, DossierStatus, ElementKind
 from app.dunning import service as dunning
 from app.dunning import steps
-from app.dunning.models import DunningBlock, DunningRun, DunningRunItem, ItemOutcome, PaymentPlan
+from app.dunning.models import DunningBlock, DunningRun, DunningRunChunk, DunningRunItem, ItemOutcome, PaymentPlan
 from app.processes import service as processes
 from app.processes.models import InstanceStatus, ProcessInstance, ProcessMessage, ProcessTimer
 from app.seed.referentials import seed_referentials
@@ -234,6 +234,28 @@ def test_a_chunk_delivered_twice_opens_and_counts_nothing_twice(dun):
     session.refresh(run)
     assert run.status == "done" and dunning.counts_of(run).opened == 2
     assert _count(DunningRunItem) == 2 and _count(Dossier) == 2
+
+
+def test_the_resume_job_hands_out_again_only_the_chunks_of_a_run_that_stopped(dun, frozen_clock, monkeypatch):
+    from workers import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.dunning_chunk, "delay", lambda run_id, number, ids: sent.append(number))
+    owing(dun, "RESUME-1", "60.00", date(2026, 2, 1))
+    owing(dun, "RESUME-2", "60.00", date(2026, 2, 1))
+    run, chunks = dunning.start_run(as_of=AS_OF, trigger="test", chunk_size=1)
+    for chunk in session.execute(select(DunningRunChunk).where(DunningRunChunk.run_id == run.id)).scalars():
+        chunk.dispatched_at = frozen_clock.now()
+    session.commit()
+    assert len(chunks) == 3
+    dunning.run_chunk(run.id, 0, chunks[0])  # the workers are at it; chunks 1 and 2 wait in the queue
+    frozen_clock.advance(minutes=14)
+    assert dunning.resume_stalled(older_than=timedelta(minutes=15)) == 0 and sent == []
+    frozen_clock.advance(minutes=5)  # queued 19 minutes, but the run wrote an item 5 minutes ago
+    dunning.run_chunk(run.id, 1, chunks[1])
+    assert dunning.resume_stalled(older_than=timedelta(minutes=15)) == 0 and sent == []
+    frozen_clock.advance(minutes=16)  # nothing written for 16 minutes: chunk 2 went down with a worker
+    assert dunning.resume_stalled(older_than=timedelta(minutes=15)) == 1 and sent == [2]
 
 
 def test_a_contract_settled_between_selection_and_its_turn_is_not_opened(dun):

@@ -81,7 +81,8 @@ class Adopted:
     notes: list[str]  # what adopt changed, in sentences
 
 
-def _local(tag) -> str:
+def local_name(tag) -> str:
+    """An element's or attribute's name without its namespace ("" for a comment)."""
     return etree.QName(tag).localname if isinstance(tag, str) else ""
 
 
@@ -102,7 +103,7 @@ def parse_bpmn(xml: str):
 def _process(root):
     """The one process holding steps (a collaboration's other pools are only participants)."""
     processes = [p for p in root.findall(f"{{{BPMN}}}process")
-                 if any(_local(child.tag) in NODES | set(WHY) for child in p)]
+                 if any(local_name(child.tag) in NODES | set(WHY) for child in p)]
     if not processes:
         raise PortabilityError(_("Le diagramme ne contient aucun processus avec des étapes."))
     if len(processes) > 1:
@@ -114,8 +115,8 @@ def _process(root):
 
 def _finding(element, message: str, *, blocking: bool = True) -> Finding:
     name = element.get("name")
-    where = f"« {name} » ({element.get('id')})" if name else (element.get("id") or _local(element.tag))
-    return Finding(element.get("id"), name, _local(element.tag), f"{where} : {message}", blocking)
+    where = f"« {name} » ({element.get('id')})" if name else (element.get("id") or local_name(element.tag))
+    return Finding(element.get("id"), name, local_name(element.tag), f"{where} : {message}", blocking)
 
 
 def _python_expression(text: str) -> str | None:
@@ -132,7 +133,7 @@ def _python_expression(text: str) -> str | None:
 
 
 def _check_element(element) -> list[Finding]:
-    kind = _local(element.tag)
+    kind = local_name(element.tag)
     found = []
     if kind in WHY:
         return [_finding(element, str(WHY[kind]))]
@@ -140,7 +141,7 @@ def _check_element(element) -> list[Finding]:
         return [] if kind in HARMLESS else [_finding(element, _("élément BPMN « %(kind)s » que Guichet ne sait pas "
                                                                 "exécuter", kind=kind))]
     for child in element:
-        child_kind = _local(child.tag)
+        child_kind = local_name(child.tag)
         if child_kind.endswith("EventDefinition") and child_kind not in EVENTS:
             found.append(_finding(element, str(WHY.get(child_kind, _("événement non pris en charge")))))
         if child_kind.endswith("LoopCharacteristics"):
@@ -234,7 +235,7 @@ def analyse(xml: str) -> list[Finding]:
         if element is process or not isinstance(element.tag, str) or not element.tag.startswith(f"{{{BPMN}}}"):
             continue
         parent = element.getparent()
-        if _local(parent.tag) not in ("process", "subProcess"):
+        if local_name(parent.tag) not in ("process", "subProcess"):
             continue  # a child of a step is looked at with its step
         found.extend(_check_element(element))
     return found

@@ -24,15 +24,13 @@ from app.contacts.models import ContactType
 from app.db import session
 from app.dossiers.models import DossierType
 from app.errors import BusinessError
-from app.processes import definitions, engine
+from app.processes import bpmn_import, definitions, engine
+from app.processes.bpmn_import import BPMN, SPIFF, local_name, parse_bpmn
 from app.processes.models import InstanceStatus, ProcessDefinition, ProcessDraft, ProcessInstance
 from app.processes.record_steps import PARTY_FIELDS
 
-KEY = re.compile(r"[a-z][a-z0-9_]{1,62}")
+KEY = bpmn_import.KEY  # a process id, as the import requires it
 FORM_FILE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,80}\.json")
-BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
-SPIFF = "http://spiffworkflow.org/bpmn/schema/1.0/core"
-_SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 class StaleDraft(BusinessError):
@@ -154,7 +152,7 @@ def new_process(key: str, name: str, *, agent) -> ProcessDraft:
 
 
 def blank_diagram(key: str, name: str) -> str:
-    root = etree.fromstring(BLANK.encode("utf-8"), _SAFE_XML)
+    root = parse_bpmn(BLANK)
     process = root.find(f"{{{BPMN}}}process")
     process.set("id", key)
     process.set("name", name)
@@ -164,25 +162,30 @@ def blank_diagram(key: str, name: str) -> str:
 
 
 def _check_xml(text: str) -> None:
-    from app.processes import bpmn_import
-
     try:
-        bpmn_import.parse_bpmn(text)
+        parse_bpmn(text)
     except bpmn_import.PortabilityError as exc:
         raise BusinessError(str(exc)) from None
+
+
+def _draft_at(key: str, revision: int, stale):
+    """The draft as the analyst last read it: gone, or moved on since (stale(current) gives the
+    message), is refused."""
+    current = draft(key)
+    if current is None:
+        raise BusinessError(_("Ce brouillon n'existe plus (déployé ou abandonné) : rouvrez le processus."))
+    if current.revision != revision:
+        raise StaleDraft(stale(current))
+    return current
 
 
 def save_draft(key: str, *, agent, revision: int, diagram: str | None = None,
                forms: dict[str, str | None] | None = None, name: str | None = None) -> ProcessDraft:
     """Save the analyst's work: the diagram, forms (None deletes one), the name. Refused when the
     draft moved on since ``revision`` was read. The content may not deploy yet (``problems`` says)."""
-    current = draft(key)
-    if current is None:
-        raise BusinessError(_("Ce brouillon n'existe plus (déployé ou abandonné) : rouvrez le processus."))
-    if current.revision != revision:
-        who = current.updated_by.full_name if current.updated_by else "?"
-        raise StaleDraft(_("Le brouillon a été modifié entre-temps par %(who)s : rechargez la page avant "
-                           "d'enregistrer.", who=who))
+    current = _draft_at(key, revision, lambda found: _(
+        "Le brouillon a été modifié entre-temps par %(who)s : rechargez la page avant d'enregistrer.",
+        who=found.updated_by.full_name if found.updated_by else "?"))
     files = dict(current.files)
     if diagram is not None:
         _check_size(f"{key}.bpmn", diagram)
@@ -224,7 +227,7 @@ def discard(key: str, *, revision: int) -> None:
     """Abandon the draft, as the analyst last saw it (not a newer save by someone else)."""
     current = draft(key)
     if current is None:
-        return
+        return  # already gone: nothing to abandon
     if current.revision != revision:
         raise StaleDraft(_("Le brouillon a été modifié entre-temps : rechargez la page avant de l'abandonner."))
     session.delete(current)
@@ -243,8 +246,6 @@ class Finding:
 def problems(key: str, files: dict[str, str]) -> list[Finding]:
     """What keeps these files from deploying, each on its element (the deployment's own checks,
     nothing looser), plus what an imported diagram holds that Guichet ignores (not blocking)."""
-    from app.processes import bpmn_import
-
     found: list[Finding] = []
     diagram = files.get(f"{key}.bpmn")
     if diagram is not None:
@@ -264,11 +265,8 @@ def problems(key: str, files: dict[str, str]) -> list[Finding]:
 def _unavailable(diagram: str | None) -> list[Finding]:
     """Service tasks naming an operation the engine knows but this server does not run: the step
     would fail on its first instance."""
-    if not diagram:
-        return []
-    try:
-        root = etree.fromstring(diagram.encode("utf-8"), _SAFE_XML)
-    except etree.XMLSyntaxError:
+    root = _readable(diagram)
+    if root is None:
         return []
     found = []
     required = {op.name: [p.name for p in op.parameters if p.required] for op in operations()}
@@ -351,11 +349,8 @@ def operation_catalogue() -> list[dict]:
 
 def deploy_draft(key: str, *, agent, revision: int) -> ProcessDefinition:
     """Deploy the draft as the process's next version, with what changed; the draft is gone after."""
-    current = draft(key)
-    if current is None:
-        raise BusinessError(_("Ce brouillon n'existe plus (déployé ou abandonné) : rouvrez le processus."))
-    if current.revision != revision:
-        raise StaleDraft(_("Le brouillon a été modifié entre-temps : rechargez la page avant de déployer."))
+    current = _draft_at(key, revision, lambda found: _(
+        "Le brouillon a été modifié entre-temps : rechargez la page avant de déployer."))
     blocking = [f for f in problems(key, current.files) if f.blocking]
     if blocking:
         raise BusinessError(_("Le processus ne peut pas être déployé : %(count)s problème(s) à corriger.",
@@ -420,32 +415,35 @@ _STRUCTURE = {"incoming", "outgoing", "flowNodeRef"}
 _HOLDERS = {"process", "subProcess", "laneSet", "lane", "childLaneSet"}  # what holds elements, not their settings
 
 
-def _local(tag) -> str:
-    return etree.QName(tag).localname if isinstance(tag, str) else ""
-
-
-def _elements(diagram: str | None, key: str) -> dict[str, tuple[str, str, str]]:
-    """The process's elements: id → (kind, name, what it does, as canonical text)."""
+def _readable(diagram: str | None):
+    """The diagram's root, or None when there is none or it does not read (engine.check says why)."""
     if not diagram:
-        return {}
+        return None
     try:
-        root = etree.fromstring(diagram.encode("utf-8"), _SAFE_XML)
-    except etree.XMLSyntaxError:
+        return parse_bpmn(diagram)
+    except bpmn_import.PortabilityError:
+        return None
+
+
+def _elements(diagram: str | None) -> dict[str, tuple[str, str, str]]:
+    """The process's elements: id → (kind, name, what it does, as canonical text)."""
+    root = _readable(diagram)
+    if root is None:
         return {}
     found = {}
     for process in root.iter(f"{{{BPMN}}}process"):
         for element in process.iter(f"{{{BPMN}}}*"):
-            if element is process or element.get("id") is None or _local(element.getparent().tag) not in _HOLDERS:
+            if element is process or element.get("id") is None or local_name(element.getparent().tag) not in _HOLDERS:
                 continue
-            kind = _local(element.tag)
+            kind = local_name(element.tag)
             if kind in ("laneSet", "incoming", "outgoing"):
                 continue
             body = []
             for attribute, value in sorted(element.attrib.items()):
                 if attribute not in ("id", "name"):
-                    body.append(f"@{_local(attribute)}={value}")
+                    body.append(f"@{local_name(attribute)}={value}")
             for child in element:
-                if _local(child.tag) in _STRUCTURE or (kind == "subProcess" and child.get("id")):
+                if local_name(child.tag) in _STRUCTURE or (kind == "subProcess" and child.get("id")):
                     continue
                 body.append(_canonical(child))
             found[element.get("id")] = (kind, element.get("name") or "", "\n".join(body))
@@ -479,7 +477,7 @@ def _label(element_id: str, kind: str, name: str) -> str:
 def changes(old: dict[str, str], new: dict[str, str], key: str) -> list[str]:
     """What a deployment changes, in sentences: steps added, removed, renamed or changed, links,
     forms, and the layout alone."""
-    before, after = _elements(old.get(f"{key}.bpmn"), key), _elements(new.get(f"{key}.bpmn"), key)
+    before, after = _elements(old.get(f"{key}.bpmn")), _elements(new.get(f"{key}.bpmn"))
     lines: list[str] = []
     flows = Counter()
     for element_id, (kind, name, body) in after.items():
@@ -539,13 +537,11 @@ def import_diagram(key: str, name: str, xml: str, *, agent) -> tuple[ProcessDraf
     """Make a diagram from another modeler this process's draft (a new process, or the next
     version of an existing one): returns the draft, what the import adapted, and what remains to
     fix or is ignored, on its element."""
-    from app.processes import bpmn_import as portability
-
     key = check_key(key)
     _check_size(f"{key}.bpmn", xml)
     try:
-        adopted = portability.adopt(xml, key, (name or "").strip() or None)
-    except portability.PortabilityError as exc:
+        adopted = bpmn_import.adopt(xml, key, (name or "").strip() or None)
+    except bpmn_import.PortabilityError as exc:
         raise BusinessError(str(exc), field="file") from None
     latest = definitions.latest(key)
     current = draft(key)

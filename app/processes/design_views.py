@@ -256,8 +256,8 @@ def _loaded(current, filename: str) -> tuple[dict, dict]:
 def _form_page(current, filename: str, fields, *, title: str, errors: dict, raw: dict | None = None,
                status: int = 200, schema: dict | None = None, ui: dict | None = None):
     if schema is None:
-        schema, ui = field_list.documents_of(fields, title=title, base_schema=_loaded(current, filename)[0],
-                                              base_ui=_loaded(current, filename)[1])
+        base_schema, base_ui = _loaded(current, filename)
+        schema, ui = field_list.documents_of(fields, title=title, base_schema=base_schema, base_ui=base_ui)
     preview = forms.build(schema, ui, {}) if not errors else []
     return render_template(
         "design/form.html", draft=current, filename=filename, fields=fields, title=title, errors=errors,

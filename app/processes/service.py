@@ -396,19 +396,24 @@ def _workable(agent: Agent, task_id: int, checked: ProcessTask | None) -> tuple[
     return task, instance
 
 
+def refusals(schema: dict, ui: dict | None, answers: dict, task_data: Callable[[], dict]) -> dict[str, str]:
+    """What refuses these answers, by field: the form's own rules, then its guard's (a rule of law or
+    of the business holding an answer, with the reason), which reads the task's data."""
+    errors = forms.validate(schema, ui, answers)
+    guard = engine.form_guard(schema)
+    if not errors and guard is not None:
+        errors = guard.check(task_data(), answers)
+    return errors
+
+
 def complete_task(*, agent: Agent, task_id: int, answers: dict, checked: ProcessTask | None = None) -> ProcessTask:
     """Validate the answers against the step's form, complete the task and move the process on."""
     task, instance = _workable(agent, task_id, checked)
     form = form_of(task)
-    errors = forms.validate(form.schema, form.ui, answers)
+    run = _load(instance)
+    errors = refusals(form.schema, form.ui, answers, lambda: run.data_of(task.task_uuid))
     if errors:
         raise FormInvalid(errors)
-    run = _load(instance)
-    guard = engine.form_guard(form.schema)
-    if guard is not None:
-        refused = guard.check(run.data_of(task.task_uuid), answers)
-        if refused:  # a rule of law or of the business holds this answer: blocked, with the reason
-            raise FormInvalid(refused)
 
     def action(run: Run) -> None:
         try:

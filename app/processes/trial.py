@@ -16,7 +16,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from app import clock
 from app.errors import BusinessError
-from app.processes import definitions, engine, forms
+from app.processes import definitions, engine, forms, service
 from app.processes.engine import Run, StepError, TaskNotReady
 
 MAX_TOKEN = 2_000_000  # characters: a run past this is not a test any more
@@ -117,10 +117,8 @@ def complete(trial: Trial, uuid: str, posted) -> dict[str, str]:
         raise BusinessError(_("Cette étape n'attend plus de réponse."))
     schema, ui = trial.form_of(task)
     answers = forms.parse(schema, ui, posted)
-    errors = forms.validate(schema, ui, answers)
-    guard = engine.form_guard(schema)
-    if not errors and guard is not None:  # without the context: a test run reads no real record
-        errors = guard.check({k: v for k, v in task.data.items() if k != "context"}, answers)
+    # The guard sees the data without its context: a test run reads no real record.
+    errors = service.refusals(schema, ui, answers, lambda: {k: v for k, v in task.data.items() if k != "context"})
     if errors:
         return errors
     try:

@@ -38,7 +38,7 @@ def _attempt(write, *, refused_to: str, message, to: str):
         db_session.rollback()
         flash(exc.message, "error")
         return redirect(refused_to, 303)
-    return _done(message() if callable(message) else message, to)
+    return _done(message, to)
 
 
 # --- Territories --------------------------------------------------------------------------------
@@ -106,10 +106,11 @@ def delete_territory(territory_id: int):
 def territory_state(territory_id: int):
     territory = _territory_or_404(territory_id)
     active = request.form.get("active") == "1"
-    access.set_territory_active(territory, active)
     message = _("Territoire %(code)s réactivé.", code=territory.code) if active else \
         _("Territoire %(code)s désactivé : il n'est plus proposé aux nouveaux agents.", code=territory.code)
-    return _done(message, url_for("access.edit_territory", territory_id=territory.id))
+    back = url_for("access.edit_territory", territory_id=territory_id)
+    return _attempt(lambda: access.set_territory_active(territory, active), refused_to=back, message=message,
+                    to=back)
 
 
 # --- Roles ---------------------------------------------------------------------------------------------

@@ -160,3 +160,31 @@ def _trusted_origins(links: Links, items, agent: Agent | None) -> Links:
     return Links(parties=[PartyLink(x.party_id, x.role, trusted(x.origin)) for x in links.parties],
                  agents=[AgentLink(x.agent_id, x.role, trusted(x.origin)) for x in links.agents],
                  objects=[ObjectLink(x.ref, trusted(x.origin)) for x in links.objects])
+
+
+# The roles that place a contact or a dossier, the first found winning (a third party never does).
+_PLACING_ROLES = (PartyLinkRole.CUSTOMER, PartyLinkRole.HOLDER, PartyLinkRole.CO_HOLDER, PartyLinkRole.PAYER,
+                  PartyLinkRole.OCCUPANT, PartyLinkRole.OWNER)
+
+
+def territory_of_record(links: Links) -> int | None:
+    """The territory a contact or a dossier is counted under by supervision: that of its first party
+    in role order (customer, holder, co-holder, payer, occupant, owner), its address's commune, or,
+    when the address lies outside every territory, the premises of its first contract. Fixed when the
+    contact or dossier is written, so that last year's figures do not move when a customer moves."""
+    from app.contracts.models import Contract, ContractParty, ServicePoint
+
+    ranked = sorted((x for x in links.parties if x.role in _PLACING_ROLES),
+                    key=lambda x: _PLACING_ROLES.index(x.role))
+    for link in ranked:
+        territory_id = session.execute(select(Party.territory_id).where(Party.id == link.party_id)).scalar()
+        if territory_id is None:
+            territory_id = session.execute(
+                select(ServicePoint.territory_id).join(Contract, Contract.service_point_id == ServicePoint.id)
+                .join(ContractParty, ContractParty.contract_id == Contract.id)
+                .where(ContractParty.party_id == link.party_id, ServicePoint.territory_id.is_not(None))
+                .order_by(Contract.id).limit(1)).scalar()
+        if territory_id is not None:
+            return territory_id
+    return None
+

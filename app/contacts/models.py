@@ -183,7 +183,9 @@ class Contact(Base):
     __audited__ = True
     # Links are recorded by explicit "link" / "move_contact" entries, in words the history can show.
     __audit_ignored__ = frozenset({"parties", "agents", "objects"})
-    __table_args__ = (Index("ix_contact_occurred_at", "occurred_at"),)
+    __table_args__ = (Index("ix_contact_occurred_at", "occurred_at"),
+                      # supervision's charts: a territory's contacts over a period
+                      Index("ix_contact_territory_occurred", "territory_id", "occurred_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     contact_type_id: Mapped[int] = mapped_column(ForeignKey("contact_type.id"), index=True)
@@ -197,6 +199,9 @@ class Contact(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     # The form's one-time key: a form posted twice (a double click, a resent request) traces one contact.
     submission_key: Mapped[str | None] = mapped_column(String(36), unique=True)
+    # The territory supervision counts it under (app.contacts.links.territory_of_record), set when
+    # written; access control does not read it (scope_clause follows the parties).
+    territory_id: Mapped[int | None] = mapped_column(ForeignKey("territory.id"))
 
     contact_type: Mapped[ContactType] = relationship(lazy="joined")
     created_by: Mapped[Agent] = relationship(lazy="joined")

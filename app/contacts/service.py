@@ -131,7 +131,7 @@ def create_contact(*, agent: Agent, contact_type_id: int | None, channel: str | 
                       occurred_at=occurred_at, duration_minutes=duration_minutes, created_by_id=agent.id,
                       created_at=now,
                       submission_key=submission_key if submission_key and SUBMISSION_KEY_RE.match(submission_key)
-                      else None)
+                      else None, territory_id=link_rules.territory_of_record(links))
     contact.parties = [ContactParty(party_id=x.party_id, role=x.role, origin=x.origin) for x in links.parties]
     contact.agents = [ContactAgent(agent_id=x.agent_id, role=x.role, origin=x.origin) for x in links.agents]
     contact.objects = [ContactObject(object_type=x.ref.kind, object_id=x.ref.id, origin=x.origin)

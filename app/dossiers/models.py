@@ -86,6 +86,9 @@ class Dossier(Base):
     __audit_ignored__ = frozenset({"updated_at", "version", "parties", "agents", "objects"})
     __table_args__ = (
         Index("ix_dossier_status_created", "status", "created_at"),
+        # supervision's charts: a territory's dossiers opened, closed, still open over a period
+        Index("ix_dossier_territory_created", "territory_id", "created_at"),
+        Index("ix_dossier_territory_closed", "territory_id", "closed_at"),
         # One open dossier per contract for the classifications that say so: a second relaunch of the
         # same contract cannot be written, whoever tries (two workers, an agent and a job).
         Index("uq_dossier_open_per_contract", "exclusive_contract_id", "dossier_type_id", unique=True,
@@ -109,6 +112,12 @@ class Dossier(Base):
     external_ref: Mapped[str | None] = mapped_column(String(40), unique=True)
     # The contract this dossier is about, set when its classification is one_per_contract.
     exclusive_contract_id: Mapped[int | None] = mapped_column(ForeignKey("contract.id"))
+    # The territory supervision counts it under (app.contacts.links.territory_of_record); access
+    # control does not read it (scope_clause follows the parties).
+    territory_id: Mapped[int | None] = mapped_column(ForeignKey("territory.id"))
+    # A relaunch: the highest dunning level applied, and "paid" when it closed on payment.
+    dunning_rank: Mapped[int | None] = mapped_column(Integer)
+    close_reason: Mapped[str | None] = mapped_column(String(20))
     version: Mapped[int] = mapped_column(Integer, default=1)
     __mapper_args__ = {"version_id_col": version}
 

@@ -114,6 +114,8 @@ def _split(dossier: Dossier, links: link_rules.Links) -> tuple[link_rules.Links,
 def _add_links(dossier: Dossier, links: link_rules.Links) -> link_rules.Links:
     """Add to the dossier the links it does not have yet; return those added."""
     added, _present = _split(dossier, links)
+    if dossier.territory_id is None and added.parties:  # opened without a placing party: placed by the first
+        dossier.territory_id = link_rules.territory_of_record(added)
     dossier.parties.extend(DossierParty(party_id=x.party_id, role=x.role, origin=x.origin) for x in added.parties)
     dossier.agents.extend(DossierAgent(agent_id=x.agent_id, role=x.role, origin=x.origin) for x in added.agents)
     dossier.objects.extend(DossierObject(object_type=x.ref.kind, object_id=x.ref.id, origin=x.origin)
@@ -186,7 +188,8 @@ def _open(*, dossier_type: DossierType, links: link_rules.Links, subject: str, o
     dossier = Dossier(reference=next_reference(local_today().year), dossier_type=dossier_type, subject=subject,
                       status=DossierStatus.OPEN, origin=origin, created_by_id=created_by_id, created_at=now,
                       due_at=now + timedelta(days=dossier_type.target_days) if dossier_type.target_days else None,
-                      exclusive_contract_id=exclusive_contract(dossier_type, links))
+                      exclusive_contract_id=exclusive_contract(dossier_type, links),
+                      territory_id=link_rules.territory_of_record(links))
     _add_links(dossier, links)
     _add_new(dossier)
     audit.record("link", obj=dossier, data=link_summary(links))
@@ -455,6 +458,8 @@ def set_status(dossier: Dossier, status: str) -> Dossier:
     a one-per-contract dossier while another is open on its contract is refused."""
     dossier.status = status
     dossier.closed_at = clock.now() if status == DossierStatus.CLOSED else None
+    if status != DossierStatus.CLOSED:
+        dossier.close_reason = None  # reopened: how it closed no longer holds
     if status != DossierStatus.CLOSED and dossier.exclusive_contract_id is not None:
         other = open_on_contract(dossier.dossier_type_id, dossier.exclusive_contract_id)
         if other is not None and other.id != dossier.id:

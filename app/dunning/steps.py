@@ -91,6 +91,7 @@ def dunning_level(data: dict, params: dict) -> dict:
         mail = mails.run_operation(data, {"template": level.mail_template, "if_email": True,
                                           **({"attach": level.letter_template} if level.letter_template else {})})
         result["mail"] = mail.get("mail_id") if isinstance(mail, dict) else None
+    dossier.dunning_rank = max(rank, dossier.dunning_rank or 0)  # the funnel of supervision counts it
     audit.record("dunning_level", obj=dossier, data={"rank": rank, "amount": str(owed)})
     return {**result, "outcome": "done"}
 
@@ -104,6 +105,8 @@ def close_dossier(data: dict, params: dict) -> dict:
                                created_by_id=agent.id if agent else None, created_at=clock.now()))
     if dossier.status != DossierStatus.CLOSED:
         dossiers.set_status(dossier, DossierStatus.CLOSED)
+        if procedure_of(dossier) is not None:  # a relaunch closes here when it is paid: the funnel's last stage
+            dossier.close_reason = "paid"
     session.flush()
     return {"closed": True}
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, ForeignKey, Integer, String, and_, exists, or_, select
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, and_, exists, or_, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -56,6 +56,11 @@ class Party(Address, Base):
     birth_date: Mapped[date | None] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(20), default=PartyStatus.PROSPECT, index=True)
     vulnerable: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Bank details for direct debit: sensitive, shown only with party.sensitive (app.parties.sensitive).
+    iban: Mapped[str | None] = mapped_column(String(34))
+    bic: Mapped[str | None] = mapped_column(String(11))
+    # Set when the retention job (or a data-protection request) erased its identity; kept for statistics.
+    anonymised_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Derived from the address's commune; None when the commune is outside every territory.
     territory_id: Mapped[int | None] = mapped_column(ForeignKey("territory.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
@@ -125,3 +130,16 @@ class PartyEmail(Base):
 
     def __str__(self) -> str:
         return self.address
+
+
+class PartyConsultation(Base):
+    """An agent opened the party's 360° view: a customer's access request lists who saw their data."""
+
+    __tablename__ = "party_consultation"
+    __table_args__ = (Index("ix_party_consultation_party_at", "party_id", "consulted_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    party_id: Mapped[int] = mapped_column(ForeignKey("party.id", ondelete="CASCADE"))
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agent.id"), index=True)
+    consulted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+

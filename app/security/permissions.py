@@ -7,6 +7,8 @@ CATALOGUE: dict[str, object] = {
     "party.read": _l("Consulter les interlocuteurs et leurs contrats"),
     "party.write": _l("Créer et modifier les interlocuteurs"),
     "party.export": _l("Exporter des listes d'interlocuteurs et de contrats (CSV)"),
+    "party.sensitive": _l("Voir les données sensibles (coordonnées bancaires, date de naissance, fragilité)"),
+    "party.privacy": _l("Traiter les demandes sur les données personnelles (RGPD : accès, effacement)"),
     "contact.create": _l("Tracer les contacts"),
     "dossier.create": _l("Ouvrir des dossiers"),
     "dossier.process": _l("Traiter les étapes des dossiers"),

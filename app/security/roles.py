@@ -12,14 +12,15 @@ STANDARD_ROLES = [
         "party.read", "party.write", "contact.create", "dossier.create", "document.generate",
     ]),
     ("back_office", "Agent de back-office", [
-        "party.read", "party.write", "contact.create", "dossier.create", "dossier.process", "document.generate",
-        "dunning.manage",
+        "party.read", "party.write", "party.sensitive", "contact.create", "dossier.create", "dossier.process",
+        "document.generate", "dunning.manage",
     ]),
     ("superviseur", "Superviseur", [
-        "party.read", "party.export", "contact.create", "dossier.create", "dossier.process", "supervision",
-        "dunning.manage",
+        "party.read", "party.export", "party.sensitive", "contact.create", "dossier.create", "dossier.process",
+        "supervision", "dunning.manage",
     ]),
     ("concepteur", "Concepteur de processus", ["process.design", "admin.referentials"]),
+    ("dpo", "Délégué à la protection des données", ["party.read", "party.sensitive", "party.privacy"]),
 ]
 
 

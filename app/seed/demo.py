@@ -38,6 +38,7 @@ AGENTS = [
     ("backoffice.ara", "Karim Benali", ["back_office"], ["REG-84"], "back-office, région Auvergne-Rhône-Alpes"),
     ("superviseur.ara", "Sophie Martin-Duval", ["superviseur"], ["REG-84"], "superviseur, Auvergne-Rhône-Alpes"),
     ("concepteur", "Émile Rousseau", ["concepteur"], [], "concepteur de processus (sans territoire)"),
+    ("dpo", "Inès Moreau", ["dpo"], ["REG-84", "REG-93"], "déléguée à la protection des données, toutes régions"),
 ]
 
 

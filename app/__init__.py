@@ -62,6 +62,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from app.search.views import bp as search_bp
     from app.security.admin_views import bp as admin_bp
     from app.security.views import bp as auth_bp
+    from app.supervision.views import bp as supervision_bp
 
     app.register_blueprint(core_bp)
     app.register_blueprint(auth_bp)
@@ -82,6 +83,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(dunning_bp)
     app.register_blueprint(design_bp)
     app.register_blueprint(access_bp)
+    app.register_blueprint(supervision_bp)
 
     from app.documents.service import run_operation as generate_document
     from app.processes import engine

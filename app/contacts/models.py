@@ -185,7 +185,7 @@ class Contact(Base):
     __audit_ignored__ = frozenset({"parties", "agents", "objects"})
     __table_args__ = (Index("ix_contact_occurred_at", "occurred_at"),
                       # supervision's charts: a territory's contacts over a period
-                      Index("ix_contact_territory_occurred", "territory_id", "occurred_at"))
+                      Index("ix_contact_territory_occurred", "territory_id", "occurred_at", "channel"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     contact_type_id: Mapped[int] = mapped_column(ForeignKey("contact_type.id"), index=True)

@@ -111,16 +111,34 @@ def territory_choices(agent: Agent) -> list[Territory]:
         .order_by(Territory.path)).scalars())
 
 
-def scope_ids(agent: Agent, filters: Filters) -> list[int]:
-    """The territory ids a chart counts: the agent's (and below), narrowed to the filter's subtrees.
-    None for an agent without the supervision permission: nothing."""
+@dataclass(frozen=True)
+class Scope:
+    """The territories a chart counts. ``covers(column)`` is the condition on a territory column: an
+    IN list, or, when the scope is every territory there is (a national administrator), only
+    "placed somewhere", which spares the database thousands of index probes."""
+
+    ids: tuple[int, ...]
+    everything: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.ids)
+
+    def covers(self, column):
+        return column.is_not(None) if self.everything else column.in_(self.ids)
+
+
+def scope_ids(agent: Agent, filters: Filters) -> Scope:
+    """The territories a chart counts: the agent's (and below), narrowed to the filter's subtrees;
+    none for an agent without the supervision permission."""
     if agent is None or not agent.is_active or not agent.can(PERMISSION):
-        return []
+        return Scope(())
     stmt = select(Territory.id).where(Territory.id.in_(visible_territory_ids(agent)))
     if filters.territory_ids is not None:
         chosen = list(session.execute(select(Territory).where(Territory.id.in_(filters.territory_ids))).scalars())
         stmt = stmt.where(Territory.id.in_(territory_ids_under(chosen)))
-    return list(session.execute(stmt).scalars())
+    ids = tuple(session.execute(stmt).scalars())
+    everything = bool(ids) and len(ids) == session.execute(select(func.count()).select_from(Territory)).scalar_one()
+    return Scope(ids, everything)
 
 
 def zone() -> ZoneInfo:
@@ -165,7 +183,7 @@ def contacts_by_day(agent: Agent, filters: Filters) -> Chart:
     weekly = len(_days(filters)) > DAILY_UP_TO
     rows = session.execute(
         select(HourBucket(Contact.occurred_at), Contact.channel, func.count())
-        .where(Contact.territory_id.in_(ids), Contact.occurred_at >= start, Contact.occurred_at < end)
+        .where(ids.covers(Contact.territory_id), Contact.occurred_at >= start, Contact.occurred_at < end)
         .group_by(HourBucket(Contact.occurred_at), Contact.channel)).all() if ids else []
     values: dict[tuple, float] = defaultdict(int)
     for bucket, channel, count in rows:
@@ -206,7 +224,7 @@ def dossiers_by_week(agent: Agent, filters: Filters) -> Chart:
         for bar, column in (("opened", Dossier.created_at), ("closed", Dossier.closed_at)):
             raw += [(bar, bucket, type_id, count) for bucket, type_id, count in session.execute(
                 select(HourBucket(column), Dossier.dossier_type_id, func.count())
-                .where(Dossier.territory_id.in_(ids), column >= start, column < end)
+                .where(ids.covers(Dossier.territory_id), column >= start, column < end)
                 .group_by(HourBucket(column), Dossier.dossier_type_id)).all()]
     volume: dict[int, float] = defaultdict(int)
     for _bar, _bucket, type_id, count in raw:
@@ -241,7 +259,7 @@ def backlog(agent: Agent, filters: Filters) -> Chart:
         for still_open in (Dossier.status.in_(DossierStatus.NOT_CLOSED), Dossier.closed_at >= at):
             for type_id, bucket, count in session.execute(
                     select(Dossier.dossier_type_id, age, func.count())
-                    .where(Dossier.territory_id.in_(ids), Dossier.created_at < at, still_open)
+                    .where(ids.covers(Dossier.territory_id), Dossier.created_at < at, still_open)
                     .group_by(Dossier.dossier_type_id, age)).all():
                 counts[(type_id, bucket)] += count
     per_type: dict[int, float] = defaultdict(int)
@@ -266,9 +284,9 @@ def _task_territory():
         select(Contact.territory_id).where(Contact.id == ProcessInstance.contact_id).scalar_subquery())
 
 
-def _ready_tasks(ids: list[int]):
+def _ready_tasks(ids: Scope):
     return (select(ProcessTask).join(ProcessInstance, ProcessInstance.id == ProcessTask.instance_id)
-            .where(ProcessTask.status == TaskStatus.READY, _task_territory().in_(ids)))
+            .where(ProcessTask.status == TaskStatus.READY, ids.covers(_task_territory())))
 
 
 def overdue_tasks(agent: Agent, filters: Filters) -> Chart:
@@ -313,7 +331,7 @@ def dunning_funnel(agent: Agent, filters: Filters) -> Chart:
         columns += [func.sum(case((Dossier.dunning_rank >= rank, 1), else_=0)) for rank in sorted(level_labels)]
         columns.append(func.sum(case((Dossier.close_reason == "paid", 1), else_=0)))
         row = session.execute(select(*columns).where(
-            Dossier.territory_id.in_(ids), Dossier.dossier_type_id.in_(type_ids),
+            ids.covers(Dossier.territory_id), Dossier.dossier_type_id.in_(type_ids),
             Dossier.created_at >= start, Dossier.created_at < end)).one()
         counts = {key: int(value or 0) for (key, _label), value in zip(stages, row, strict=True)}
     opened = counts.get("opened", 0)
@@ -337,7 +355,7 @@ def time_to_close(agent: Agent, filters: Filters) -> Chart:
     with_target = func.sum(case((Dossier.due_at.is_not(None), 1), else_=0))
     rows = session.execute(
         select(Dossier.dossier_type_id, bucket, func.count(), func.sum(days), in_time, with_target)
-        .where(Dossier.territory_id.in_(ids), Dossier.closed_at >= start, Dossier.closed_at < end)
+        .where(ids.covers(Dossier.territory_id), Dossier.closed_at >= start, Dossier.closed_at < end)
         .group_by(Dossier.dossier_type_id, bucket)).all() if ids else []
     per_type: dict[int, float] = defaultdict(int)
     for type_id, _bucket, count, *_rest in rows:
@@ -431,7 +449,7 @@ def past_target(agent: Agent, filters: Filters, *, limit: int = 50, offset: int 
     ids = scope_ids(agent, filters)
     if not ids:
         return [], 0
-    where = and_(Dossier.territory_id.in_(ids), Dossier.status.in_(DossierStatus.NOT_CLOSED),
+    where = and_(ids.covers(Dossier.territory_id), Dossier.status.in_(DossierStatus.NOT_CLOSED),
                  Dossier.due_at.is_not(None), Dossier.due_at < clock.now())
     total = session.execute(select(func.count()).select_from(Dossier).where(where)).scalar_one()
     dossiers = list(session.execute(select(Dossier).where(where).order_by(Dossier.due_at, Dossier.id)

@@ -146,6 +146,19 @@ def test_contacts_per_day_of_the_region_add_agency_b_and_never_another_region(co
     assert queries.contacts_by_day(contacts["sup_a"], filters(territory=contacts["agency_b"])).grand_total() == 0
 
 
+def test_a_supervisor_of_every_territory_counts_what_is_placed_anywhere(contacts):
+    from app.security.models import Territory
+
+    roots = session.execute(select(Territory).where(Territory.parent_id.is_(None))).scalars().all()
+    national = AgentFactory(roles=[role_with("superviseur")], territories=roots)
+    nowhere = contact(contacts, contacts["a1"], at(17, 9))
+    nowhere.territory_id = None  # no customer with a territory: counted by no one
+    session.commit()
+    scope = queries.scope_ids(national, filters())
+    assert scope.everything
+    assert queries.contacts_by_day(national, filters()).grand_total() == 7  # A1 (5), B1, S1
+
+
 def test_a_long_period_counts_contacts_per_week(contacts):
     chart = queries.contacts_by_day(contacts["sup_a"], filters(start=date(2025, 12, 1)))
     assert chart.category_header == "Semaine"

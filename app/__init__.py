@@ -53,6 +53,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     from app.parties.edit_views import bp as party_edit_bp
     from app.parties.prospect_views import bp as prospects_bp
     from app.parties.views import bp as parties_bp
+    from app.privacy.erasure_views import bp as privacy_erasure_bp
+    from app.privacy.views import bp as privacy_bp
     from app.processes.design_views import bp as design_bp
     from app.processes.views import bp as processes_bp
     from app.referentials.access_views import bp as access_bp
@@ -84,6 +86,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(design_bp)
     app.register_blueprint(access_bp)
     app.register_blueprint(supervision_bp)
+    app.register_blueprint(privacy_bp)
+    app.register_blueprint(privacy_erasure_bp)  # erasure on request (GDPR)
 
     from app.documents.service import run_operation as generate_document
     from app.processes import engine
@@ -104,6 +108,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     from app import cli
 
     cli.init_app(app)
+    from app.privacy.cli import privacy_cli
+
+    app.cli.add_command(privacy_cli)  # flask privacy retention
 
     from workers.celery_app import celery_init_app
 

@@ -134,6 +134,29 @@ def from_env() -> dict:
         "PDF_TIMEOUT_SECONDS": _env_int("PDF_TIMEOUT_SECONDS", 60),
         **_mail_settings(),
         **_billing_settings(),
+        **_privacy_settings(),
+    }
+
+
+def _retention_days(name: str, default: int) -> int:
+    """A retention period in days, checked at start: a typo must not anonymise everybody (or nobody)."""
+    value = _env(name, str(default))
+    if not value.isdigit() or int(value) < 30:
+        raise RuntimeError(f"{name} must be a whole number of days, at least 30 (for example {default}), "
+                           f"not {value!r}")
+    return int(value)
+
+
+def _privacy_settings() -> dict:
+    """Retention of personal data (app/privacy/retention.py): after these many days without a
+    contract and without activity, the daily job anonymises prospects and former customers."""
+    return {
+        # A prospect with no contract and no contact, dossier or change for that long (3 years).
+        "PRIVACY_PROSPECT_RETENTION_DAYS": _retention_days("PRIVACY_PROSPECT_RETENTION_DAYS", 1095),
+        # A former customer whose contracts all ended that long ago, with no activity since (5 years).
+        "PRIVACY_FORMER_CUSTOMER_RETENTION_DAYS": _retention_days("PRIVACY_FORMER_CUSTOMER_RETENTION_DAYS", 1825),
+        # When the daily retention run starts ("HH:MM", the agency's time zone): at night.
+        "PRIVACY_RETENTION_AT": _time_of_day("PRIVACY_RETENTION_AT", "03:15"),
     }
 
 

@@ -34,6 +34,10 @@ BEAT_SCHEDULE = {
     # Chunks of a run lost with their worker (a broker that does not redeliver) are handed out again.
     "dunning-resume": {"task": "workers.tasks.dunning_resume", "schedule": timedelta(minutes=5),
                        "options": {"expires": 300}},
+    # GDPR retention: prospects and former customers past their retention period are anonymised,
+    # nightly at PRIVACY_RETENTION_AT (local time), set in celery_init_app. Idempotent: a second run
+    # finds nobody left.
+    "privacy-retention": {"task": "workers.tasks.privacy_retention", "options": {"expires": 6 * 3600}},
 }
 
 
@@ -79,6 +83,8 @@ def celery_init_app(app: Flask) -> Celery:
     schedule["deliver-mails"]["schedule"] = timedelta(seconds=app.config["MAIL_DELIVERY_SECONDS"])
     schedule["sync-affaires"]["schedule"] = timedelta(seconds=app.config["BILLING_SYNC_SECONDS"])
     schedule["dunning-run"]["schedule"] = _daily(app.config["DUNNING_AT"], app.config["BABEL_DEFAULT_TIMEZONE"])
+    schedule["privacy-retention"]["schedule"] = _daily(app.config["PRIVACY_RETENTION_AT"],
+                                                       app.config["BABEL_DEFAULT_TIMEZONE"])
     celery.conf.beat_schedule = schedule
     celery.conf.imports = ("workers.tasks",)
     celery.set_default()

@@ -110,3 +110,13 @@ def convert_letters() -> int:
     from app.documents.service import convert_pending
 
     return convert_pending()
+
+
+@shared_task(name="workers.tasks.privacy_retention")
+def privacy_retention() -> dict[str, int]:
+    """Anonymise the prospects and former customers past their retention period (app.privacy.retention),
+    one commit per party; a second run finds nobody left."""
+    from app import clock
+    from app.privacy import retention
+
+    return retention.run(clock.now())

@@ -140,6 +140,9 @@ def identify():
 
 
 def _party(result) -> dict:
+    """A caller as the telephony system sees it. No sensitive value (birth date, bank details,
+    vulnerability: app.parties.sensitive) is ever part of it: no API permission grants
+    party.sensitive, so an API payload carries them masked, that is not at all."""
     party, contract = result.party, result.main_contract
     return {
         "id": party.id,

@@ -9,6 +9,7 @@ from flask import Flask
 from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 
 from app.audit.service import MASK
 
@@ -23,6 +24,7 @@ FIELDS = {
     "vulnerable": _l("Client fragile"), "territory_id": _l("Territoire"), "street": _l("Adresse"),
     "address_extra": _l("Complément d'adresse"), "postal_code": _l("Code postal"), "city": _l("Commune"),
     "insee_code": _l("Code INSEE"), "external_ref": _l("Référence facturation"),
+    "iban": _l("IBAN"), "bic": _l("BIC"), "anonymised_at": _l("Anonymisé le"),
     # Referentials, contacts and dossiers.
     "code": _l("Code"), "label": _l("Libellé"), "default_channel": _l("Canal par défaut"),
     "default_direction": _l("Sens par défaut"), "process_key": _l("Processus"),
@@ -46,6 +48,9 @@ ACTIONS = {
     "affaire_created": _l("Affaire créée dans le SI facturation"),
     "queue_mail": _l("Mail mis en envoi"), "mail_sent": _l("Mail envoyé"),
     "dunning_level": _l("Niveau de relance appliqué"), "start": _l("Lancement"),
+    "anonymise": _l("Anonymisé (données personnelles effacées)"),
+    "privacy_export": _l("Export des données personnelles (droit d'accès)"),
+    "reassign_task": _l("Tâche réaffectée"),
 }
 REASONS = {
     "bad_password": _l("mot de passe erroné"), "bad_password_locked": _l("mot de passe erroné, compte verrouillé"),
@@ -80,6 +85,21 @@ def value_label(value) -> str:
     return str(value)
 
 
+def change_label(key: str, value, *, agent=None, object_type: str = "party") -> str:
+    """value_label of one side of a change of field ``key``; a party's sensitive field (bank details,
+    birth date, vulnerability) is masked unless ``agent`` holds party.sensitive (app.parties.sensitive)."""
+    if object_type == "party":
+        from app.parties import sensitive
+
+        value = sensitive.mask_change(key, value, allowed=sensitive.may_see(agent))
+    return value_label(value)
+
+
+def _change_filter(value, key: str, object_type: str = "party") -> str:
+    """``{{ before|audit_change("birth_date") }}``: as the signed-in agent may read it."""
+    return change_label(key, value, agent=current_user, object_type=object_type)
+
+
 def actor_label(label: str | None) -> str:
     if not label:
         return "—"
@@ -92,4 +112,4 @@ def actor_label(label: str | None) -> str:
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(audit_field=field_label, audit_action=action_label,
-                                 audit_value=value_label, audit_actor=actor_label)
+                                 audit_value=value_label, audit_actor=actor_label, audit_change=_change_filter)

@@ -4,6 +4,11 @@ French way, from the customer, contract, invoice, dossier, agent and organisatio
 Every section is always there with every field, empty when the letter is about no such object, so
 a template renders whatever it is generated for; a field outside ``FIELDS`` is unknown, and
 ``check`` refuses the template that names it (``sample`` has exactly the same shape).
+
+The customer's sensitive values (birth date, bank details: app.parties.sensitive) are written in
+full only when the agent generating the letter or mail holds ``party.sensitive``; otherwise, and
+for a scheduled job (no agent), they are masked ("FR76 •••• … 0189"). The vulnerability flag is
+never a letter field.
 """
 from __future__ import annotations
 
@@ -14,10 +19,12 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_date
 from babel.numbers import format_currency
 
+from app.parties import sensitive
+
 LOCALE = "fr_FR"
 FIELDS: dict[str, tuple[str, ...]] = {
     "customer": ("number", "name", "civility", "first_name", "last_name", "salutation",
-                 "address_1", "address_2", "address_3", "email"),
+                 "address_1", "address_2", "address_3", "email", "birth_date", "iban", "bic"),
     "contract": ("number", "offer", "start_date", "energy", "address_1", "address_2"),
     "invoice": ("number", "issued_on", "due_on", "amount", "amount_paid", "balance"),
     "dossier": ("reference", "subject", "classification", "opened_on"),
@@ -86,13 +93,22 @@ def _owed(invoices) -> dict:
             "since": french_date(min(i.due_on for i in owed))}
 
 
+def _sensitive(party, *, allowed: bool) -> dict:
+    """The customer's birth date and bank details, in full or masked."""
+    birth_date = party.birth_date
+    return {"birth_date": (french_date(birth_date) if allowed else sensitive.MASKED_DATE) if birth_date else "",
+            "iban": sensitive.display("iban", party.iban, allowed=allowed),
+            "bic": sensitive.display("bic", party.bic, allowed=allowed)}
+
+
 def build(*, party=None, contract=None, invoice=None, dossier=None, agent=None,
           organisation: dict | None = None, today: date, timezone: str = "Europe/Paris",
           answers: dict | None = None, invoices=None) -> dict:
     """The letter's data; each argument may be None. organisation: the utility's name, address,
     phone and email as configured; timezone: where the dossier's opening day is counted; answers:
     what the dossier's process steps recorded (a payment plan's instalments, a move-in date…);
-    invoices: the dossier's invoices, whose balances still owed make the "overdue" section."""
+    invoices: the dossier's invoices, whose balances still owed make the "overdue" section; agent:
+    who generates it (None: a job), whose party.sensitive decides whether sensitive values are masked."""
     answers = answers or {}
     customer = {}
     if party is not None:
@@ -103,6 +119,7 @@ def build(*, party=None, contract=None, invoice=None, dossier=None, agent=None,
             "salutation": SALUTATION.get(party.civility or "", "Madame, Monsieur"),
             "address_1": lines[0], "address_2": lines[1], "address_3": lines[2],
             "email": party.emails[0].address if party.emails else "",
+            **_sensitive(party, allowed=sensitive.may_see(agent)),
         }
     contract_values = {}
     if contract is not None:

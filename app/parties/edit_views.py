@@ -24,7 +24,7 @@ from wtforms.validators import Length, Optional
 
 from app.errors import BusinessError
 from app.labels import choices
-from app.parties import editing
+from app.parties import editing, sensitive
 from app.parties.addresses import commune_choices
 from app.parties.editing import clean_text
 from app.parties.models import Party, PartyKind
@@ -40,6 +40,8 @@ PHONE_ROWS, EMAIL_ROWS = 3, 2
 ROWS_MAX = 50
 PERSON_FIELDS = ("civility", "first_name", "last_name", "birth_date")
 ORGANISATION_FIELDS = ("company_name",)
+BANK_FIELDS = sensitive.BANK_FIELDS  # persons and organisations alike
+NOT_REMEMBERED = {"autocomplete": "off", "spellcheck": "false"}  # a browser keeps no copy of bank details
 COMMUNE_OPTIONS = "{% for name in names %}<option value=\"{{ name }}\"></option>{% endfor %}"
 
 
@@ -71,6 +73,8 @@ class PartyEditForm(ContactForm):
     seen = HiddenField()  # the latest audit entry the agent was shown: what changed since is news
     original = HiddenField()  # the values the form was filled with, as JSON (see _changes)
     birth_date = DateField(_l("Date de naissance"), validators=[Optional()])
+    iban = StringField(_l("IBAN"), validators=[Length(max=50)], render_kw=NOT_REMEMBERED)
+    bic = StringField(_l("BIC"), validators=[Length(max=20)], render_kw=NOT_REMEMBERED)
     phones = FieldList(FormField(PhoneRow), min_entries=PHONE_ROWS, max_entries=ROWS_MAX)
     emails = email_rows(EMAIL_ROWS, ROWS_MAX)
 
@@ -81,25 +85,41 @@ def _fill_choices(form: PartyEditForm, party: Party) -> None:
         row["label"].choices = [("", "—")] + choices("phone_label")  # row.label is the row's own label
 
 
-def _identity_fields(party: Party) -> tuple[str, ...]:
-    return ORGANISATION_FIELDS if party.kind == PartyKind.ORGANISATION else PERSON_FIELDS
+def _identity_fields(party: Party, agent) -> tuple[str, ...]:
+    """The identity fields of the party's kind that the agent's form shows: the sensitive ones
+    (birth date, bank details) only to an agent with party.sensitive (app.parties.sensitive)."""
+    fields = (ORGANISATION_FIELDS if party.kind == PartyKind.ORGANISATION else PERSON_FIELDS) + BANK_FIELDS
+    allowed = sensitive.may_see(agent)
+    return tuple(key for key in fields if allowed or key not in sensitive.EDITABLE)
 
 
-def _stored_values(party: Party) -> dict:
+def _hide_sensitive(form: PartyEditForm, agent) -> None:
+    """Without party.sensitive, the form has no sensitive field at all (neither rendered nor read)."""
+    if not sensitive.may_see(agent):
+        for key in sensitive.EDITABLE:
+            if key in form:
+                del form[key]
+
+
+def _stored_values(party: Party, agent) -> dict:
     """The party as the form shows it: the form's "original", JSON-ready."""
-    values: dict = {key: clean_text(getattr(party, key)) for key in _identity_fields(party) if key != "birth_date"}
-    if "birth_date" in _identity_fields(party):
+    fields = _identity_fields(party, agent)
+    values: dict = {key: clean_text(getattr(party, key)) for key in fields if key != "birth_date"}
+    if "birth_date" in fields:
         values["birth_date"] = party.birth_date.isoformat() if party.birth_date else ""
+    if "iban" in fields:
+        values["iban"] = sensitive.format_iban(party.iban)
     values["phones"] = [{"number": p.display, "label": p.label or ""} for p in party.phones]
     values["emails"] = [e.address for e in party.emails]
     values.update({key: clean_text(getattr(party, key)) for key in editing.ADDRESS_FIELDS})
     return values
 
 
-def _posted_values(form: PartyEditForm, party: Party) -> dict:
+def _posted_values(form: PartyEditForm, party: Party, agent) -> dict:
     """What the form holds, in the shape of _stored_values (empty rows left out)."""
-    values: dict = {key: clean_text(getattr(form, key).data) for key in _identity_fields(party) if key != "birth_date"}
-    if "birth_date" in _identity_fields(party):
+    fields = _identity_fields(party, agent)
+    values: dict = {key: clean_text(getattr(form, key).data) for key in fields if key != "birth_date"}
+    if "birth_date" in fields:
         values["birth_date"] = form.birth_date.data.isoformat() if form.birth_date.data else ""
     values["phones"] = [{"number": clean_text(row.number.data), "label": row["label"].data or ""}
                         for row in form.phones if clean_text(row.number.data)]
@@ -123,6 +143,8 @@ def _same(key: str, a, b) -> bool:
         return rows[0] == rows[1]
     if key == "emails":
         return [clean_text(x).lower() for x in a] == [clean_text(x).lower() for x in b]
+    if key in BANK_FIELDS:  # "fr76 3000 …" is the stored "FR763000…"
+        return "".join(clean_text(a).split()).upper() == "".join(clean_text(b).split()).upper()
     return clean_text(a) == clean_text(b)
 
 
@@ -141,8 +163,8 @@ def _original(form: PartyEditForm) -> dict | None:
 
 def _fill_form(form: PartyEditForm, values: dict) -> None:
     """Fill the form with values shaped as by _stored_values."""
-    for key in (*PERSON_FIELDS, *ORGANISATION_FIELDS, *editing.ADDRESS_FIELDS):
-        if key not in values:
+    for key in (*PERSON_FIELDS, *ORGANISATION_FIELDS, *BANK_FIELDS, *editing.ADDRESS_FIELDS):
+        if key not in values or key not in form:
             continue
         if key == "birth_date":
             try:
@@ -155,9 +177,9 @@ def _fill_form(form: PartyEditForm, values: dict) -> None:
     _fill_rows(form.emails, values["emails"], EMAIL_ROWS, editing.MAX_EMAILS)
 
 
-def _load_form(form: PartyEditForm, party: Party) -> None:
+def _load_form(form: PartyEditForm, party: Party, agent) -> None:
     """Fill the form with the party as stored, and mark what the agent has seen."""
-    values = _stored_values(party)
+    values = _stored_values(party, agent)
     _fill_form(form, values)
     form.original.data = json.dumps(values)
     form.version.data = party.version
@@ -177,9 +199,11 @@ def _fill_rows(field_list: FieldList, values: list, minimum: int, limit: int) ->
         field_list.append_entry()
 
 
-def _changes(form: PartyEditForm, party: Party) -> dict:
+def _changes(form: PartyEditForm, party: Party, agent) -> dict:
     """The fields to apply: those the agent changed relative to the values the form was filled
-    with (its "original"), or every field when the form does not carry them."""
+    with (its "original"), or every field when the form does not carry them. A sensitive field
+    posted by an agent whose form does not show it is passed on as it is, for the service to
+    refuse (a crafted or stale request, not an edit to ignore silently)."""
     changes = {
         "phones": [{"number": row.number.data, "label": row["label"].data} for row in form.phones],
         "emails": [entry.data for entry in form.emails],
@@ -187,13 +211,19 @@ def _changes(form: PartyEditForm, party: Party) -> dict:
     }
     # Only the identity fields of the party's kind: an organisation's form has no birth date
     # (nor civility), and the absent field must not clear a stored value.
-    changes.update({key: getattr(form, key).data for key in _identity_fields(party)})
+    changes.update({key: getattr(form, key).data for key in _identity_fields(party, agent)})
     original = _original(form)
-    if original is None:
-        return changes
-    posted = _posted_values(form, party)
-    return {key: value for key, value in changes.items()
-            if key not in original or not _same(key, posted[key], original[key])}
+    if original is not None:
+        posted = _posted_values(form, party, agent)
+        changes = {key: value for key, value in changes.items()
+                   if key not in original or not _same(key, posted[key], original[key])}
+    # A sensitive field the request does not carry (a form read before the field existed) changes
+    # nothing, rather than clearing the stored value.
+    changes = {key: value for key, value in changes.items() if key not in sensitive.EDITABLE or key in request.form}
+    if not sensitive.may_see(agent):
+        # (vulnerable is no field of this form, for anyone: ignored like the billing-owned ones.)
+        changes.update({key: request.form[key] for key in sensitive.EDITABLE if key in request.form})
+    return changes
 
 
 def _field(form: PartyEditForm, name: str | None):
@@ -228,22 +258,23 @@ def edit(party_id: int):
     agent = current_user
     party = get_scoped_or_404(Party, party_id, agent=agent, permission=editing.WRITE)
     form = PartyEditForm()
+    _hide_sensitive(form, agent)
     if request.method == "GET":
-        _load_form(form, party)
+        _load_form(form, party, agent)
         return _page(form, party)
     if not form.validate_on_submit():
         return _page(form, party, errors=[_("Certains champs sont à corriger.")]), 422
     expected = int_or_none(form.version.data)
     if expected is None:
         abort(400)
-    changes = _changes(form, party)
+    changes = _changes(form, party, agent)
     try:
         editing.update_party(agent=agent, party_id=party.id, expected_version=expected,
                              changes=changes, seen_audit_id=int_or_none(form.seen.data))
     except editing.PartyNotFound:
         abort(404)
     except editing.EditConflict as conflict:
-        _keep_own_changes(form, party, changes, conflict)
+        _keep_own_changes(form, party, changes, conflict, agent)
         return _page(form, party, conflict=conflict), 409
     except editing.InvalidChanges as exc:
         return _page(form, party, errors=show_errors(form, exc.errors)), 422
@@ -253,15 +284,16 @@ def edit(party_id: int):
     return redirect(url_for("parties.show", party_id=party.id))
 
 
-def _keep_own_changes(form: PartyEditForm, party: Party, changes: dict, conflict: editing.EditConflict) -> None:
+def _keep_own_changes(form: PartyEditForm, party: Party, changes: dict, conflict: editing.EditConflict,
+                      agent) -> None:
     """The form after a conflict: the party as it is now, with what the agent changed on top,
     based on the current version. After checking the other changes, saving again is a
     deliberate choice, and it applies the agent's changes only (the new original is the party
     as it is now): the other agent's changes stay."""
-    posted = _posted_values(form, party)
-    values = {**_stored_values(party), **{key: posted[key] for key in changes if key in posted}}
+    posted = _posted_values(form, party, agent)
+    values = {**_stored_values(party, agent), **{key: posted[key] for key in changes if key in posted}}
     _fill_form(form, values)
-    form.original.data = json.dumps(_stored_values(party))
+    form.original.data = json.dumps(_stored_values(party, agent))
     form.version.data = conflict.current_version
     form.seen.data = editing.latest_audit_id(party.id)
 

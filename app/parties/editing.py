@@ -31,6 +31,7 @@ from app.contracts.models import Contract, ContractParty
 from app.db import session
 from app.errors import BusinessError
 from app.labels import LABELS
+from app.parties import sensitive
 from app.parties.addresses import resolve_address
 from app.parties.models import Party, PartyEmail, PartyKind, PartyPhone
 from app.parties.phones import display_phone, normalise_phone
@@ -49,6 +50,7 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 FIELD_LABELS = {
     "civility": _l("civilité"), "first_name": _l("prénom"), "last_name": _l("nom"),
     "company_name": _l("raison sociale"), "birth_date": _l("date de naissance"),
+    "iban": _l("IBAN"), "bic": _l("BIC"),
     "phones": _l("téléphones"), "emails": _l("e-mails"), "street": _l("adresse"),
     "address_extra": _l("complément d'adresse"), "postal_code": _l("code postal"), "city": _l("commune"),
     "status": _l("statut"), "vulnerable": _l("client vulnérable"),
@@ -232,6 +234,11 @@ def plan_changes(party: Party, changes: dict) -> _Plan:
     if "birth_date" in changes and party.kind != PartyKind.ORGANISATION:
         attempt(lambda: plan.columns.update(birth_date=_birth_date(changes["birth_date"], party.birth_date)),
                 "birth_date")
+    # Bank details (sensitive: the caller checked the agent may change them, see update_party).
+    if "iban" in changes:
+        attempt(lambda: plan.columns.update(iban=sensitive.normalise_iban(changes["iban"])), "iban")
+    if "bic" in changes:
+        attempt(lambda: plan.columns.update(bic=sensitive.normalise_bic(changes["bic"])), "bic")
     # The billing system may have sent more than the form allows: what is stored stays possible.
     if "phones" in changes:
         rows = list(changes["phones"] or [])
@@ -283,11 +290,15 @@ def latest_audit_id(party_id: int) -> int:
     return session.execute(stmt).scalar() or 0
 
 
-def _value_text(key: str, value: Any) -> str:
+def _value_text(key: str, value: Any, allowed: bool = True) -> str:
     if value is None or value == [] or value == "":
         return "—"
+    if key in sensitive.FIELDS and not allowed:
+        return sensitive.display(key, value, allowed=False)
+    if key == "iban" and isinstance(value, str):
+        return sensitive.format_iban(value)
     if isinstance(value, list):
-        return ", ".join(_value_text(key, v) for v in value)
+        return ", ".join(_value_text(key, v, allowed) for v in value)
     if isinstance(value, bool):
         return str(_l("oui") if value else _l("non"))
     if key == "phones" and isinstance(value, str):
@@ -311,8 +322,10 @@ def _actor_name(entry: AuditEntry) -> str:
     return entry.actor.full_name if entry.actor is not None else actor_label(entry.actor_label)
 
 
-def changes_since(*, party_id: int, seen_audit_id: int | None, versions_behind: int) -> list[ConcurrentChange]:
-    """The saves of the party that the form has not seen, oldest first.
+def changes_since(*, party_id: int, seen_audit_id: int | None, versions_behind: int,
+                  agent: Agent | None = None) -> list[ConcurrentChange]:
+    """The saves of the party that the form has not seen, oldest first; the values of sensitive
+    fields masked unless ``agent`` may see them (app.parties.sensitive).
 
     The form's mark is the latest audit entry id it was read with; without one, the last
     ``versions_behind`` entries that changed something (one per version, as a rule).
@@ -326,8 +339,9 @@ def changes_since(*, party_id: int, seen_audit_id: int | None, versions_behind: 
     else:
         stmt = stmt.limit(max(1, min(versions_behind, 20)))
     result = []
+    allowed = sensitive.may_see(agent)
     for entry in reversed(list(session.execute(stmt).scalars())):
-        fields = [FieldChange(str(label), _value_text(key, change[0]), _value_text(key, change[1]))
+        fields = [FieldChange(str(label), _value_text(key, change[0], allowed), _value_text(key, change[1], allowed))
                   for key, label in FIELD_LABELS.items()
                   if isinstance(change := entry.changes.get(key), list) and len(change) == 2]
         if fields:
@@ -335,9 +349,10 @@ def changes_since(*, party_id: int, seen_audit_id: int | None, versions_behind: 
     return result
 
 
-def _conflict(party: Party, *, expected_version: int, seen_audit_id: int | None) -> EditConflict:
+def _conflict(party: Party, *, expected_version: int, seen_audit_id: int | None,
+              agent: Agent | None = None) -> EditConflict:
     changes = changes_since(party_id=party.id, seen_audit_id=seen_audit_id,
-                            versions_behind=party.version - expected_version)
+                            versions_behind=party.version - expected_version, agent=agent)
     return EditConflict(changes, party.version)
 
 
@@ -371,16 +386,19 @@ def update_party(*, agent: Agent, party_id: int, expected_version: int, changes:
     """Apply an agent's changes to a party's identity, contact details and address.
 
     ``changes`` holds the form's fields (civility, first_name, last_name, company_name,
-    birth_date, phones as [{number, label}], emails as [str], street, address_extra,
+    birth_date, iban, bic, phones as [{number, label}], emails as [str], street, address_extra,
     postal_code, city); a missing key leaves that field as it is. Raises PartyNotFound,
-    InvalidChanges (nothing written), a BusinessError when the new address leaves the agent's
+    InvalidChanges (nothing written; also when it names a sensitive field and the agent lacks
+    party.sensitive), a BusinessError when the new address leaves the agent's
     scope, or EditConflict when the party changed since ``expected_version``.
     """
     party = get_scoped(Party, party_id, agent=agent, permission=WRITE)
     if party is None:
         raise PartyNotFound(party_id)
     if party.version != expected_version:
-        raise _conflict(party, expected_version=expected_version, seen_audit_id=seen_audit_id)
+        raise _conflict(party, expected_version=expected_version, seen_audit_id=seen_audit_id, agent=agent)
+    # Sensitive fields are changed only by an agent who may see them; refused, not ignored.
+    sensitive.refuse_changes(agent, changes)
     plan = plan_changes(party, changes)
     new_territory = plan.columns.get("territory_id", party.territory_id)
     if new_territory != party.territory_id and not _stays_in_scope(
@@ -396,6 +414,7 @@ def update_party(*, agent: Agent, party_id: int, expected_version: int, changes:
         # Saved by someone else between our read and our write.
         savepoint.rollback()
         session.refresh(party)
-        raise _conflict(party, expected_version=expected_version, seen_audit_id=seen_audit_id) from None
+        raise _conflict(party, expected_version=expected_version, seen_audit_id=seen_audit_id,
+                        agent=agent) from None
     savepoint.commit()
     return party

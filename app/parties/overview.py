@@ -27,7 +27,7 @@ from app.audit.service import entries_for
 from app.contracts import service as contracts
 from app.contracts.models import Contract, ContractParty, ContractStatus, Invoice, Meter, MeterReading, Payment
 from app.db import session as db_session
-from app.parties import timeline
+from app.parties import sensitive, timeline
 from app.parties.duplicates import suspected_duplicates
 from app.parties.models import Party
 from app.security.models import Agent
@@ -272,7 +272,8 @@ def build(*, agent: Agent, party: Party, requested_contract: int | None = None, 
     alerts = Alerts(
         overdue=contracts.overdue_of_party(agent=agent, party_id=party.id, today=today),
         open_dossiers=open_dossiers(agent=agent, party_id=party.id),
-        vulnerable=party.vulnerable,
+        # Sensitive (app.parties.sensitive): an agent without party.sensitive is not told.
+        vulnerable=bool(sensitive.value_for(party, "vulnerable", agent)),
         main_residence=current.service_point.main_residence if current else None,
         duplicates=suspected_duplicates(agent=agent, party=party),
     )

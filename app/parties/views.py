@@ -8,12 +8,25 @@ from flask import Blueprint, render_template, request, url_for
 from flask_login import current_user
 
 from app.labels import CHANNELS, choices
-from app.parties import overview, timeline
+from app.parties import consultations, overview, sensitive, timeline
 from app.parties.models import Party
 from app.security.scope import get_scoped_or_404
 from app.web import require_permission
 
 bp = Blueprint("parties", __name__, url_prefix="/clients")
+
+
+@bp.app_template_global("sensitive_value")
+def sensitive_value(party: Party, field: str) -> str:
+    """A party's sensitive value as the signed-in agent may read it, for any template (masked
+    without party.sensitive; "" for no value). See app.parties.sensitive."""
+    return sensitive.shown(party, field, current_user)
+
+
+@bp.app_template_global("may_see_sensitive")
+def may_see_sensitive() -> bool:
+    return sensitive.may_see(current_user)
+
 
 def _history_filters() -> dict:
     channel = request.args.get("history_channel") or None
@@ -34,6 +47,10 @@ def _incoming_channel() -> str | None:
 def show(party_id: int):
     agent = current_user
     party = get_scoped_or_404(Party, party_id, agent=agent, permission="party.read")
+    if not request.headers.get("HX-Request"):
+        # A full view of the page (not a tab or a page of invoices swapped in): traced, in the
+        # request's transaction, for the customer's access requests.
+        consultations.record(party_id=party.id, agent=agent)
     history = _history_filters()
     view = overview.build(agent=agent, party=party, requested_contract=request.args.get("contract", type=int),
                           invoices_page=request.args.get("invoices_page", 1, type=int),

@@ -44,7 +44,9 @@ from app.contracts.models import (
 )
 from app.contracts.service import unpaid_condition
 from app.db import session
+from app.errors import BusinessError
 from app.labels import choices, label
+from app.parties import sensitive
 from app.parties.models import Party, PartyKind, PartyStatus
 from app.parties.overview import local_today
 from app.search.identifiers import HOLDING_ROLES
@@ -145,6 +147,8 @@ def _enum(codes, message):
 
 _TEXT = {"filters": [_strip], "render_kw": {"maxlength": MAX_TEXT}}
 _TOO_LONG = _l("%(max)d caractères au plus.")  # Length fills in max
+BIRTH_DATE_REFUSED = _l("La recherche par date de naissance est réservée aux agents habilités aux données "
+                        "sensibles.")
 _UNKNOWN = _l("Valeur inconnue : choisissez dans la liste.")
 
 
@@ -235,7 +239,12 @@ def parse(args, *, agent: Agent) -> tuple[AdvancedSearchForm, Criteria | None]:
     offer = args.get("offer") or ""  # a bookmark may name an offer that has gone: keep showing it
     form.offer.choices = [SelectChoice("", _("Indifférent")), *(SelectChoice(o, o) for o in known),
                           *([SelectChoice(offer, offer)] if offer and offer not in known else [])]
-    if not form.validate():
+    valid = form.validate()
+    if form.birth_date.data is not None and not sensitive.may_see(agent):
+        # The birth date is sensitive (app.parties.sensitive): searching by it would tell it.
+        form.birth_date.errors = [*form.birth_date.errors, str(BIRTH_DATE_REFUSED)]
+        valid = False
+    if not valid:
         return form, None
     return form, form.criteria()
 
@@ -320,6 +329,8 @@ def _party_conditions(c: Criteria, agent: Agent) -> list[ColumnElement[bool]]:
         conditions += [*_word_prefixes(PartySearch.name, c.first_name),
                        PartySearch.first_name.like(f"{normalise(c.first_name[:MAX_TEXT])}%")]
     if c.birth_date:
+        if not sensitive.may_see(agent):  # parse refuses it first; a criteria built elsewhere too
+            raise BusinessError(BIRTH_DATE_REFUSED, field="birth_date")
         conditions.append(Party.birth_date == c.birth_date)
     if c.company:
         conditions += [*_word_prefixes(PartySearch.name, c.company), Party.kind == PartyKind.ORGANISATION]
@@ -598,10 +609,12 @@ def _cell(value) -> str:
     return f"'{text}" if text.lstrip(" \t\r\n")[:1] in FORMULA_STARTS or text[:1] in ("\t", "\r") else text
 
 
-def _party_line(row: PartyRow) -> list:
+def _party_line(row: PartyRow, *, allowed: bool) -> list:
+    """One party's cells; the birth date (sensitive) masked unless ``allowed`` (app.parties.sensitive)."""
     p = row.party
+    birth_date = p.birth_date if allowed or p.birth_date is None else sensitive.MASKED_DATE
     return [p.number, label(p.kind, "party_kind"), p.civility, p.first_name, p.last_name, p.company_name,
-            p.birth_date, label(p.status, "party_status"), p.street, p.address_extra, p.postal_code, p.city,
+            birth_date, label(p.status, "party_status"), p.street, p.address_extra, p.postal_code, p.city,
             p.insee_code, row.customer_since]
 
 
@@ -618,8 +631,10 @@ def export_csv(*, agent: Agent, criteria: Criteria, sort: str | None = None,
     """The CSV text of every matching row (all pages, same scope, same order), chunk by chunk:
     the ids come from one streamed statement (yield_per: a server-side cursor on PostgreSQL) and
     the rows are loaded EXPORT_CHUNK at a time, so memory stays flat whatever the size. UTF-8
-    with a BOM and ";" for French Excel; past EXPORT_CAP rows, a last comment line says so."""
+    with a BOM and ";" for French Excel; past EXPORT_CAP rows, a last comment line says so.
+    Sensitive values (the birth date) are masked unless the agent holds party.sensitive."""
     mode = criteria.mode if criteria.mode in MODES else PARTIES
+    allowed = sensitive.may_see(agent)
     sort, descending = sort_from({"sort": sort, "dir": "desc" if descending else ""}, mode)
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
@@ -642,7 +657,7 @@ def export_csv(*, agent: Agent, criteria: Criteria, sort: str | None = None,
             if mode == CONTRACTS:
                 lines = map(_contract_line, _contract_rows(agent, ids))
             else:
-                lines = map(_party_line, _party_rows(agent, ids))
+                lines = (_party_line(row, allowed=allowed) for row in _party_rows(agent, ids))
             for line in lines:
                 writer.writerow([_cell(v) for v in line])
             yield flush()

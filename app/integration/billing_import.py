@@ -160,6 +160,14 @@ def _ids(column_key, column_id, keys: Iterable) -> dict:
     return result
 
 
+def _anonymised(refs: list[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunked(list(set(refs))):
+        found.update(session.execute(select(Party.external_ref).where(
+            _among(Party.external_ref, chunk), Party.anonymised_at.is_not(None))).scalars())
+    return found
+
+
 def _upsert(table: Table, key: str, rows: list[dict], kind: str, report: ImportReport, progress,
             audited: bool = False) -> dict:
     """Insert new rows, update changed ones (by key); return key → id for all of them.
@@ -218,10 +226,17 @@ def _write(parsed: Parsed, report: ImportReport, communes: dict[str, int], progr
          "territory_id": communes.get(v["insee_code"])}
         for _l, v in rows.get("party", [])
     ]
+    # An anonymised party (data protection) keeps its erased identity: the billing system, which
+    # keeps its accounts for its own legal period, would otherwise write the name back.
+    anonymised = _anonymised([r["external_ref"] for r in party_rows])
+    if anonymised:
+        party_rows = [r for r in party_rows if r["external_ref"] not in anonymised]
+        report.count("party", "unchanged", len(anonymised))
     if party_rows:
         existed = set(_ids(Party.external_ref, Party.id, [r["external_ref"] for r in party_rows]).values())
         party_ids = _upsert(Party.__table__, "external_ref", party_rows, "party", report, progress, audited=True)
-        _record_contact_changes(_replace_contact_points(rows["party"], party_ids), existed, report)
+        _record_contact_changes(_replace_contact_points(
+            [(n, v) for n, v in rows["party"] if v["external_ref"] not in anonymised], party_ids), existed, report)
         touched_parties.update(party_ids.values())
 
     sp_rows = [

@@ -259,3 +259,24 @@ def test_money_stays_exact_in_sql_arithmetic(communes, export_dir):
     over_100 = session.execute(select(Invoice.number).where(Invoice.amount > Decimal("100"))
                                .order_by(Invoice.number)).scalars().all()
     assert over_100 == ["F2024-000221", "F2024-000331"]
+
+
+def test_an_anonymised_party_keeps_its_erased_identity(communes, export_dir):
+    """The billing system keeps its accounts for its own legal period: its next export must not
+    write back the name, address and phones that the data-protection job erased."""
+    from app import clock
+
+    assert import_directory(export_dir).ok
+    helene = session.execute(select(Party).where(Party.external_ref == "BP-1001")).scalar_one()
+    helene.first_name, helene.last_name, helene.street, helene.anonymised_at = None, "Anonymisé", None, clock.now()
+    helene.phones, helene.emails = [], []
+    session.commit()
+    report = import_directory(export_dir)
+    assert report.ok, report.problems
+    session.expire_all()
+    helene = session.execute(select(Party).where(Party.external_ref == "BP-1001")).scalar_one()
+    assert (helene.first_name, helene.last_name, helene.street) == (None, "Anonymisé", None)
+    assert helene.phones == [] and helene.emails == []
+    assert report.counts["party"]["updated"] == 0
+    dupont = session.execute(select(Party).where(Party.external_ref == "BP-1002")).scalar_one()
+    assert dupont.last_name == "Dupont-Moreau"  # the others are imported as ever

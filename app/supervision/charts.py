@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import date
+
+from flask_babel import format_date
 
 from app.supervision.queries import Chart
 
@@ -69,6 +72,11 @@ def _format(value: float) -> str:
     return f"{int(value):,}".replace(",", "\u202f") if float(value).is_integer() else f"{value:.1f}"
 
 
+def _axis_label(category, label: str) -> str:
+    """Under the axis, a day or a week reads short ("12 mars"); the table keeps the long label."""
+    return format_date(category, "d MMM") if isinstance(category, date) else label
+
+
 def draw(chart: Chart) -> Drawing:
     categories, bars, series = chart.categories, chart.bars, chart.series
     top = max((chart.total(c, b) for c, _l in categories for b, _m in bars), default=0)
@@ -96,9 +104,9 @@ def draw(chart: Chart) -> Drawing:
                                   f"{' – '.join(parts)} : {_format(value)}"))
     ticks = [Tick(round(baseline - plot_height * n * step / ceiling, 1), _format(n * step))
              for n in range(int(ceiling / step) + 1)]
-    every = max(1, math.ceil(len(categories) / 12))  # at most a dozen labels under the axis
-    labels = [Label(round(LEFT + i * slot + slot / 2, 1), label) for i, (_c, label) in enumerate(categories)
-              if i % every == 0]
+    every = max(1, math.ceil(len(categories) / 10))  # at most ten labels under the axis
+    labels = [Label(round(LEFT + i * slot + slot / 2, 1), _axis_label(category, label))
+              for i, (category, label) in enumerate(categories) if i % every == 0]
     return Drawing(width=WIDTH, height=HEIGHT, rects=rects, ticks=ticks, labels=labels,
                    legend=[(PALETTE[k % len(PALETTE)], label) for k, (_key, label) in enumerate(series)]
                    if len(series) > 1 else [],

@@ -5,10 +5,10 @@ Every section is always there with every field, empty when the letter is about n
 a template renders whatever it is generated for; a field outside ``FIELDS`` is unknown, and
 ``check`` refuses the template that names it (``sample`` has exactly the same shape).
 
-The customer's sensitive values (birth date, bank details: app.parties.sensitive) are written in
-full only when the agent generating the letter or mail holds ``party.sensitive``; otherwise, and
-for a scheduled job (no agent), they are masked ("FR76 •••• … 0189"). The vulnerability flag is
-never a letter field.
+The customer's sensitive values (birth date, bank details: app.parties.sensitive) are always
+masked ("FR76 •••• … 0189", as a bank prints it), whoever generates the letter or mail: both are
+kept in the dossier, which every agent of its territory reads, with or without ``party.sensitive``.
+The vulnerability flag is never a letter field.
 """
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ def build(*, party=None, contract=None, invoice=None, dossier=None, agent=None,
     phone and email as configured; timezone: where the dossier's opening day is counted; answers:
     what the dossier's process steps recorded (a payment plan's instalments, a move-in date…);
     invoices: the dossier's invoices, whose balances still owed make the "overdue" section; agent:
-    who generates it (None: a job), whose party.sensitive decides whether sensitive values are masked."""
+    who generates it (None: a job)."""
     answers = answers or {}
     customer = {}
     if party is not None:
@@ -119,7 +119,7 @@ def build(*, party=None, contract=None, invoice=None, dossier=None, agent=None,
             "salutation": SALUTATION.get(party.civility or "", "Madame, Monsieur"),
             "address_1": lines[0], "address_2": lines[1], "address_3": lines[2],
             "email": party.emails[0].address if party.emails else "",
-            **_sensitive(party, allowed=sensitive.may_see(agent)),
+            **_sensitive(party, allowed=False),  # kept in the dossier: readable without the permission
         }
     contract_values = {}
     if contract is not None:

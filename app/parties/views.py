@@ -47,10 +47,10 @@ def _incoming_channel() -> str | None:
 def show(party_id: int):
     agent = current_user
     party = get_scoped_or_404(Party, party_id, agent=agent, permission="party.read")
-    if not request.headers.get("HX-Request"):
-        # A full view of the page (not a tab or a page of invoices swapped in): traced, in the
-        # request's transaction, for the customer's access requests.
-        consultations.record(party_id=party.id, agent=agent)
+    # Traced in the request's transaction, for the customer's access requests: every answer of this
+    # route, tabs and invoice pages swapped in by htmx included (a header the client chooses must
+    # not decide whether a view of the customer's data is logged).
+    consultations.record(party_id=party.id, agent=agent)
     history = _history_filters()
     view = overview.build(agent=agent, party=party, requested_contract=request.args.get("contract", type=int),
                           invoices_page=request.args.get("invoices_page", 1, type=int),
@@ -72,6 +72,7 @@ def history(party_id: int):
     """The history list alone (htmx swaps it in place; it also opens on its own)."""
     agent = current_user
     party = get_scoped_or_404(Party, party_id, agent=agent, permission="party.read")
+    consultations.record(party_id=party.id, agent=agent)  # the customer's contacts and dossiers: a view too
     filters = _history_filters()
     page = timeline.history(agent=agent, party_id=party.id, page=filters["page"], kind=filters["kind"],
                             channel=filters["channel"])

@@ -266,3 +266,23 @@ def init_app(app: Flask) -> None:
         db_session.rollback()
         app.logger.exception("unhandled error (request %s)", g.get("request_id"))
         return _error_page(500)
+
+
+FORMULA_STARTS = ("=", "+", "-", "@")
+
+
+def csv_cell(value) -> str:
+    """A CSV cell for French spreadsheets: a date as dd/mm/yyyy, and text that a spreadsheet would
+    run as a formula quoted with an apostrophe, including after leading blanks or line breaks
+    (spreadsheets skip them before an "=")."""
+    from datetime import date
+
+    if value is None:
+        return ""
+    if isinstance(value, date):
+        return value.strftime("%d/%m/%Y")
+    if isinstance(value, (int, float)):
+        return str(value)
+    text = str(value)
+    return f"'{text}" if text.lstrip(" \t\r\n")[:1] in FORMULA_STARTS or text[:1] in ("\t", "\r") else text
+

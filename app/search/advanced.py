@@ -54,6 +54,7 @@ from app.search.models import PartySearch
 from app.search.normalise import normalise, tokens
 from app.security.models import Agent, Territory
 from app.security.scope import scope_condition, scoped_select, visible_territory_ids
+from app.web import csv_cell
 
 READ = "party.read"
 PARTIES, CONTRACTS = "parties", "contracts"
@@ -595,20 +596,6 @@ def export_count(*, agent: Agent, criteria: Criteria) -> int:
     return _capped_count(_ids_statement(agent, criteria, DEFAULT_SORT[criteria.mode], False), EXPORT_CAP)
 
 
-FORMULA_STARTS = ("=", "+", "-", "@")
-
-
-def _cell(value) -> str:
-    """A CSV cell; text that a spreadsheet would run as a formula is quoted with an apostrophe,
-    including after leading blanks or line breaks (spreadsheets skip them before an "=")."""
-    if value is None:
-        return ""
-    if isinstance(value, date):
-        return value.strftime("%d/%m/%Y")
-    text = str(value)
-    return f"'{text}" if text.lstrip(" \t\r\n")[:1] in FORMULA_STARTS or text[:1] in ("\t", "\r") else text
-
-
 def _party_line(row: PartyRow, *, allowed: bool) -> list:
     """One party's cells; the birth date (sensitive) masked unless ``allowed`` (app.parties.sensitive)."""
     p = row.party
@@ -659,7 +646,7 @@ def export_csv(*, agent: Agent, criteria: Criteria, sort: str | None = None,
             else:
                 lines = (_party_line(row, allowed=allowed) for row in _party_rows(agent, ids))
             for line in lines:
-                writer.writerow([_cell(v) for v in line])
+                writer.writerow([csv_cell(v) for v in line])
             yield flush()
     finally:
         result.close()

@@ -430,7 +430,10 @@ def tasks_of(agent: Agent, filters: Filters, key: str, *, late_only: bool = Fals
     if not ids:
         return []
     kind, _sep, value = key.partition(":")
-    stmt = _ready_tasks(ids)
+    # A list shows rows, so it follows the access rule (through the parties, as the pages it links
+    # to), narrowed to the filter's territories; the counts above follow the territory of record.
+    stmt = (select(ProcessTask).where(ProcessTask.status == TaskStatus.READY)
+            .where(ProcessTask.scope_clause(list(ids.ids))))
     if kind == "agent" and value.isdigit():
         stmt = stmt.where(ProcessTask.assignee_id == int(value))
     elif kind == "role":
@@ -445,12 +448,14 @@ def tasks_of(agent: Agent, filters: Filters, key: str, *, late_only: bool = Fals
 
 
 def past_target(agent: Agent, filters: Filters, *, limit: int = 50, offset: int = 0) -> tuple[list[Dossier], int]:
-    """Open dossiers past their target time (due_at), the most overdue first, and how many there are."""
+    """Open dossiers past their target time (due_at) that the agent may open, the most overdue first,
+    and how many there are."""
     ids = scope_ids(agent, filters)
     if not ids:
         return [], 0
-    where = and_(ids.covers(Dossier.territory_id), Dossier.status.in_(DossierStatus.NOT_CLOSED),
-                 Dossier.due_at.is_not(None), Dossier.due_at < clock.now())
+    # Rows, not counts: the access rule (through the parties), narrowed to the filter's territories.
+    where = and_(Dossier.status.in_(DossierStatus.NOT_CLOSED), Dossier.due_at.is_not(None),
+                 Dossier.due_at < clock.now(), Dossier.scope_clause(list(ids.ids)))
     total = session.execute(select(func.count()).select_from(Dossier).where(where)).scalar_one()
     dossiers = list(session.execute(select(Dossier).where(where).order_by(Dossier.due_at, Dossier.id)
                                     .limit(limit).offset(offset)).scalars())

@@ -20,7 +20,7 @@ from app.parties.overview import local_today
 from app.processes import service as processes
 from app.supervision import charts, queries
 from app.supervision.queries import Filters
-from app.web import db_id, require_permission
+from app.web import csv_cell, db_id, require_permission
 
 bp = Blueprint("supervision", __name__, url_prefix="/supervision")
 
@@ -28,6 +28,7 @@ DEFAULT_DAYS = 30
 PRESETS = (7, 30, 90, 365)
 PAGE_SIZE = 50
 MAX_BULK = 200  # tasks reassigned in one go
+CSV_CAP = 10_000  # dossiers in the late list's CSV; a last line says how many more
 
 
 @dataclass
@@ -97,12 +98,11 @@ def dashboard():
 
 
 def _csv(headers: list, rows: list[list], filename: str) -> Response:
-    """UTF-8 with a BOM and ";" for French Excel; a text cell that a spreadsheet would run as a
-    formula (=, +, -, @) is quoted with an apostrophe."""
+    """UTF-8 with a BOM and ";" for French Excel; text a spreadsheet would run as a formula is quoted."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
     for row in [headers, *rows]:
-        writer.writerow([f"'{v}" if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v for v in row])
+        writer.writerow([csv_cell(v) for v in row])
     return Response("\ufeff" + buffer.getvalue(), mimetype="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
@@ -192,11 +192,13 @@ def past_target():
 @require_permission(queries.PERMISSION)
 def past_target_csv():
     form = _filters()
-    dossiers, _total = queries.past_target(current_user, form.filters, limit=10_000)
+    dossiers, total = queries.past_target(current_user, form.filters, limit=CSV_CAP)
     today = local_today()
     local = queries.zone()
     rows = [[d.reference, d.dossier_type.label, d.subject, label(d.status, "dossier_status"),
              d.created_at.astimezone(local).date().isoformat(), d.due_at.astimezone(local).date().isoformat(),
              _late_days(d, today)] for d in dossiers]
+    if total > CSV_CAP:
+        rows.append([_("… %(n)d dossiers de plus : affinez par territoire.", n=total - CSV_CAP)])
     return _csv([_("Référence"), _("Classification"), _("Objet"), _("Statut"), _("Ouvert le"), _("Échéance"),
                  _("Jours de retard")], rows, "dossiers-en-retard.csv")

@@ -203,8 +203,11 @@ class Verdict:
     reasons: list[str]  # for an ineligible item: each failed condition and the actual value
 
 
-def evaluate(conditions: list[Condition], facts: Mapping[str, object]) -> Verdict:
-    """Whether every condition holds against the context's facts, and if not, why."""
+def evaluate(conditions: list[Condition], facts: Mapping[str, object], *,
+             hidden: frozenset[str] = frozenset()) -> Verdict:
+    """Whether every condition holds against the context's facts, and if not, why. A fact in hidden
+    (a sensitive one the agent may not see: app.parties.sensitive) still decides, but its value
+    reads « masqué » in the reasons."""
     reasons = []
     for condition in conditions:
         actual = facts.get(condition.fact)
@@ -212,6 +215,6 @@ def evaluate(conditions: list[Condition], facts: Mapping[str, object]) -> Verdic
             fact = FACTS[condition.fact]
             if fact.type == "territory":  # the codes from the root down: the deepest names the place
                 actual = actual[-1] if actual else None  # type: ignore[index]
-            shown = _shown(fact, actual)
+            shown = _("masqué") if condition.fact in hidden else _shown(fact, actual)
             reasons.append(_("%(condition)s (ici : %(actual)s)", condition=describe(condition), actual=shown))
     return Verdict(eligible=not reasons, reasons=reasons)

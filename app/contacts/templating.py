@@ -213,7 +213,7 @@ def item_proposals(ctx: Context, item: TemplateItem) -> list[Proposal]:
     """What one template item proposes: its targets when its rule holds and it finds some; else
     one ineligible proposal saying why."""
     origin, origin_label = f"template:{item.id}", item_origin_label(item)
-    verdict = rules.evaluate(rules.parse(item.rule), ctx.facts)
+    verdict = rules.evaluate(rules.parse(item.rule), ctx.facts, hidden=_hidden_facts(ctx.agent))
     if not verdict.eligible:
         return [Proposal(item.kind, None, item.link_role, origin, origin_label, label(item.source, "template_source"),
                          eligible=False, reasons=verdict.reasons)]
@@ -242,3 +242,11 @@ def propose(ctx: Context, items: list[TemplateItem], *, defaults: bool = True) -
         seen.add(proposal.key)
         result.append(proposal)
     return result
+
+
+def _hidden_facts(agent) -> frozenset[str]:
+    """The sensitive facts whose value an agent without party.sensitive does not read in a reason."""
+    from app.parties import sensitive
+
+    return frozenset() if sensitive.may_see(agent) else frozenset(f for f in sensitive.FIELDS if f in rules.FACTS)
+

@@ -295,7 +295,7 @@ RULES = [
      "Nombre de factures impayées échues ≥ 3 (ici : 2)"),
     ([{"fact": "vulnerable", "op": "is", "value": "non"}], {}, True, None),
     ([{"fact": "vulnerable", "op": "is", "value": "oui"}], {}, False,
-     "Client en situation de fragilité est oui (ici : non)"),
+     "Client en situation de fragilité est oui (ici : masqué)"),
     ([{"fact": "main_residence", "op": "is", "value": "oui"}], {}, True, None),
     ([{"fact": "main_residence", "op": "is", "value": "oui"}], {"contract": None}, False,
      "Résidence principale est oui (ici : non)"),
@@ -396,3 +396,22 @@ def test_role_in_territory_reads_an_underscore_in_a_territory_code_literally(wor
     proposals = proposals_of(context(world, party=customer, contract=None),
                              item("agent", "role_in_territory", role_id=_back_office().id))
     assert {p.display for p in proposals} == {"Béatrice Région"}  # the region covers it; agency AG_1 does not
+
+
+def test_a_rule_on_the_vulnerability_flag_does_not_tell_it_to_an_agent_without_the_permission(world):
+    """The flag still decides (business logic reads it), but the reason an agent reads says « masqué »
+    unless the agent holds party.sensitive (app.parties.sensitive)."""
+    from app.parties import sensitive
+    from tests.factories import AgentFactory, role_with
+
+    world.helene.vulnerable = True
+    session.commit()
+    rule = [{"fact": "vulnerable", "op": "is", "value": "non"}]
+    assert not sensitive.may_see(world.agent)
+    [hidden] = proposals_of(context(world), item("agent", "current_agent", link_role="copy", rule=rule))
+    assert not hidden.eligible
+    assert [plain(r) for r in hidden.reasons] == ["Client en situation de fragilité est non (ici : masqué)"]
+    back_office = AgentFactory(roles=[role_with("back_office")], territories=world.agent.territories)
+    [shown] = proposals_of(context(world, agent=back_office),
+                           item("agent", "current_agent", link_role="copy", rule=rule))
+    assert [plain(r) for r in shown.reasons] == ["Client en situation de fragilité est non (ici : oui)"]

@@ -89,6 +89,9 @@ class Dossier(Base):
         # supervision's charts: a territory's dossiers opened, closed, still open over a period
         Index("ix_dossier_territory_created", "territory_id", "created_at", "dossier_type_id"),
         Index("ix_dossier_territory_closed", "territory_id", "closed_at", "dossier_type_id"),
+        # supervision's late dossiers, the most overdue first: the open ones in due order
+        Index("ix_dossier_open_due", "due_at", postgresql_where=text("status <> 'closed'"),
+              sqlite_where=text("status <> 'closed'")),
         # One open dossier per contract for the classifications that say so: a second relaunch of the
         # same contract cannot be written, whoever tries (two workers, an agent and a job).
         Index("uq_dossier_open_per_contract", "exclusive_contract_id", "dossier_type_id", unique=True,

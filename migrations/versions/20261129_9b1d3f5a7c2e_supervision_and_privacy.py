@@ -84,21 +84,39 @@ def upgrade():
         WHERE EXISTS (SELECT 1 FROM audit_entry a WHERE a.action = 'dunning_level' AND a.object_type = 'dossier'
                       AND a.object_id = CAST(dossier.id AS VARCHAR(64)))""")
     # Supervision's charts read these alone (index-only on PostgreSQL once vacuumed).
+    # The relaunches closed on payment: closed by the process's close step, which writes its
+    # « Clôture » note, in a classification a dunning procedure opens.
+    op.execute("""
+        UPDATE dossier SET close_reason = 'paid'
+        WHERE status = 'closed' AND close_reason IS NULL
+          AND dossier_type_id IN (SELECT dossier_type_id FROM dunning_procedure)
+          AND EXISTS (SELECT 1 FROM dossier_element e WHERE e.dossier_id = dossier.id AND e.kind = 'note'
+                      AND e.title IN ('Clôture', 'Closure'))""")
     op.create_index('ix_contact_territory_occurred', 'contact', ['territory_id', 'occurred_at', 'channel'])
     op.create_index('ix_dossier_territory_created', 'dossier', ['territory_id', 'created_at', 'dossier_type_id'])
     op.create_index('ix_dossier_territory_closed', 'dossier', ['territory_id', 'closed_at', 'dossier_type_id'])
+    op.create_index('ix_dossier_open_due', 'dossier', ['due_at'], postgresql_where=sa.text("status <> 'closed'"),
+                    sqlite_where=sa.text("status <> 'closed'"))
 
 
 def downgrade():
+    op.drop_index('ix_dossier_open_due', table_name='dossier')
     op.drop_index('ix_dossier_territory_closed', table_name='dossier')
     op.drop_index('ix_dossier_territory_created', table_name='dossier')
     op.drop_index('ix_contact_territory_occurred', table_name='contact')
     op.drop_index(op.f('ix_party_consultation_agent_id'), table_name='party_consultation')
     op.drop_index('ix_party_consultation_party_at', table_name='party_consultation')
     op.drop_table('party_consultation')
+    # Column by column, in place: on SQLite (3.35 and later drop a column in place) a batch would
+    # copy and DROP the tables, and the drop would cascade to their phones, e-mails and links.
+    sqlite = op.get_bind().dialect.name == 'sqlite'
     for table, columns in (('party', ('anonymised_at', 'bic', 'iban')),
                            ('dossier', ('close_reason', 'dunning_rank', 'territory_id')),
                            ('contact', ('territory_id',))):
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            for column in columns:
-                batch_op.drop_column(column)
+        for column in columns:
+            if sqlite:
+                op.execute(f'ALTER TABLE {table} DROP COLUMN {column}')
+                continue
+            if column == 'territory_id':
+                op.drop_constraint(f'fk_{table}_territory_id_territory', table, type_='foreignkey')
+            op.drop_column(table, column)

@@ -229,12 +229,12 @@ def test_dossiers_past_their_target_time(dossiers):
     late, total = queries.past_target(w["sup_r"], filters())
     assert [d.id for d in late] == [w["d4"].id] and total == 1
     assert queries.past_target(w["sup_a"], filters(territory=w["agency_a"]))[1] == 1
-    # The list shows rows, so it follows access: once the customer moves to agency B, the dossier
-    # (counted under A, where it was opened) leaves A's list and joins the region's under B.
+    # The rows follow access: once the customer moves to agency B, the dossier is still counted
+    # under A, where it was opened, but A's supervisor no longer sees its row; the region's does.
     w["pa"].territory_id = w["b1"].id
     session.commit()
-    assert queries.past_target(w["sup_a"], filters())[1] == 0
-    assert queries.past_target(w["sup_r"], filters(territory=w["agency_b"]))[1] == 1
+    assert queries.past_target(w["sup_a"], filters()) == ([], 1)
+    assert [d.id for d in queries.past_target(w["sup_r"], filters())[0]] == [w["d4"].id]
     assert queries.backlog(w["sup_a"], filters()).grand_total() == 2  # counts keep the territory of record
 
 

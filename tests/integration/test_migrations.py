@@ -75,7 +75,7 @@ def test_supervision_migration_backfills_and_downgrades_without_losing_rows(app,
                 t="2026-01-01 00:00:00")
             run("INSERT INTO contact_type (id, code, label, default_direction, active, position) "
                 "VALUES (1, 'T', 'T', 'in', true, 0)")
-            for contact_id, party_id, role in ((1, 3, "third_party"), (2, 2, "customer")):
+            for contact_id in (1, 2):
                 run("INSERT INTO contact (id, contact_type_id, channel, direction, subject, occurred_at, "
                     "created_by_id, created_at) VALUES (:id, 1, 'phone', 'in', 's', :t, 1, :t)",
                     id=contact_id, t="2026-01-02 00:00:00")
@@ -103,7 +103,7 @@ def test_supervision_migration_backfills_and_downgrades_without_losing_rows(app,
                 == (2, 2, "paid")
         _run(app, engine, "downgrade", "7e2c4a6b8d0f")
         with engine.connect() as c:
-            counts = [c.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+            counts = [c.execute(sa.select(sa.func.count()).select_from(sa.table(table))).scalar_one()
                       for table in ("party", "party_phone", "contact", "contact_party", "dossier", "dossier_party",
                                     "dossier_element")]
             assert counts == [3, 1, 2, 3, 1, 1, 1]

@@ -220,7 +220,10 @@ def import_command(directory: Path):
               help="Ajouter N clients fictifs (contrats, factures, paiements, relevés) dans les communes.")
 @click.option("--random-seed", type=int, default=1, show_default=True,
               help="Graine du générateur : mêmes clients pour une même graine sur une même base.")
-def seed_command(if_empty, customers, random_seed):
+@click.option("--activity/--no-activity", default=True, show_default=True,
+              help="Avec --customers : rejouer les 120 derniers jours d'activité des agents de démonstration "
+                   "(contacts, dossiers, relances), si la base n'a encore aucun contact.")
+def seed_command(if_empty, customers, random_seed, activity):
     """Create the demo territories, roles and agents (and synthetic customers), print the logins."""
     from flask import current_app
 
@@ -248,6 +251,8 @@ def seed_command(if_empty, customers, random_seed):
                    f"agents : {created['agents']} créés.")
         if customers:
             _seed_customers(customers, random_seed)
+    if customers and activity:
+        _seed_activity(customers, random_seed)
     _seed_postal_codes()
     demo_agents = demo.existing_demo_agents()
     if demo_agents:
@@ -268,6 +273,27 @@ def _seed_customers(count: int, random_seed: int) -> None:
                  data={"customers": count, "random_seed": random_seed, "rows": counts})
     session.commit()
     click.echo("Clients fictifs : " + " ; ".join(f"{table} {n}" for table, n in counts.items()))
+
+
+def _seed_activity(customers: int, random_seed: int) -> None:
+    """The demo agents' last months (app.seed.activity), in proportion to the customers seeded
+    (3,000 customers: 1,500 contacts, 300 dossiers); nothing when the base has contacts already."""
+    from app.audit import service as audit
+    from app.seed.activity import CONTACTS, DOSSIERS, seed_activity
+
+    started = time.perf_counter()
+    with _refused_as_click_error():
+        counts = seed_activity(contacts_count=min(CONTACTS, customers // 2),
+                               dossiers_count=min(DOSSIERS, customers // 10), seed=random_seed)
+    if not counts["contacts"]:
+        session.rollback()
+        click.echo("Activité de démonstration : la base a déjà des contacts (ou aucun client), rien d'ajouté.")
+        return
+    audit.record("seed_activity", object_type="synthetic_data", object_id=str(counts["contacts"]),
+                 data={"random_seed": random_seed, **counts})
+    session.commit()
+    click.echo(f"Activité de démonstration ({time.perf_counter() - started:.0f} s) : {counts['contacts']} contacts, "
+               f"{counts['dossiers']} dossiers, {counts['relaunches']} relances, {counts['closed']} dossiers clos.")
 
 
 postal_code_cli = AppGroup("postal-codes", help="Référentiel des codes postaux (base de La Poste).")

@@ -5,7 +5,9 @@ Run: ``.venv/bin/python bench/contacts_fill.py --database-url URL [--count 50000
 Each contact has one party link (role "customer", origin "default"), one agent link (role "emitter",
 origin "default": an active agent allowed to create contacts whose territories cover the party's),
 and, nine times in ten when the party holds a contract, one object link to that contract (origin
-"default"). Contact types come from the ``contact_type`` table, channels from app/labels.py, with
+"default"). ``territory_id`` is the territory supervision counts the contact under, as
+app.contacts.links.territory_of_record gives it: the party's, else the service point's of its first
+contract (by id) that has one. Contact types come from the ``contact_type`` table, channels from app/labels.py, with
 weights (telephone first). ``occurred_at`` grows with the id over the last five years, as contacts
 are captured when they happen; ``created_at`` follows it by a few minutes.
 
@@ -130,16 +132,24 @@ def main() -> None:
                SELECT (row_number() OVER (ORDER BY hashint4(p.id), p.id))::int AS n, p.id AS party_id,
                       (SELECT cp.contract_id FROM contract_party cp WHERE cp.party_id = p.id
                        ORDER BY cp.role <> 'holder', cp.contract_id DESC LIMIT 1) AS contract_id,
-                      coalesce(ft.agents, CAST(:all_agents AS int[])) AS agents
+                      coalesce(ft.agents, CAST(:all_agents AS int[])) AS agents,
+                      coalesce(p.territory_id,
+                               (SELECT sp.territory_id FROM contract_party cp
+                                JOIN contract c ON c.id = cp.contract_id
+                                JOIN service_point sp ON sp.id = c.service_point_id
+                                WHERE cp.party_id = p.id AND sp.territory_id IS NOT NULL
+                                ORDER BY c.id LIMIT 1)) AS territory_id
                FROM party p LEFT JOIN fill_territory ft ON ft.territory_id = p.territory_id""",
             all_agents=all_agents)
         run("ALTER TABLE fill_party ADD PRIMARY KEY (n)")
         run("ANALYZE fill_party")
-        parties, with_contract = run("SELECT count(*), count(contract_id) FROM fill_party").one()
+        parties, with_contract, placed = run(
+            "SELECT count(*), count(contract_id), count(territory_id) FROM fill_party").one()
         if not parties:
             raise SystemExit("no party: build the base with bench/seed.py first")
         db.commit()
-        print(f"{parties:,} parties ({with_contract:,} with a contract), {len(all_agents)} agents, "
+        print(f"{parties:,} parties ({with_contract:,} with a contract, {placed:,} in a territory), "
+              f"{len(all_agents)} agents, "
               f"{len(type_ids)} contact types; prepared in {time.perf_counter() - step:.1f} s", file=sys.stderr)
 
         if not args.append:
@@ -176,7 +186,7 @@ def main() -> None:
                     SELECT g, random() AS u, random() AS v, random() AS w, random() AS x, random() AS y,
                            random() AS z, random() AS q, random() AS o, random() AS k
                     FROM generate_series(CAST(:lo AS int), CAST(:hi AS int)) AS g)
-                SELECT :base + r.g AS id, p.party_id, p.contract_id,
+                SELECT :base + r.g AS id, p.party_id, p.contract_id, p.territory_id,
                        p.agents[1 + floor(r.w * cardinality(p.agents))::int] AS agent_id,
                        (CAST(:types AS int[]))[1 + floor(r.x * 100)::int] AS contact_type_id,
                        (CAST(:channels AS text[]))[1 + floor(r.y * 100)::int] AS channel,
@@ -187,7 +197,7 @@ def main() -> None:
                   first=first.timestamp(), each=seconds_each)
             timed("contact", """
                 INSERT INTO contact (id, contact_type_id, channel, direction, subject, notes, occurred_at,
-                                     duration_minutes, created_by_id, created_at)
+                                     duration_minutes, created_by_id, created_at, territory_id)
                 SELECT c.id, c.contact_type_id, c.channel,
                        CASE WHEN c.o < :out THEN 'out' ELSE coalesce(t.default_direction, 'in') END,
                        t.label,
@@ -197,7 +207,8 @@ def main() -> None:
                        CASE WHEN c.channel IN ('phone', 'front_desk', 'field_visit')
                             THEN 1 + floor(c.q * c.o * 30)::int END,
                        c.agent_id,
-                       c.occurred_at + make_interval(secs => 30 + floor(c.o * 600))
+                       c.occurred_at + make_interval(secs => 30 + floor(c.o * 600)),
+                       c.territory_id
                 FROM fill_chunk c JOIN contact_type t ON t.id = c.contact_type_id
                 ORDER BY c.id""",
                   out=OUT_SHARE, notes_share=NOTES_SHARE, notes=NOTES, n_notes=len(NOTES))

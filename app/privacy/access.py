@@ -5,9 +5,18 @@ values (ISO dates, amounts as strings, codes replaced by their French labels): t
 bank details and birth date (the export is for the data subject), phones, e-mails, the contracts
 with their premises, meters, readings, invoices, payments, payment plans, dunning blocks and
 relaunches, the contacts and dossiers it is linked to with their elements, contacts and process
-instances (the answers of their completed steps, the messages they received), the mails sent from
-its dossiers, the templates naming it, the audit entries about all of these, and who opened its
-360° view.
+instances (the answers of their completed steps, the messages they received), the mails sent to
+it from its dossiers, the templates naming it, the audit entries about all of these, and who
+opened its 360° view.
+
+What is linked to the party is exported according to its role there, so that the export never
+hands over another person's data: a contact or a dossier where the party is only named as third
+party (a social-services office, a neighbour on someone else's contact) is one line (reference,
+date, type, role) without its content; in its own contacts and dossiers the other parties appear
+by role, not by name; a contract's bills, payments, payment plans and dunning go only to who
+holds or pays it (its meters and readings also to its occupant), a landlord (owner) getting the
+contract's number and the premises' address; the mails are those of its own dossiers sent to one
+of its addresses; the audit entries those about it and about the records exported in full.
 
 It reads without a territory filter: the caller (app.privacy.views) has already checked that the
 agent may handle privacy requests and that the party lies in its territories; what is linked to
@@ -30,10 +39,11 @@ from sqlalchemy import and_, or_, select
 from app import clock
 from app.audit.models import AuditEntry
 from app.contacts import objects as business_objects
-from app.contacts.models import Contact, ContactParty, ContactType, TemplateItem
+from app.contacts.models import Contact, ContactParty, ContactType, PartyLinkRole, TemplateItem
 from app.contracts.models import (
     Contract,
     ContractParty,
+    ContractRole,
     Invoice,
     Meter,
     MeterInstallation,
@@ -52,6 +62,26 @@ from app.security.models import Agent, Territory
 log = logging.getLogger(__name__)
 
 FORMAT = "guichet-rgpd-acces/1"
+
+# The roles on a contact or a dossier that make it the party's own record, exported in full. A party
+# only named as third party (a social-services office, a neighbour) on another person's contact or
+# dossier gets one line: that the record exists and names it, not its content.
+OWN_LINK_ROLES = frozenset(PartyLinkRole.ALL) - {PartyLinkRole.THIRD_PARTY}
+# The roles on a contract that hold or pay it: its bills, payments, payment plans and dunning are theirs.
+LIABLE_ROLES = (ContractRole.HOLDER, ContractRole.CO_HOLDER, ContractRole.PAYER)
+# The roles supplied at the contract's premises: its meters and readings are their consumption. An
+# occupant is not told the payer's debt (app.contracts.service.overdue_of_party); an owner (the
+# landlord) gets the contract's number and the premises' address only.
+SUPPLIED_ROLES = (*LIABLE_ROLES, ContractRole.OCCUPANT)
+
+THIRD_PARTY_CONTACT = ("Contact figurant au dossier d'une autre personne, où vous êtes cité comme tiers : "
+                       "son contenu concerne cette personne et n'est pas repris ici.")
+THIRD_PARTY_DOSSIER = ("Dossier d'une autre personne, où vous êtes cité comme tiers : "
+                       "son contenu concerne cette personne et n'est pas repris ici.")
+OWNER_SCOPE = ("Contrat portant sur des locaux dont vous êtes propriétaire : ses factures, paiements, relèves "
+               "et relances concernent son titulaire et ne sont pas repris ici.")
+OCCUPANT_SCOPE = ("Les factures, paiements, échéanciers et relances de ce contrat concernent son titulaire et son "
+                  "payeur : ils ne sont pas repris ici.")
 
 # Each table holding a foreign key to party.id → the section of the export that shows its rows.
 SOURCES: dict[str, str] = {
@@ -112,6 +142,7 @@ FIELD_LABELS: dict[str, str] = {
     "attachment": "Pièce jointe", "sent_to_your_address": "Envoyé à l'une de vos adresses",
     "owner": "Modèle", "link_role": "Rôle", "at": "Date", "action": "Action", "object": "Objet",
     "actor": "Auteur", "changes": "Détail", "agent": "Agent", "consulted_at": "Consulté le",
+    "scope": "Étendue",
 }
 
 _YES, _NO = "Oui", "Non"
@@ -198,13 +229,16 @@ def _emails(party: Party) -> list[dict]:
 
 
 def _contracts(party_id: int, agents: _Agents) -> tuple[list[dict], dict[str, list[str]]]:
-    """The contracts the party holds a role on, with everything hanging from them; and the ids of
-    the audited rows met (payment plans, dunning blocks) by table."""
+    """The contracts the party holds a role on; and the ids of the audited rows met (payment plans,
+    dunning blocks) by table. What hangs from a contract is exported by role: its bills, payments,
+    payment plans and dunning to who holds or pays it, its meters and readings (the consumption of
+    the premises) to them and to its occupant, and to a landlord (owner) only the contract's number
+    and the premises' address: the rest is the tenant's data."""
     roles: dict[int, list[str]] = defaultdict(list)
     for contract_id, role in session.execute(select(ContractParty.contract_id, ContractParty.role)
                                              .where(ContractParty.party_id == party_id)
                                              .order_by(ContractParty.contract_id, ContractParty.role)):
-        roles[contract_id].append(_label(role, "contract_role"))
+        roles[contract_id].append(role)
     audited: dict[str, list[str]] = defaultdict(list)
     if not roles:
         return [], audited
@@ -213,71 +247,101 @@ def _contracts(party_id: int, agents: _Agents) -> tuple[list[dict], dict[str, li
     found = []
     for contract in contracts:
         point = contract.service_point
-        start, end = contract.start_date, contract.end_date
-        # Readings and meters stay with the premises: only those of the contract's period are the party's.
-        installations = session.execute(
-            select(MeterInstallation).join(Meter, Meter.id == MeterInstallation.meter_id)
-            .where(MeterInstallation.service_point_id == point.id,
-                   or_(MeterInstallation.removed_on.is_(None), MeterInstallation.removed_on >= start),
-                   *([MeterInstallation.installed_on <= end] if end else []))
-            .order_by(MeterInstallation.installed_on)).scalars().all()
-        readings = session.execute(
-            select(MeterReading, Meter.serial).join(Meter, Meter.id == MeterReading.meter_id)
-            .where(MeterReading.service_point_id == point.id, MeterReading.read_on >= start,
-                   *([MeterReading.read_on <= end] if end else []))
-            .order_by(MeterReading.read_on, MeterReading.id)).all()
-        invoices = session.execute(select(Invoice).where(Invoice.contract_id == contract.id)
-                                   .order_by(Invoice.issued_on, Invoice.id)).scalars().all()
-        payments: dict[int, list[Payment]] = defaultdict(list)
-        if invoices:
-            for payment in session.execute(select(Payment).where(Payment.invoice_id.in_([i.id for i in invoices]))
-                                           .order_by(Payment.paid_on, Payment.id)).scalars():
-                payments[payment.invoice_id].append(payment)
-        plans = session.execute(select(PaymentPlan).where(PaymentPlan.contract_id == contract.id)
-                                .order_by(PaymentPlan.starts_on, PaymentPlan.id)).scalars().all()
-        blocks = session.execute(select(DunningBlock).where(DunningBlock.contract_id == contract.id)
-                                 .order_by(DunningBlock.created_at, DunningBlock.id)).scalars().all()
-        relaunches = session.execute(
-            select(DunningRunItem, Dossier.reference).outerjoin(Dossier, Dossier.id == DunningRunItem.dossier_id)
-            .where(DunningRunItem.contract_id == contract.id).order_by(DunningRunItem.done_at)).all()
-        audited["payment_plan"] += [str(p.id) for p in plans]
-        audited["dunning_block"] += [str(b.id) for b in blocks]
-        dossier_refs = _references({p.dossier_id for p in plans})
-        agents.load(b.created_by_id for b in blocks)
-        found.append({
+        labels = [_label(role, "contract_role") for role in roles[contract.id]]
+        liable = any(role in LIABLE_ROLES for role in roles[contract.id])
+        supplied = liable or any(role in SUPPLIED_ROLES for role in roles[contract.id])
+        if not supplied:
+            found.append({
+                "id": contract.id, "number": contract.number, "roles": labels,
+                "service_point": {"street": point.street, "address_extra": point.address_extra,
+                                  "postal_code": point.postal_code, "city": point.city},
+                "scope": OWNER_SCOPE,
+            })
+            continue
+        record = {
             "id": contract.id, "number": contract.number, "external_ref": contract.external_ref,
-            "roles": roles[contract.id], "status": _label(contract.status, "contract_status"),
-            "start_date": value(start), "end_date": value(end), "offer": contract.offer,
+            "roles": labels, "status": _label(contract.status, "contract_status"),
+            "start_date": value(contract.start_date), "end_date": value(contract.end_date), "offer": contract.offer,
             "service_point": {
                 "kind": _label(point.kind, "service_point_kind"), "national_id": point.national_id,
                 "external_ref": point.external_ref, "street": point.street, "address_extra": point.address_extra,
                 "postal_code": point.postal_code, "city": point.city, "insee_code": point.insee_code,
                 "main_residence": value(point.main_residence),
             },
-            "meters": [{"serial": i.meter.serial, "kind": _label(i.meter.kind, "service_point_kind"),
-                        "installed_on": value(i.installed_on), "removed_on": value(i.removed_on)}
-                       for i in installations],
-            "readings": [{"read_on": value(r.read_on), "meter": serial, "index_value": r.index_value,
-                          "kind": _label(r.kind, "reading_kind"), "external_ref": r.external_ref}
-                         for r, serial in readings],
-            "invoices": [{
-                "number": i.number, "external_ref": i.external_ref, "issued_on": value(i.issued_on),
-                "due_on": value(i.due_on), "amount": value(i.amount), "amount_paid": value(i.amount_paid),
-                "balance": value(i.balance), "status": _label(i.status, "invoice_status"),
-                "payments": [{"paid_on": value(p.paid_on), "amount": value(p.amount),
-                              "method": _label(p.method, "payment_method"), "external_ref": p.external_ref}
-                             for p in payments[i.id]],
-            } for i in invoices],
-            "payment_plans": [{"starts_on": value(p.starts_on), "ends_on": value(p.ends_on),
-                               "instalments": p.instalments, "dossier": dossier_refs.get(p.dossier_id),
-                               "created_at": value(p.created_at), "cancelled_at": value(p.cancelled_at)}
-                              for p in plans],
-            "dunning_blocks": [{"until": value(b.until), "reason": b.reason, "created_by": agents.name(b.created_by_id),
-                                "created_at": value(b.created_at), "lifted_at": value(b.lifted_at)} for b in blocks],
-            "dunning": [{"done_at": value(item.done_at), "outcome": _label(item.outcome, "dunning_outcome"),
-                         "dossier": reference, "detail": item.detail} for item, reference in relaunches],
-        })
+            **_premises(contract),
+        }
+        if liable:
+            record.update(_billing(contract, agents, audited))
+        else:
+            record["scope"] = OCCUPANT_SCOPE
+        found.append(record)
     return found, audited
+
+
+def _premises(contract: Contract) -> dict:
+    """The meters and readings of the contract's premises during the contract: readings and meters
+    stay with the premises, only those of the contract's period are the party's."""
+    point, start, end = contract.service_point, contract.start_date, contract.end_date
+    installations = session.execute(
+        select(MeterInstallation).join(Meter, Meter.id == MeterInstallation.meter_id)
+        .where(MeterInstallation.service_point_id == point.id,
+               or_(MeterInstallation.removed_on.is_(None), MeterInstallation.removed_on >= start),
+               *([MeterInstallation.installed_on <= end] if end else []))
+        .order_by(MeterInstallation.installed_on)).scalars().all()
+    readings = session.execute(
+        select(MeterReading, Meter.serial).join(Meter, Meter.id == MeterReading.meter_id)
+        .where(MeterReading.service_point_id == point.id, MeterReading.read_on >= start,
+               *([MeterReading.read_on <= end] if end else []))
+        .order_by(MeterReading.read_on, MeterReading.id)).all()
+    return {
+        "meters": [{"serial": i.meter.serial, "kind": _label(i.meter.kind, "service_point_kind"),
+                    "installed_on": value(i.installed_on), "removed_on": value(i.removed_on)}
+                   for i in installations],
+        "readings": [{"read_on": value(r.read_on), "meter": serial, "index_value": r.index_value,
+                      "kind": _label(r.kind, "reading_kind"), "external_ref": r.external_ref}
+                     for r, serial in readings],
+    }
+
+
+def _billing(contract: Contract, agents: _Agents, audited: dict[str, list[str]]) -> dict:
+    """The contract's invoices with their payments, its payment plans, dunning blocks and relaunches
+    (for who holds or pays it); the audited rows met are added to audited."""
+    invoices = session.execute(select(Invoice).where(Invoice.contract_id == contract.id)
+                               .order_by(Invoice.issued_on, Invoice.id)).scalars().all()
+    payments: dict[int, list[Payment]] = defaultdict(list)
+    if invoices:
+        for payment in session.execute(select(Payment).where(Payment.invoice_id.in_([i.id for i in invoices]))
+                                       .order_by(Payment.paid_on, Payment.id)).scalars():
+            payments[payment.invoice_id].append(payment)
+    plans = session.execute(select(PaymentPlan).where(PaymentPlan.contract_id == contract.id)
+                            .order_by(PaymentPlan.starts_on, PaymentPlan.id)).scalars().all()
+    blocks = session.execute(select(DunningBlock).where(DunningBlock.contract_id == contract.id)
+                             .order_by(DunningBlock.created_at, DunningBlock.id)).scalars().all()
+    relaunches = session.execute(
+        select(DunningRunItem, Dossier.reference).outerjoin(Dossier, Dossier.id == DunningRunItem.dossier_id)
+        .where(DunningRunItem.contract_id == contract.id).order_by(DunningRunItem.done_at)).all()
+    audited["payment_plan"] += [str(p.id) for p in plans]
+    audited["dunning_block"] += [str(b.id) for b in blocks]
+    dossier_refs = _references({p.dossier_id for p in plans})
+    agents.load(b.created_by_id for b in blocks)
+    return {
+        "invoices": [{
+            "number": i.number, "external_ref": i.external_ref, "issued_on": value(i.issued_on),
+            "due_on": value(i.due_on), "amount": value(i.amount), "amount_paid": value(i.amount_paid),
+            "balance": value(i.balance), "status": _label(i.status, "invoice_status"),
+            "payments": [{"paid_on": value(p.paid_on), "amount": value(p.amount),
+                          "method": _label(p.method, "payment_method"), "external_ref": p.external_ref}
+                         for p in payments[i.id]],
+        } for i in invoices],
+        "payment_plans": [{"starts_on": value(p.starts_on), "ends_on": value(p.ends_on),
+                           "instalments": p.instalments, "dossier": dossier_refs.get(p.dossier_id),
+                           "created_at": value(p.created_at), "cancelled_at": value(p.cancelled_at)}
+                          for p in plans],
+        "dunning_blocks": [{"until": value(b.until), "reason": b.reason, "created_by": agents.name(b.created_by_id),
+                            "created_at": value(b.created_at), "lifted_at": value(b.lifted_at)} for b in blocks],
+        "dunning": [{"done_at": value(item.done_at), "outcome": _label(item.outcome, "dunning_outcome"),
+                     "dossier": reference, "detail": item.detail} for item, reference in relaunches],
+    }
 
 
 def _references(dossier_ids: set[int | None]) -> dict[int, str]:
@@ -287,16 +351,19 @@ def _references(dossier_ids: set[int | None]) -> dict[int, str]:
     return dict(session.execute(select(Dossier.id, Dossier.reference).where(Dossier.id.in_(ids))).all())
 
 
-def _party_names(party_ids: Iterable[int]) -> dict[int, str]:
-    ids = set(party_ids)
-    if not ids:
-        return {}
-    return {p.id: f"{p.display_name} ({p.number})"
-            for p in session.execute(select(Party).where(Party.id.in_(ids))).scalars()}
+def _own_roles(owner, party_id: int) -> list[str]:
+    """The party's role codes on a contact or a dossier."""
+    return [link.role for link in owner.parties if link.party_id == party_id]
 
 
-def _links(owner, party_id: int, agents: _Agents, names: dict[int, str]) -> dict:
-    """A contact's or a dossier's links as labels: the party's own roles, the others, the objects."""
+def _in_full(roles: Iterable[str]) -> bool:
+    """Whether a contact or a dossier is the party's own record: linked in a role other than third party."""
+    return any(role in OWN_LINK_ROLES for role in roles)
+
+
+def _links(owner, party_id: int, agents: _Agents) -> dict:
+    """A contact's or a dossier's links as labels: the party's own roles, the others by role only
+    (their names are not the party's data), the agents, the objects."""
     refs = [business_objects.Ref(o.object_type, o.object_id) for o in owner.objects
             if o.object_type in business_objects.KINDS]
     loaded = {}
@@ -305,7 +372,7 @@ def _links(owner, party_id: int, agents: _Agents, names: dict[int, str]) -> dict
         loaded[ref] = session.get(spec.model, ref.id, options=list(spec.options) or None)
     return {
         "roles": [_label(link.role, "party_link_role") for link in owner.parties if link.party_id == party_id],
-        "parties": [f"{_label(link.role, 'party_link_role')} : {names.get(link.party_id, link.party_id)}"
+        "parties": [f"Autre interlocuteur ({str(_label(link.role, 'party_link_role')).lower()})"
                     for link in owner.parties if link.party_id != party_id],
         "agents": [f"{_label(link.role, 'agent_link_role')} : {agents.name(link.agent_id)}" for link in owner.agents],
         "objects": [f"{_label(ref.kind, 'object_kind')} : {business_objects.describe(ref, loaded[ref])}"
@@ -356,13 +423,16 @@ def _instances_by(column, ids: list[int]) -> dict[int, list[ProcessInstance]]:
 
 
 def _contacts(party_id: int, agents: _Agents) -> tuple[list[dict], list[int], list[int]]:
-    """The contacts linked to the party; their ids and their process instances' ids."""
+    """The contacts linked to the party: in full where it is the customer (or holds any role other
+    than third party), as one line where it is only named as third party on another person's contact;
+    the ids of those exported in full and of their process instances."""
     contacts = session.execute(
         select(Contact).where(Contact.id.in_(select(ContactParty.contact_id).where(ContactParty.party_id == party_id)))
         .order_by(Contact.occurred_at, Contact.id)).scalars().all()
-    ids = [c.id for c in contacts]
-    names = _party_names(link.party_id for c in contacts for link in c.parties)
-    agents.load([c.created_by_id for c in contacts] + [link.agent_id for c in contacts for link in c.agents])
+    own = [c for c in contacts if _in_full(_own_roles(c, party_id))]
+    ids = [c.id for c in own]
+    full = set(ids)
+    agents.load([c.created_by_id for c in own] + [link.agent_id for c in own for link in c.agents])
     in_dossiers: dict[int, list[str]] = defaultdict(list)
     if ids:
         for contact_id, reference in session.execute(
@@ -373,12 +443,20 @@ def _contacts(party_id: int, agents: _Agents) -> tuple[list[dict], list[int], li
     instances = _instances_by(ProcessInstance.contact_id, ids)
     found = []
     for contact in contacts:
+        if contact.id not in full:
+            found.append({
+                "id": contact.id, "occurred_at": value(contact.occurred_at),
+                "contact_type": contact.contact_type.label,
+                "roles": [_label(role, "party_link_role") for role in _own_roles(contact, party_id)],
+                "scope": THIRD_PARTY_CONTACT,
+            })
+            continue
         found.append({
             "id": contact.id, "occurred_at": value(contact.occurred_at), "created_at": value(contact.created_at),
             "contact_type": contact.contact_type.label, "channel": _label(contact.channel, "channel"),
             "direction": _label(contact.direction, "direction"), "subject": contact.subject, "notes": contact.notes,
             "duration_minutes": contact.duration_minutes, "created_by": agents.name(contact.created_by_id),
-            **_links(contact, party_id, agents, names),
+            **_links(contact, party_id, agents),
             "dossiers": in_dossiers[contact.id],
             "processes": _processes(instances[contact.id], agents),
         })
@@ -386,12 +464,15 @@ def _contacts(party_id: int, agents: _Agents) -> tuple[list[dict], list[int], li
 
 
 def _dossiers(party_id: int, agents: _Agents) -> tuple[list[dict], list[int], list[int], list[int]]:
-    """The dossiers linked to the party; their ids, their elements' ids, their instances' ids."""
+    """The dossiers linked to the party: in full where it is the customer (or holds any role other
+    than third party), as one line where it is only named as third party on another person's dossier;
+    the ids of those exported in full, of their elements and of their process instances."""
     dossiers = session.execute(
         select(Dossier).where(Dossier.id.in_(select(DossierParty.dossier_id).where(DossierParty.party_id == party_id)))
         .order_by(Dossier.created_at, Dossier.id)).scalars().all()
-    ids = [d.id for d in dossiers]
-    names = _party_names(link.party_id for d in dossiers for link in d.parties)
+    own = [d for d in dossiers if _in_full(_own_roles(d, party_id))]
+    ids = [d.id for d in own]
+    full = set(ids)
     elements: dict[int, list[DossierElement]] = defaultdict(list)
     contacts: dict[int, list[DossierContact]] = defaultdict(list)
     if ids:
@@ -401,11 +482,19 @@ def _dossiers(party_id: int, agents: _Agents) -> tuple[list[dict], list[int], li
         for link in session.execute(select(DossierContact).where(DossierContact.dossier_id.in_(ids))
                                     .order_by(DossierContact.added_at)).scalars():
             contacts[link.dossier_id].append(link)
-    agents.load([d.created_by_id for d in dossiers] + [link.agent_id for d in dossiers for link in d.agents]
+    agents.load([d.created_by_id for d in own] + [link.agent_id for d in own for link in d.agents]
                 + [e.created_by_id for group in elements.values() for e in group])
     instances = _instances_by(ProcessInstance.dossier_id, ids)
     found = []
     for dossier in dossiers:
+        if dossier.id not in full:
+            found.append({
+                "id": dossier.id, "reference": dossier.reference, "created_at": value(dossier.created_at),
+                "classification": dossier.dossier_type.label,
+                "roles": [_label(role, "party_link_role") for role in _own_roles(dossier, party_id)],
+                "scope": THIRD_PARTY_DOSSIER,
+            })
+            continue
         found.append({
             "id": dossier.id, "reference": dossier.reference, "classification": dossier.dossier_type.label,
             "status": _label(dossier.status, "dossier_status"), "origin": _label(dossier.origin, "dossier_origin"),
@@ -413,7 +502,7 @@ def _dossiers(party_id: int, agents: _Agents) -> tuple[list[dict], list[int], li
             "created_by": agents.name(dossier.created_by_id), "due_at": value(dossier.due_at),
             "closed_at": value(dossier.closed_at), "close_reason": dossier.close_reason,
             "external_ref": dossier.external_ref,
-            **_links(dossier, party_id, agents, names),
+            **_links(dossier, party_id, agents),
             "elements": [{
                 "kind": {"note": "Note", "letter": "Courrier", "mail": "Courriel"}.get(e.kind, e.kind),
                 "title": e.title, "body": e.body, "created_at": value(e.created_at),
@@ -431,11 +520,13 @@ def _dossiers(party_id: int, agents: _Agents) -> tuple[list[dict], list[int], li
 
 
 def _mails(dossier_ids: list[int], addresses: set[str], agents: _Agents) -> tuple[list[dict], list[int]]:
-    """The mails of the party's dossiers (the outbox), whoever they went to."""
-    if not dossier_ids:
+    """The mails of the party's own dossiers (the outbox) sent to one of its addresses: a mail to
+    another person of the same dossier is that person's."""
+    if not dossier_ids or not addresses:
         return [], []
-    mails = session.execute(select(OutgoingMail).where(OutgoingMail.dossier_id.in_(dossier_ids))
-                            .order_by(OutgoingMail.created_at, OutgoingMail.id)).scalars().all()
+    mails = [m for m in session.execute(select(OutgoingMail).where(OutgoingMail.dossier_id.in_(dossier_ids))
+                                        .order_by(OutgoingMail.created_at, OutgoingMail.id)).scalars()
+             if m.recipient.strip().lower() in addresses]
     references = _references({m.dossier_id for m in mails})
     agents.load(m.created_by_id for m in mails)
     found = []
@@ -443,7 +534,7 @@ def _mails(dossier_ids: list[int], addresses: set[str], agents: _Agents) -> tupl
         attachment = mail.attachment
         found.append({
             "id": mail.id, "dossier": references.get(mail.dossier_id), "recipient": mail.recipient,
-            "sent_to_your_address": value(mail.recipient.strip().lower() in addresses),
+            "sent_to_your_address": value(True),
             "subject": mail.subject, "body": mail.body,
             "status": {"queued": "En attente", "sending": "En cours d'envoi", "sent": "Envoyé",
                        "failed": "Échec"}.get(mail.status, mail.status),
@@ -484,12 +575,19 @@ AUDIT_ACTIONS = {
 }
 
 
-def _audit(objects: dict[str, list[str]], agents: _Agents) -> list[dict]:
-    """The audit entries about the party and the rows of its that are audited."""
+# Entries written on a dossier about one of its mails ({"mail": id, "subject", "to"}): shown only
+# with the mail itself, a mail to another person of the dossier being that person's.
+MAIL_ACTIONS = frozenset({"queue_mail", "mail_sent"})
+
+
+def _audit(objects: dict[str, list[str]], mail_ids: Iterable[int], agents: _Agents) -> list[dict]:
+    """The audit entries about the party and about the audited rows exported in full."""
     clauses = [and_(AuditEntry.object_type == kind, AuditEntry.object_id.in_(ids))
                for kind, ids in objects.items() if ids]
-    entries = session.execute(select(AuditEntry).where(or_(*clauses)).order_by(AuditEntry.created_at,
-                                                                                AuditEntry.id)).scalars().all()
+    mails = set(mail_ids)
+    entries = [e for e in session.execute(select(AuditEntry).where(or_(*clauses))
+                                          .order_by(AuditEntry.created_at, AuditEntry.id)).scalars()
+               if e.action not in MAIL_ACTIONS or (isinstance(e.changes, dict) and e.changes.get("mail") in mails)]
     agents.load(e.actor_id for e in entries)
     return [{
         "at": value(e.created_at), "action": AUDIT_ACTIONS.get(e.action, e.action),
@@ -535,7 +633,7 @@ def collect(party_id: int) -> dict:
         "dossiers": dossiers,
         "mails": mails,
         "templates": _templates(party_id),
-        "audit": _audit(audit_objects, agents),
+        "audit": _audit(audit_objects, mail_ids, agents),
         "consultations": _consultations(party_id),
     }
     return {

@@ -1,7 +1,9 @@
 """The GDPR right of access (app.privacy): the export of everything held about a party — identity
 with bank details, contracts and everything hanging from them, contacts, dossiers with their
 elements and process answers, mails, audit entries, who consulted the 360° view — as JSON and as
-a printable page; every table with a foreign key to party.id covered; refused without
+a printable page; another person's records where the party is only third party or landlord
+reduced to one line (none of that person's data), its own records in full with the other parties
+by role; every table with a foreign key to party.id covered; refused without
 ``party.privacy`` (403) or outside the agent's territories (404); each export traced."""
 from __future__ import annotations
 
@@ -307,3 +309,167 @@ def test_refused_without_the_permission_or_outside_the_territories(app, filled, 
     assert loire.get(f"/interlocuteurs/999999/donnees-personnelles{path}").status_code == 404
     exports = session.execute(select(AuditEntry.object_id).where(AuditEntry.action == "privacy_export")).scalars()
     assert set(exports) <= {str(filled.bernard.id)}
+
+
+# --- Another person's records: by role --------------------------------------------------------
+
+# What belongs to Zéphyrine Quintavalle, a customer on whose records the SCI is named as third party
+# (contact, dossier) or as landlord (contract): none of it may reach the SCI's export.
+MARKERS = ("Zéphyrine", "Quintavalle", "CW0000099", "MARQUEUR-OBJET-ZQ", "MARQUEUR-NOTE-ZQ", "MARQUEUR-DOSSIER-ZQ",
+           "MARQUEUR-ELEMENT-ZQ", "MARQUEUR-COURRIEL-ZQ", "MARQUEUR-TIERS-ZQ", "marqueur-processus-zq@example.fr",
+           "CW-F-ZQ-SECRETE", "zephyrine@example.fr",
+           # Hélène's contract, of which the SCI is the landlord: her bills, payments and dunning.
+           "CW-F-1", "CW-PAY-1", "Réclamation en cours d'examen", "CW-M-NEW", "Hélène", "Lefèvre")
+
+
+@pytest.fixture
+def named(filled):
+    """The SCI (owner of Hélène's contract) named as third party on Zéphyrine's contact and dossier
+    (notes, a note, a process step answered, mails to her and to the SCI) and owner of her contract
+    (an invoice); and a contact of the SCI's own, on which Zéphyrine is named as third party."""
+    from app.contacts.links import AgentLink, Links, PartyLink
+    from app.parties.models import PartyEmail
+    from tests.integration.contacts_world import contract_in, dossier_type, invoice, party
+
+    world = filled
+    sci, agent = world.sci, world.agent
+    session.add(PartyEmail(party_id=sci.id, address="gestion@sci-tilleuls.fr", position=0))
+    zephyrine = party("CW0000099", "Zéphyrine", "Quintavalle", world.places["lyon"])
+    zq_contract = contract_in(world.places["lyon"], "CW-EAU-ZQ", [(zephyrine, "holder"), (sci, "owner")])
+    invoice(zq_contract, "CW-F-ZQ-SECRETE", issued=date(2026, 2, 1), due=date(2026, 3, 1), amount="77.70")
+    session.commit()
+
+    def links(customer, third) -> Links:
+        return Links(parties=[PartyLink(customer.id, "customer"), PartyLink(third.id, "third_party")],
+                     agents=[AgentLink(agent.id, "emitter")])
+
+    contact = new_contact(world, subject="MARQUEUR-OBJET-ZQ", notes="MARQUEUR-NOTE-ZQ", links=links(zephyrine, sci))
+    own_contact = new_contact(world, subject="Visite des locaux", notes="Le gérant demande un rendez-vous.",
+                              links=links(sci, zephyrine))
+    kind = dossier_type(label="Dossier move_in")
+    kind.process_key = "move_in"
+    session.commit()
+    dossier = dossiers.open_dossier(agent=agent, dossier_type_id=kind.id, subject="MARQUEUR-DOSSIER-ZQ",
+                                    links=links(zephyrine, sci))
+    session.commit()
+    instance = processes.start(key="move_in", agent=agent, dossier=dossier)
+    processes.complete_task(agent=agent, task_id=the_task(instance).id,
+                            answers={**IDENTITY, "email": "marqueur-processus-zq@example.fr"})
+    session.commit()
+    dossiers.add_note(agent=agent, dossier_id=dossier.id, title="MARQUEUR-ELEMENT-ZQ", body="MARQUEUR-ELEMENT-ZQ")
+    outbox.queue_mail(dossier=dossier, recipient="zephyrine@example.fr", subject="MARQUEUR-COURRIEL-ZQ",
+                      body="MARQUEUR-COURRIEL-ZQ", agent=agent)
+    # Sent to the SCI's own address, but in Zéphyrine's dossier: about her, not the SCI's.
+    outbox.queue_mail(dossier=dossier, recipient="gestion@sci-tilleuls.fr", subject="MARQUEUR-TIERS-ZQ",
+                      body="MARQUEUR-TIERS-ZQ", agent=agent)
+    session.commit()
+    world.zephyrine, world.zq_contract = zephyrine, zq_contract
+    world.zq_contact, world.zq_dossier, world.zq_instance = contact, dossier, instance
+    world.sci_contact = own_contact
+    return world
+
+
+def test_another_persons_records_give_a_third_party_or_a_landlord_one_line(named, dpo, client, auth):
+    world = named
+    export = access.collect(world.sci.id)
+    sections = export["sections"]
+    text = _all_strings(export)
+    for marker in MARKERS:
+        assert marker not in text, marker
+
+    contacts = {c["id"]: c for c in sections["contacts"]["data"]}
+    assert contacts[world.zq_contact.id] == {
+        "id": world.zq_contact.id, "occurred_at": world.zq_contact.occurred_at.isoformat(),
+        "contact_type": "Question sur une facture", "roles": ["Tiers"], "scope": access.THIRD_PARTY_CONTACT}
+    [dossier] = sections["dossiers"]["data"]
+    assert dossier == {"id": world.zq_dossier.id, "reference": world.zq_dossier.reference,
+                       "created_at": world.zq_dossier.created_at.isoformat(), "classification": "Dossier move_in",
+                       "roles": ["Tiers"], "scope": access.THIRD_PARTY_DOSSIER}
+    assert sections["mails"]["data"] == []
+
+    contracts = {c["number"]: c for c in sections["contracts"]["data"]}
+    assert set(contracts) == {"CW-EAU-1", "CW-EAU-ZQ"}
+    for number, contract in contracts.items():
+        assert set(contract) == {"id", "number", "roles", "service_point", "scope"}, number
+        assert contract["roles"] == ["Propriétaire"] and contract["scope"] == access.OWNER_SCOPE
+    assert contracts["CW-EAU-ZQ"]["service_point"] == {
+        "street": world.zq_contract.service_point.street, "address_extra": None, "postal_code": "69002",
+        "city": world.zq_contract.service_point.city}
+
+    # Its own contact in full, the other party by role only.
+    own = contacts[world.sci_contact.id]
+    assert own["subject"] == "Visite des locaux" and own["notes"] == "Le gérant demande un rendez-vous."
+    assert own["roles"] == ["Client"] and own["parties"] == ["Autre interlocuteur (tiers)"]
+
+    # The audit: the SCI and its own contact, nothing of Zéphyrine's records.
+    objects = {e["object"] for e in sections["audit"]["data"]}
+    assert f"Contact n° {world.sci_contact.id}" in objects
+    assert not {f"Contact n° {world.zq_contact.id}", f"Dossier n° {world.zq_dossier.id}",
+                f"Plan d'action n° {world.zq_instance.id}"} & objects
+    assert not any(obj.startswith(("Courriel", "Élément de dossier", "Échéancier", "Blocage")) for obj in objects)
+
+    auth.login(dpo.login)
+    base = f"/interlocuteurs/{world.sci.id}/donnees-personnelles"
+    raw = client.get(f"{base}/export.json").get_data(as_text=True)
+    html = client.get(f"{base}/export.html").get_data(as_text=True)
+    for marker in MARKERS:
+        assert marker not in raw, marker
+        assert marker not in html, marker
+    for shown in (world.zq_dossier.reference, "CW-EAU-ZQ", world.zq_contract.service_point.street, "Tiers",
+                  "Propriétaire", "Visite des locaux", "Autre interlocuteur (tiers)", "Étendue",
+                  "cité comme tiers", "dont vous êtes propriétaire"):
+        assert shown in html, shown
+
+
+def test_the_customer_keeps_its_own_records_in_full(named):
+    """Zéphyrine's export holds everything the SCI's leaves out; the SCI appears there by role only."""
+    world = named
+    export = access.collect(world.zephyrine.id)
+    sections = export["sections"]
+    text = _all_strings(export)
+    assert "SCI Les Tilleuls" not in text and "CW0000004" not in text
+    assert "MARQUEUR-TIERS-ZQ" not in text  # the mail to the SCI is the SCI's
+
+    [contract] = sections["contracts"]["data"]
+    assert contract["roles"] == ["Titulaire"] and [i["number"] for i in contract["invoices"]] == ["CW-F-ZQ-SECRETE"]
+    contacts = {c["id"]: c for c in sections["contacts"]["data"]}
+    assert contacts[world.zq_contact.id]["notes"] == "MARQUEUR-NOTE-ZQ"
+    assert contacts[world.zq_contact.id]["parties"] == ["Autre interlocuteur (tiers)"]
+    assert contacts[world.sci_contact.id]["scope"] == access.THIRD_PARTY_CONTACT
+    assert "notes" not in contacts[world.sci_contact.id]
+    [dossier] = sections["dossiers"]["data"]
+    assert dossier["subject"] == "MARQUEUR-DOSSIER-ZQ" and dossier["parties"] == ["Autre interlocuteur (tiers)"]
+    assert [e["title"] for e in dossier["elements"]] == ["MARQUEUR-ELEMENT-ZQ"]
+    [process] = dossier["processes"]
+    assert "marqueur-processus-zq@example.fr" in {a["answer"] for t in process["tasks"] for a in t["answers"]}
+    assert sections["mails"]["data"] == []  # no address of hers on file: no mail is shown as hers
+    objects = {e["object"] for e in sections["audit"]["data"]}
+    assert {f"Contact n° {world.zq_contact.id}", f"Dossier n° {world.zq_dossier.id}",
+            f"Plan d'action n° {world.zq_instance.id}"} <= objects
+    assert f"Contact n° {world.sci_contact.id}" not in objects
+
+
+def test_an_occupant_gets_the_premises_readings_not_the_bills(filled):
+    """An occupant is supplied at the premises (meters, readings) but not told the payer's debt; in
+    a dossier of one's own, a mail to another person of the dossier stays out."""
+    from app.contracts.models import ContractParty
+    from tests.integration.contacts_world import party
+
+    occupant = party("CW0000098", "Odile", "Occupante", filled.places["lyon"])
+    session.add(ContractParty(contract=filled.contract, party=occupant, role="occupant"))
+    outbox.queue_mail(dossier=filled.filled_dossier, recipient="paul.martin@example.fr", subject="Pour le payeur",
+                      body="Votre échéancier.", agent=filled.agent)
+    session.commit()
+
+    [contract] = access.collect(occupant.id)["sections"]["contracts"]["data"]
+    assert contract["roles"] == ["Occupant"] and contract["scope"] == access.OCCUPANT_SCOPE
+    assert [r["index_value"] for r in contract["readings"]] == [120, 340]
+    assert not {"invoices", "payment_plans", "dunning_blocks", "dunning"} & set(contract)
+    text = _all_strings(access.collect(occupant.id))
+    assert "CW-F-1" not in text and "Réclamation en cours d'examen" not in text
+
+    sections = access.collect(filled.helene.id)["sections"]
+    assert [m["subject"] for m in sections["mails"]["data"]] == ["Votre emménagement"]
+    traced = [e["changes"]["subject"] for e in sections["audit"]["data"]
+              if e["object"] == f"Dossier n° {filled.filled_dossier.id}" and e["action"] == "queue_mail"]
+    assert traced == ["Votre emménagement"]  # the entry about the payer's mail stays out too

@@ -3,7 +3,10 @@
 POST only, CSRF-protected like every form. The agent needs ``party.privacy``, and the party is read
 through the agent's territories (app.parties.service.get_party): outside them it reads as missing
 (404). A refusal (a customer, an open dossier, an active process, an unpaid invoice) is flashed,
-with nothing written; the confirmation box must be ticked.
+with nothing written; the confirmation box must be ticked. The contacts and dossiers of someone else
+where the party appears (a neighbour noted as third party on a customer's contact) keep their content:
+the party's link and its own values only are taken out (retention.anonymise). The search index is
+compacted by the nightly job, not here.
 """
 from __future__ import annotations
 
@@ -43,9 +46,14 @@ def erase(party_id: int):
         session.rollback()
         flash(exc.message, "error")
         return _back(party_id)
-    retention.compact_search_index()
+    # No compaction of the search index here (it rewrites it whole): anonymise rewrote the party's row,
+    # which takes its old terms out of the index at once; the nightly job compacts (retention.run).
     session.commit()
     flash(_("Les données personnelles de l'interlocuteur ont été effacées (%(contacts)s contact(s), "
             "%(dossiers)s dossier(s) anonymisé(s)).", contacts=counts["contacts"], dossiers=counts["dossiers"]),
           "success")
+    shared = counts.get("shared_contacts", 0) + counts.get("shared_dossiers", 0)
+    if shared:
+        flash(_("Il a été retiré de %(count)s contact(s) ou dossier(s) d'autres interlocuteurs, qui restent à "
+                "ceux-ci sans ses données.", count=shared), "success")
     return _back(party_id)

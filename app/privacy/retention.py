@@ -24,6 +24,20 @@ erased, wherever a copy of it lives:
 - the audit trail about all of these: values replaced by ``MARKER``, keys kept (who changed which
   field when stays known).
 
+A contact or dossier shared with someone else is not the party's to erase: when it also links
+another party, not anonymised, in a role other than ``third_party`` (a customer whose neighbour was
+noted as third party, the co-holder of a joint contract), only the party's link row goes
+(contact_party, dossier_party), and its own values are cut out of the record and of everything
+hanging from it — subject, notes, note and mail copies, outbox mails, affaire calls, process data,
+task drafts, messages, audit entries: each of its names (present and former, from its own audit
+trail), e-mail addresses, phone numbers, IBAN, BIC, street, address complement and birth date is
+replaced, as a whole word and whatever its case, by ``ERASED`` (« [personne effacée] »); the rest
+of the text, written about the other person, stays theirs. A generated letter of such a dossier
+whose .docx names the party (or that has no .docx to check) loses its files. The other records
+(the party the only one left, third parties aside) are erased whole, as above. A name or number
+typed in another form (a phone with dots, a nickname) cannot be recognised: free text of a shared
+record is cleaned of the exact values only.
+
 All of it is written with table-level statements (which the audit hook does not see, so no new
 entry copies the old values) in the caller's transaction, then one ``anonymise`` entry says why
 and how much was erased — never what. A customer (or a party with a running contract), an open
@@ -32,12 +46,18 @@ refuses the erasure, with nothing written.
 
 ``candidates`` finds, set-based, the parties past their retention period
 (PRIVACY_PROSPECT_RETENTION_DAYS, PRIVACY_FORMER_CUSTOMER_RETENTION_DAYS); ``run`` anonymises
-them, one transaction each (the nightly job, ``flask privacy retention``).
+them, one transaction each (the nightly job, ``flask privacy retention``), then compacts the
+search index (``compact_search_index``), once per run — never in a request.
 """
 from __future__ import annotations
 
+import html
+import io
 import json
 import logging
+import re
+import zipfile
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,7 +70,7 @@ from app.audit import service as audit
 from app.audit.context import current as current_audit_context
 from app.audit.context import set_actor
 from app.audit.models import AuditEntry
-from app.contacts.models import Contact, ContactParty, ContactType, TemplateItem
+from app.contacts.models import Contact, ContactParty, ContactType, PartyLinkRole, TemplateItem
 from app.contracts.models import Contract, ContractParty, ContractStatus, Invoice, InvoiceStatus
 from app.db import session
 from app.documents.models import StoredFile
@@ -66,9 +86,13 @@ from app.security.models import Agent
 log = logging.getLogger(__name__)
 
 MARKER = "Anonymisé"
+ERASED = "[personne effacée]"  # in place of the party's values in a record shared with someone else
 REASON_RETENTION = "durée de conservation dépassée"
 REASON_REQUEST = "demande de la personne"
 BATCH = 200
+# The nightly job compacts the search index when it erased someone, or when someone was erased (on
+# request) within these days: a few missed nights are caught up.
+COMPACT_LOOKBACK_DAYS = 7
 
 UNPAID = (InvoiceStatus.OPEN, InvoiceStatus.PARTIALLY_PAID)
 # Audit actions whose data hold ids and codes only: left as they are.
@@ -83,6 +107,11 @@ KEPT_AUDIT_KEYS = frozenset({
     "definition_id", "dossier_id", "contact_id", "template_id", "pdf_pending", "attempts", "insee_code",
     "postal_code", "city", "anonymised_at", "exclusive_contract_id", "dunning_rank", "close_reason",
 })
+# The party's audit keys whose values (present and former) are the person's own: cut out of shared records.
+PERSONAL_AUDIT_KEYS = frozenset({"last_name", "first_name", "company_name", "emails", "phones", "iban", "bic",
+                                 "street", "address_extra", "birth_date"})
+# The roles that make a contact or dossier someone's own; a third party (a neighbour, a relative) does not.
+OWNER_ROLES = tuple(role for role in PartyLinkRole.ALL if role != PartyLinkRole.THIRD_PARTY)
 # Keys of a serialized workflow whose content is the process's data (answers, variables, events).
 STATE_DATA_KEYS = frozenset({"data", "internal_data", "delta", "bpmn_events", "correlations", "payload"})
 
@@ -244,14 +273,14 @@ def _scrub_data(value: Any) -> Any:
     return value
 
 
-def _scrub_state(value: Any) -> Any:
+def _scrub_state(value: Any, scrub: Callable[[Any], Any] = _scrub_data) -> Any:
     """A serialized workflow: the content of its data keys scrubbed, its structure (task tree, states,
     spec names) kept, so that the finished instance still reads."""
     if isinstance(value, dict):
-        return {key: _scrub_data(item) if key in STATE_DATA_KEYS else _scrub_state(item)
+        return {key: scrub(item) if key in STATE_DATA_KEYS else _scrub_state(item, scrub)
                 for key, item in value.items()}
     if isinstance(value, list):
-        return [_scrub_state(item) for item in value]
+        return [_scrub_state(item, scrub) for item in value]
     return value
 
 
@@ -261,6 +290,197 @@ def scrub_state_text(state: str) -> str:
     except ValueError:
         return json.dumps({})
     return json.dumps(_scrub_state(parsed))
+
+
+# --- The party's own values, in a record shared with someone else -------------------------------
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return []
+
+
+def _variants(key: str, value: str) -> list[str]:
+    """A value as it may be typed in free text besides its stored form."""
+    value = value.strip()
+    if key == "phones":
+        value = value.split(" (")[0]  # the audit label: "+33612345678 (mobile)"
+        digits = value.replace(" ", "")
+        national = "0" + digits[3:] if digits.startswith("+33") else digits
+        return [value, digits, national, " ".join(national[i:i + 2] for i in range(0, len(national), 2))]
+    if key == "iban":
+        compact = value.replace(" ", "")
+        return [value, compact, " ".join(compact[i:i + 4] for i in range(0, len(compact), 4))]
+    if key == "birth_date" and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return [value, f"{value[8:10]}/{value[5:7]}/{value[:4]}"]
+    return [value]
+
+
+def own_values(party: Party) -> list[str]:
+    """The party's own values, present and former (its audit trail keeps the names and numbers it
+    had): names, e-mails, phones, IBAN, BIC, street, address complement, birth date; longest first."""
+    found: list[tuple[str, str]] = [
+        ("last_name", party.last_name or ""), ("first_name", party.first_name or ""),
+        ("company_name", party.company_name or ""), ("iban", party.iban or ""), ("bic", party.bic or ""),
+        ("street", party.street or ""), ("address_extra", party.address_extra or ""),
+        ("birth_date", party.birth_date.isoformat() if party.birth_date else ""),
+        *(("emails", email.address) for email in party.emails),
+        *(("phones", phone.number) for phone in party.phones),
+    ]
+    a = _table(AuditEntry)
+    for changes in session.execute(select(a.c.changes).where(
+            a.c.object_type == "party", a.c.object_id == str(party.id), a.c.changes.is_not(None))).scalars():
+        if isinstance(changes, dict):
+            found += [(key, text) for key in PERSONAL_AUDIT_KEYS & changes.keys() for text in _strings(changes[key])]
+    values = {variant for key, value in found if value for variant in _variants(key, value)}
+    names = {party.first_name or "", party.last_name or ""}
+    for first in names:  # the full name in either order, with the civility
+        for last in names - {first}:
+            values.update({f"{first} {last}", f"{party.civility or ''} {first} {last}".strip()})
+    return sorted((v for v in values if len(v) >= 2 and any(ch.isalnum() for ch in v) and v != MARKER),
+                  key=lambda v: (-len(v), v))
+
+
+class _Redactor:
+    """Cuts the party's own values out of texts: each, as a whole word, whatever its case, becomes
+    ERASED; so do the "party id:role" labels of the party in the audit entries' link lists."""
+
+    def __init__(self, party_id: int, values: list[str]) -> None:
+        alternatives = "|".join(re.escape(value) for value in values)
+        self.pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE) if values else None
+        self.link_label = re.compile(rf"{party_id}:[a-z_]+")
+
+    def found(self, text: str) -> bool:
+        return bool(self.pattern and self.pattern.search(text))
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, str):
+            if self.link_label.fullmatch(value):
+                return ERASED
+            return self.pattern.sub(ERASED, value) if self.pattern else value
+        if isinstance(value, dict):
+            return {key: self(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self(item) for item in value]
+        return value
+
+
+def _fit(table, column: str, value: Any) -> Any:
+    length = getattr(table.c[column].type, "length", None)
+    return value[:length] if isinstance(value, str) and length else value
+
+
+def _rewrite(table, ids: list[int], columns: tuple[str, ...], redact: _Redactor, **also) -> list[int]:
+    """Redact these columns of these rows, row by row, writing only the rows that change (with also,
+    each a value or a function of the row); the ids written."""
+    written = []
+    for start in range(0, len(ids), 500):
+        rows = session.execute(select(table.c.id, *(table.c[c] for c in columns))
+                               .where(table.c.id.in_(ids[start:start + 500]))).all()
+        for row in rows:
+            values = {c: _fit(table, c, redact(getattr(row, c))) for c in columns}
+            if all(values[c] == getattr(row, c) for c in columns):
+                continue
+            values.update({key: item(row) if callable(item) else item for key, item in also.items()})
+            session.execute(update(table).where(table.c.id == row.id).values(**values))
+            written.append(row.id)
+    return written
+
+
+def _letter_names(file_id: int | None, redact: _Redactor) -> bool:
+    """Whether a generated letter's .docx names the party (with no .docx to read: assumed so)."""
+    if file_id is None:
+        return True
+    content = session.execute(select(_table(StoredFile).c.content).where(_table(StoredFile).c.id == file_id)).scalar()
+    if content is None:
+        return True
+    content = bytes(content)
+    texts = []
+    if content[:2] == b"PK":
+        try:
+            with zipfile.ZipFile(io.BytesIO(content)) as archive:
+                for name in archive.namelist():
+                    xml = html.unescape(archive.read(name).decode("utf-8", "replace"))
+                    texts += [xml, re.sub(r"<[^>]+>", "", xml)]  # a value split over runs is found too
+        except zipfile.BadZipFile:
+            return True
+    else:
+        texts.append(content.decode("utf-8", "replace"))
+    return any(redact.found(text) for text in texts)
+
+
+def _shared(link, owner_column, party_id: int, owner_ids: list[int]) -> set[int]:
+    """Those of owner_ids (contacts or dossiers) that also link another party, not anonymised, in
+    an owner's role: someone else's records, which the party only leaves."""
+    found: set[int] = set()
+    for start in range(0, len(owner_ids), 500):
+        found.update(session.execute(
+            select(owner_column).join(Party, Party.id == link.party_id)
+            .where(owner_column.in_(owner_ids[start:start + 500]), link.party_id != party_id,
+                   link.role.in_(OWNER_ROLES), Party.anonymised_at.is_(None))).scalars())
+    return found
+
+
+def _leave_shared(party_id: int, contact_ids: list[int], dossier_ids: list[int], redact: _Redactor) -> int:
+    """Take the party out of these contacts and dossiers, someone else's: its link rows deleted, its
+    own values cut out of everything they hold; the count of files deleted (letters naming it)."""
+    if contact_ids:
+        session.execute(delete(_table(ContactParty)).where(
+            _table(ContactParty).c.party_id == party_id, _table(ContactParty).c.contact_id.in_(contact_ids)))
+    if dossier_ids:
+        session.execute(delete(_table(DossierParty)).where(
+            _table(DossierParty).c.party_id == party_id, _table(DossierParty).c.dossier_id.in_(dossier_ids)))
+    _rewrite(_table(Contact), contact_ids, ("subject", "notes"), redact)
+    d = _table(Dossier)
+    _rewrite(d, dossier_ids, ("subject",), redact, version=d.c.version + 1)
+
+    e = _table(DossierElement)
+    element_rows = session.execute(select(e.c.id, e.c.kind, e.c.file_id, e.c.pdf_file_id)
+                                   .where(e.c.dossier_id.in_(dossier_ids))).all() if dossier_ids else []
+    element_ids = [row.id for row in element_rows]
+    _rewrite(e, element_ids, ("title", "body"), redact)
+    file_ids: set[int] = set()
+    for row in element_rows:
+        if (row.file_id or row.pdf_file_id) and _letter_names(row.file_id, redact):
+            session.execute(update(e).where(e.c.id == row.id).values(file_id=None, pdf_file_id=None,
+                                                                     pdf_pending=False))
+            file_ids.update(f for f in (row.file_id, row.pdf_file_id) if f is not None)
+    files = session.execute(delete(_table(StoredFile)).where(
+        _table(StoredFile).c.id.in_(sorted(file_ids)))).rowcount if file_ids else 0
+
+    m = _table(OutgoingMail)
+    mail_ids = _ids(select(m.c.id).where(m.c.dossier_id.in_(dossier_ids))) if dossier_ids else []
+    for mail_id in _rewrite(m, mail_ids, ("recipient", "subject", "body", "last_error"), redact):
+        # A mail not sent yet whose address or text was the party's can no longer go out.
+        session.execute(update(m).where(m.c.id == mail_id, m.c.status.in_((MailStatus.QUEUED, MailStatus.SENDING)))
+                        .values(status=MailStatus.FAILED, next_attempt_at=None, claimed_at=None))
+    _rewrite(_table(AffaireSync), _ids(select(AffaireSync.id).where(AffaireSync.dossier_id.in_(dossier_ids))),
+             ("payload", "last_error"), redact)
+
+    i = _table(ProcessInstance)
+    instance_ids = _ids(select(i.c.id).where(or_(i.c.dossier_id.in_(dossier_ids), i.c.contact_id.in_(contact_ids))))
+    for row in session.execute(select(i.c.id, i.c.state, i.c.error_message, i.c.cancel_reason)
+                               .where(i.c.id.in_(instance_ids))).all():
+        try:
+            state = json.dumps(_scrub_state(json.loads(row.state), redact))
+        except (TypeError, ValueError):
+            state = row.state
+        values = {"state": state, "error_message": redact(row.error_message),
+                  "cancel_reason": redact(row.cancel_reason)}
+        if values != {"state": row.state, "error_message": row.error_message, "cancel_reason": row.cancel_reason}:
+            session.execute(update(i).where(i.c.id == row.id).values(**values, revision=i.c.revision + 1))
+    t = _table(ProcessTask)
+    _rewrite(t, _ids(select(t.c.id).where(t.c.instance_id.in_(instance_ids))), ("draft",), redact)
+    pm = _table(ProcessMessage)
+    _rewrite(pm, _ids(select(pm.c.id).where(pm.c.instance_id.in_(instance_ids))), ("payload",), redact)
+
+    _scrub_audit({"contact": contact_ids, "dossier": dossier_ids, "dossier_element": element_ids,
+                  "outgoing_mail": mail_ids, "process_instance": instance_ids}, scrub=redact, every_action=True)
+    return files
 
 
 # --- Anonymising one party --------------------------------------------------------------------
@@ -289,16 +509,26 @@ def anonymise(party: Party, *, reason: str, actor_agent: Agent | None = None) ->
     party_id = locked.id
     counts: dict[str, int] = {}
 
-    contact_ids = _ids(select(ContactParty.contact_id).where(ContactParty.party_id == party_id))
-    dossier_ids = _ids(select(DossierParty.dossier_id).where(DossierParty.party_id == party_id))
+    # Someone else's contacts and dossiers (another party, not anonymised, linked in an owner's role):
+    # the party only leaves them; the others are erased whole.
+    all_contact_ids = _ids(select(ContactParty.contact_id).where(ContactParty.party_id == party_id))
+    all_dossier_ids = _ids(select(DossierParty.dossier_id).where(DossierParty.party_id == party_id))
+    shared_contact_ids = sorted(_shared(ContactParty, ContactParty.contact_id, party_id, all_contact_ids))
+    shared_dossier_ids = sorted(_shared(DossierParty, DossierParty.dossier_id, party_id, all_dossier_ids))
+    contact_ids = sorted(set(all_contact_ids) - set(shared_contact_ids))
+    dossier_ids = sorted(set(all_dossier_ids) - set(shared_dossier_ids))
+    redact = _Redactor(party_id, own_values(locked))  # read before the party and its audit entries are erased
     element_rows = session.execute(select(DossierElement.id, DossierElement.kind, DossierElement.file_id,
                                           DossierElement.pdf_file_id)
                                    .where(DossierElement.dossier_id.in_(dossier_ids))).all()
     element_ids = [row.id for row in element_rows]
     file_ids = sorted({f for row in element_rows for f in (row.file_id, row.pdf_file_id) if f is not None})
     mail_ids = _ids(select(OutgoingMail.id).where(OutgoingMail.dossier_id.in_(dossier_ids)))
-    instance_ids = _ids(select(ProcessInstance.id).where(or_(ProcessInstance.dossier_id.in_(dossier_ids),
-                                                             ProcessInstance.contact_id.in_(contact_ids))))
+    # An instance hanging from a shared record too (a dossier's, started from a contact) is left to its owner.
+    instance_ids = sorted(row.id for row in session.execute(
+        select(ProcessInstance.id, ProcessInstance.dossier_id, ProcessInstance.contact_id).where(
+            or_(ProcessInstance.dossier_id.in_(dossier_ids), ProcessInstance.contact_id.in_(contact_ids))))
+        if row.dossier_id not in shared_dossier_ids and row.contact_id not in shared_contact_ids)
     ended_contract_ids = _ids(
         select(ContractParty.contract_id).join(Contract, Contract.id == ContractParty.contract_id)
         .where(ContractParty.party_id == party_id, Contract.status == ContractStatus.TERMINATED))
@@ -383,6 +613,11 @@ def anonymise(party: Party, *, reason: str, actor_agent: Agent | None = None) ->
         session.execute(update(_table(DunningBlock)).where(_table(DunningBlock).c.id.in_(block_ids))
                         .values(reason=MARKER))
 
+    # The contacts and dossiers of someone else: the party's link and its own values only.
+    counts["files"] += _leave_shared(party_id, shared_contact_ids, shared_dossier_ids, redact)
+    counts["shared_contacts"] = len(shared_contact_ids)
+    counts["shared_dossiers"] = len(shared_dossier_ids)
+
     # The audit trail about all of these.
     counts["audit_entries"] = _scrub_audit({
         "party": [party_id], "contact": contact_ids, "dossier": dossier_ids, "dossier_element": element_ids,
@@ -396,8 +631,11 @@ def anonymise(party: Party, *, reason: str, actor_agent: Agent | None = None) ->
     return counts
 
 
-def _scrub_audit(objects: dict[str, list[int]]) -> int:
-    """Replace the values of the audit entries about these objects (keys kept); how many changed."""
+def _scrub_audit(objects: dict[str, list[int]], *, scrub: Callable[[Any], Any] = _scrub_changes,
+                 every_action: bool = False) -> int:
+    """Replace the values of the audit entries about these objects (keys kept); how many changed.
+    scrub: how (by default every value, the record-describing fields aside); every_action: the entries
+    whose data are ids and codes too (a link list names the party by its id)."""
     a = _table(AuditEntry)
     changed = 0
     for object_type, ids in objects.items():
@@ -407,9 +645,9 @@ def _scrub_audit(objects: dict[str, list[int]]) -> int:
                 a.c.object_type == object_type, a.c.object_id.in_(keys[start:start + 500]),
                 a.c.changes.is_not(None))).all()
             for row in rows:
-                if row.action in VALUELESS_ACTIONS or not row.changes:
+                if (row.action in VALUELESS_ACTIONS and not every_action) or not row.changes:
                     continue
-                scrubbed = _scrub_changes(row.changes)
+                scrubbed = scrub(row.changes)
                 if scrubbed != row.changes:
                     session.execute(update(a).where(a.c.id == row.id).values(changes=scrubbed))
                     changed += 1
@@ -444,7 +682,9 @@ def run(now: datetime, *, batch: int = BATCH, limit: int | None = None) -> dict[
                 refused += 1
                 log.info("retention: party %s left as is: %s", party_id, exc.message)
         session.commit()
-    if done:
+    # Once per run, after the batches: this night's erasures and those made on request since the last runs.
+    if done or session.execute(select(Party.id).where(
+            Party.anonymised_at >= now - timedelta(days=COMPACT_LOOKBACK_DAYS)).limit(1)).first():
         compact_search_index()
         session.commit()
     return {"anonymised": done, "refused": refused}
@@ -452,6 +692,9 @@ def run(now: datetime, *, batch: int = BATCH, limit: int | None = None) -> dict[
 
 def compact_search_index() -> None:
     """SQLite: merge the FTS5 index of party_search, so that the trigrams of the erased names do not
-    linger in its older segments (PostgreSQL's trigram indexes drop them with the dead rows, at VACUUM)."""
+    linger in its older segments (PostgreSQL's trigram indexes drop them with the dead rows, at VACUUM).
+    It rewrites the whole index (minutes at a million parties): the nightly job only, never a request.
+    An erased party's row is rewritten at once (``search_index.refresh``; the triggers delete its old
+    terms from the FTS index), so a search no longer finds it meanwhile: only the bytes wait for the night."""
     if session.get_bind().dialect.name == "sqlite":
         session.execute(text("INSERT INTO party_search_fts(party_search_fts) VALUES ('optimize')"))

@@ -4,7 +4,9 @@ audit of their edits, contacts, dossier, note, generated letter, outbox mail, pr
 draft) are anonymised once past retention, and a raw scan of every table of the metadata finds
 none of the markers left (the same scan finds them all before). Customers, recent prospects and
 parties with an open dossier are left alone; statistics rows stay; erasure on request checks the
-permission and the territory; the command line's dry run lists without writing."""
+permission and the territory and leaves the search index's compaction to the nightly job; the command
+line's dry run lists without writing. A prospect noted as third party on an active customer's contact
+and dossier only leaves them: its link and its own values go, the customer's content stays."""
 from __future__ import annotations
 
 import io
@@ -263,6 +265,21 @@ def test_the_job_erases_every_marker_and_keeps_the_statistics(people, frozen_clo
     assert retention.run(frozen_clock.now()) == {"anonymised": 0, "refused": 0}
 
 
+def test_the_job_compacts_the_search_index_once_per_run_after_erasures(people, frozen_clock, monkeypatch):
+    calls = []
+    compact = retention.compact_search_index
+    monkeypatch.setattr(retention, "compact_search_index", lambda: calls.append(1) or compact())
+    assert retention.run(frozen_clock.now()) == {"anonymised": 0, "refused": 0}
+    assert calls == []  # nobody erased: nothing to compact
+    retention.anonymise(session.get(Party, people.prospect.id), reason=retention.REASON_REQUEST)
+    session.commit()
+    assert retention.run(frozen_clock.now()) == {"anonymised": 0, "refused": 0}
+    assert calls == [1]  # the erasure made on request, compacted by the next night's run
+    past_retention(frozen_clock)
+    assert retention.run(frozen_clock.now(), batch=1)["anonymised"] >= 1
+    assert calls == [1, 1]  # once per run, not per batch or per party
+
+
 def test_customers_recent_prospects_and_open_dossiers_are_left_alone(people, frozen_clock):
     from tests.integration.contacts_world import contact_type, dossier_type, item
 
@@ -330,6 +347,142 @@ def test_a_blocked_party_is_refused_with_nothing_written(people, frozen_clock, b
     assert session.get(Party, party.id).anonymised_at is None
 
 
+# --- Someone else's contacts and dossiers ------------------------------------------------------
+
+NEIGHBOUR = {
+    "old_last": "Pruneauxvilkold", "last": "Pruneauxvilk", "first": "Gondebaldine",
+    "email": "gondebaldine.p@priv-test.example", "phone": "+33698765403", "street": "5 chemin Ortolbrise",
+    "extra": "Residence Calembouine", "iban": "FR7630006000015555666677733",
+}
+HELENE_NOTES = "Fuite compteur signalée par la voisine {name} : passage du technicien lundi, Mme Lefèvre présente."
+
+
+@pytest.fixture
+def neighbour(people):
+    """A prospect noted as third party on the active customer Hélène's contact and dossier (her notes,
+    a letter to her, a mail to her; and one copy mailed to the neighbour), past retention once closed."""
+    from tests.integration.contacts_world import dossier_type
+
+    person = _person(people, NEIGHBOUR, "prospect", date(1950, 2, 3))
+    full = f"{NEIGHBOUR['first']} {NEIGHBOUR['last']}"
+    links = [PartyLink(people.helene.id, "customer"), PartyLink(person.id, "third_party")]
+    from app.contacts import service as contacts
+
+    contact = contacts.create_contact(
+        agent=people.officer, contact_type_id=people.contact_type.id, channel="phone", direction="in",
+        subject="Fuite compteur rue Victor-Hugo", notes=HELENE_NOTES.format(name=full), occurred_at=None,
+        duration_minutes=None, links=Links(parties=links, agents=[AgentLink(people.officer.id, "emitter")]))
+    session.commit()
+    # Her contact's process: the answer names the neighbour too.
+    instance = processes.start(key="information_request", agent=people.officer, contact=contact)
+    processes.complete_task(agent=people.officer, task_id=the_task(instance).id,
+                            answers={"answer": f"Rappel fait, voisine {NEIGHBOUR['last']} prévenue", "satisfied": True})
+    dossier = dossiers.open_dossier(
+        agent=people.officer, dossier_type_id=dossier_type(label="Intervention").id, subject="Fuite après compteur",
+        links=Links(parties=links, agents=[AgentLink(people.officer.id, "emitter")]))
+    session.commit()
+    dossiers.add_note(agent=people.officer, dossier_id=dossier.id, title="Visite technicien",
+                      body="Joint remplacé chez Mme Lefèvre.")
+    letter = documents.generate(dossier=dossier, template_code="request_acknowledgement", agent=people.officer)
+    session.commit()
+    mails.send_for_agent(agent=people.officer, dossier_id=dossier.id, recipient="helene@example.fr",
+                         subject="Votre fuite", body="Bonjour Madame Lefèvre, le joint est remplacé.",
+                         attachment_id=letter.id)
+    mails.send_for_agent(agent=people.officer, dossier_id=dossier.id, recipient=NEIGHBOUR["email"],
+                         subject="Fuite chez votre voisine", body=f"Bonjour {full}, merci de votre appel.")
+    session.commit()
+    dossiers.change_status(agent=people.officer, dossier_id=dossier.id, status="closed")
+    session.commit()
+    people.neighbour, people.shared_contact, people.shared_dossier = person, contact, dossier
+    people.shared_letter, people.shared_instance = letter, instance
+    return people
+
+
+def test_erasing_a_third_party_leaves_the_customers_contact_and_dossier(neighbour, frozen_clock):
+    from app.contacts.models import ContactParty
+    from app.dossiers.models import DossierParty
+
+    world = neighbour
+    markers = list(NEIGHBOUR.values())
+    assert set(scan(markers)) == set(markers)
+    past_retention(frozen_clock)
+    assert world.neighbour.id in retention.candidates(frozen_clock.now())  # the job picks the neighbour itself
+
+    assert retention.run(frozen_clock.now())["refused"] == 0
+    session.expire_all()
+
+    assert scan(markers) == {}  # none of the neighbour's own values is left, anywhere
+    assert session.get(Party, world.neighbour.id).anonymised_at is not None
+    assert session.get(Party, world.helene.id).anonymised_at is None
+    # Hélène's contact: its subject and her notes stay, the neighbour's name cut out of them.
+    contact = session.get(Contact, world.shared_contact.id)
+    assert contact.subject == "Fuite compteur rue Victor-Hugo"
+    assert contact.notes == HELENE_NOTES.format(name=retention.ERASED)
+    assert [(x.party_id, x.role) for x in session.scalars(
+        select(ContactParty).where(ContactParty.contact_id == contact.id))] == [(world.helene.id, "customer")]
+    state = json.loads(session.get(ProcessInstance, world.shared_instance.id).state)
+    assert f"Rappel fait, voisine {retention.ERASED} prévenue" in json.dumps(state, ensure_ascii=False)
+    assert "Lefèvre" in json.dumps(state, ensure_ascii=False)  # the process's data on her stay
+    # Her dossier: subject, note, letter and mail to her stay; the mail to the neighbour keeps no address.
+    dossier = session.get(Dossier, world.shared_dossier.id)
+    assert dossier.subject == "Fuite après compteur" and dossier.status == "closed"
+    assert [(x.party_id, x.role) for x in session.scalars(
+        select(DossierParty).where(DossierParty.dossier_id == dossier.id))] == [(world.helene.id, "customer")]
+    note = session.scalars(select(DossierElement).where(DossierElement.dossier_id == dossier.id,
+                                                        DossierElement.kind == "note")).one()
+    assert (note.title, note.body) == ("Visite technicien", "Joint remplacé chez Mme Lefèvre.")
+    letter = session.get(DossierElement, world.shared_letter.id)
+    assert letter.file_id is not None  # addressed to Hélène: it does not name the neighbour
+    sent = {m.subject: m for m in session.scalars(select(OutgoingMail).where(OutgoingMail.dossier_id == dossier.id))}
+    assert (sent["Votre fuite"].recipient, sent["Votre fuite"].body.strip()) == (
+        "helene@example.fr", "Bonjour Madame Lefèvre, le joint est remplacé.")
+    assert sent["Votre fuite"].attachment_id == letter.id
+    assert sent["Fuite chez votre voisine"].recipient == retention.ERASED
+    assert sent["Fuite chez votre voisine"].body.strip() == f"Bonjour {retention.ERASED}, merci de votre appel."
+    # The link lists of her records' audit entries no longer name the neighbour, even by id.
+    label = f"{world.neighbour.id}:third_party"
+    for object_type, object_id in (("contact", contact.id), ("dossier", dossier.id)):
+        for entry in session.scalars(select(AuditEntry).where(AuditEntry.object_type == object_type,
+                                                              AuditEntry.object_id == str(object_id))):
+            assert label not in json.dumps(entry.changes or {})
+    counts = session.scalars(select(AuditEntry).where(
+        AuditEntry.action == "anonymise", AuditEntry.object_id == str(world.neighbour.id))).one().changes["counts"]
+    assert (counts["contacts"], counts["dossiers"], counts["shared_contacts"], counts["shared_dossiers"]) == (
+        0, 0, 1, 1)
+    # Hélène keeps her own name, in her notes and on her record.
+    assert "Lefèvre" in contact.notes and session.get(Party, world.helene.id).last_name == "Lefèvre"
+
+
+def test_a_record_of_the_party_with_third_parties_only_is_erased_whole(neighbour, frozen_clock):
+    from app.contacts.models import ContactParty
+
+    world = neighbour
+    own = dossiers_contact(world, world.neighbour, subject="Demande de devis", notes="Notes Quillabrandt")
+    session.add(ContactParty(contact_id=own.id, party_id=world.helene.id, role="third_party", origin="added"))
+    session.commit()
+    past_retention(frozen_clock)
+
+    retention.anonymise(session.get(Party, world.neighbour.id), reason=retention.REASON_REQUEST)
+    session.commit()
+    session.expire_all()
+
+    contact = session.get(Contact, own.id)
+    assert contact.subject == world.contact_type.label and contact.notes is None
+    assert {x.party_id for x in session.scalars(select(ContactParty).where(ContactParty.contact_id == own.id))} == {
+        world.neighbour.id, world.helene.id}
+    assert session.get(Contact, world.shared_contact.id).notes == HELENE_NOTES.format(name=retention.ERASED)
+
+
+def test_own_values_are_matched_as_whole_words_whatever_the_case(people):
+    redact = retention._Redactor(people.prospect.id, retention.own_values(session.get(Party, people.prospect.id)))
+    assert redact("vu QUORVATHEX et zymbeline, pas Quorvathexia") == (
+        f"vu {retention.ERASED} et {retention.ERASED}, pas Quorvathexia")
+    assert redact("ancien nom Quorvathexold, tél. 06 98 76 54 01") == (
+        f"ancien nom {retention.ERASED}, tél. {retention.ERASED}")
+    assert redact({"parties": [f"{people.prospect.id}:third_party", "1:customer"]}) == {
+        "parties": [retention.ERASED, "1:customer"]}
+
+
 # --- On request ---------------------------------------------------------------------------------
 # (No application context held by the test here: each request of the client gets its own.)
 
@@ -372,7 +525,9 @@ def test_on_request_needs_the_permission_the_territory_and_a_token(asker, places
     assert set(scan(ASKER_MARKERS)) == set(ASKER_MARKERS)
 
 
-def test_on_request_refusals_are_flashed_and_an_erasure_is_traced(asker, customer, places, client, login_as):
+def test_on_request_refusals_are_flashed_and_an_erasure_is_traced(asker, customer, places, client, login_as,
+                                                                  monkeypatch):
+    monkeypatch.setattr(retention, "compact_search_index", lambda: pytest.fail("index compacted in a request"))
     dpo = login_as("dpo", territories=[places["lyon_agency"]])
     refused = _post_erasure(client, customer.id)
     assert refused.status_code == 302
@@ -386,6 +541,8 @@ def test_on_request_refusals_are_flashed_and_an_erasure_is_traced(asker, custome
 
     page = client.get(f"/interlocuteurs/{asker.id}/donnees-personnelles/").get_data(as_text=True)
     assert "Effacer les données personnelles" in page  # the form of privacy/_erasure.html
+    found = client.get("/recherche", query_string={"q": PROSPECT["last"]}).get_data(as_text=True)
+    assert "PRIV-ASK" in found  # the search finds the person before the erasure
     done = _post_erasure(client, asker.id)
     assert done.status_code == 302
     page = client.get(done.headers["Location"]).get_data(as_text=True)
@@ -393,6 +550,18 @@ def test_on_request_refusals_are_flashed_and_an_erasure_is_traced(asker, custome
     session.expire_all()
     assert session.get(Party, asker.id).anonymised_at is not None
     assert scan(ASKER_MARKERS) == {}
+    # Found no more right after the request, though the search index is compacted only at night.
+    if session.get_bind().dialect.name == "sqlite":
+        for name in ("quorvathex", "zymbeline", "trombolisque"):
+            assert not session.execute(text("SELECT rowid FROM party_search_fts WHERE party_search_fts MATCH :q"),
+                                       {"q": f'"{name}"'}).all()
+    for query in (PROSPECT["last"], f"{PROSPECT['first']} {PROSPECT['last']}"):
+        assert "PRIV-ASK" not in client.get("/recherche", query_string={"q": query}).get_data(
+            as_text=True)
+    from app.search import service as search
+
+    assert search.search(agent=dpo, query=PROSPECT["last"]).results == []
+    assert search.search(agent=dpo, query=f"{PROSPECT['first']} {PROSPECT['last']}").results == []
     entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "anonymise",
                                                      AuditEntry.object_id == str(asker.id))).one()
     assert entry.changes["reason"] == "demande de la personne" and entry.actor_id == dpo.id

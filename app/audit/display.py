@@ -9,7 +9,6 @@ from flask import Flask
 from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
 
 from app.audit.service import MASK
 
@@ -85,21 +84,6 @@ def value_label(value) -> str:
     return str(value)
 
 
-def change_label(key: str, value, *, agent=None, object_type: str = "party") -> str:
-    """value_label of one side of a change of field ``key``; a party's sensitive field (bank details,
-    birth date, vulnerability) is masked unless ``agent`` holds party.sensitive (app.parties.sensitive)."""
-    if object_type == "party":
-        from app.parties import sensitive
-
-        value = sensitive.mask_change(key, value, allowed=sensitive.may_see(agent))
-    return value_label(value)
-
-
-def _change_filter(value, key: str, object_type: str = "party") -> str:
-    """``{{ before|audit_change("birth_date") }}``: as the signed-in agent may read it."""
-    return change_label(key, value, agent=current_user, object_type=object_type)
-
-
 def actor_label(label: str | None) -> str:
     if not label:
         return "—"
@@ -112,4 +96,4 @@ def actor_label(label: str | None) -> str:
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(audit_field=field_label, audit_action=action_label,
-                                 audit_value=value_label, audit_actor=actor_label, audit_change=_change_filter)
+                                 audit_value=value_label, audit_actor=actor_label)

@@ -127,20 +127,6 @@ def value_for(party: Any, field: str, agent: Any) -> Any:
     return getattr(party, field, None) if may_see(agent) else None
 
 
-def mask_change(field: str, value: Any, *, allowed: bool) -> Any:
-    """An audit entry's stored value of ``field``, safe to show: masked when the field is sensitive
-    and the reader may not see it. The mask is a text, so the display shows it as it is."""
-    if allowed or field not in FIELDS or value is None or value == "":
-        return value
-    if field == "iban":
-        return mask_iban(value)
-    if field == "bic":
-        return mask_bic(value)
-    if field == "birth_date":
-        return MASKED_DATE
-    return str(MASKED)
-
-
 # --- Writes ----------------------------------------------------------------------------------------
 
 

@@ -247,21 +247,6 @@ def test_the_conflict_report_masks_sensitive_changes_without_the_permission(clie
         assert "date de naissance : •• / •• / •••• → •• / •• / ••••" in report
 
 
-# --- audit display ----------------------------------------------------------------------------
-
-def test_an_audit_change_of_a_sensitive_field_reads_masked_without_the_permission(app_ctx):
-    from app.audit.display import change_label
-
-    accueil = AgentFactory(roles=[role_with("accueil")])
-    back_office = AgentFactory(roles=[role_with("back_office")])
-    assert change_label("iban", IBAN, agent=accueil) == "FR76 •••• •••• •••• •••• ••• 0189"
-    assert change_label("iban", IBAN, agent=back_office) == IBAN
-    assert change_label("birth_date", "1980-05-04", agent=None) == "•• / •• / ••••"
-    assert change_label("vulnerable", True, agent=accueil) == "masqué"
-    assert change_label("vulnerable", True, agent=back_office) == "oui"
-    assert change_label("city", "Lyon", agent=accueil) == "Lyon"
-
-
 # --- advanced search and export ------------------------------------------------------------------
 
 @pytest.mark.parametrize(("role", "allowed"), ROLES)

@@ -113,3 +113,27 @@ def recorded_statements(app) -> Iterator[list[tuple[str, float]]]:
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] * 1000
+
+
+# The territory a party's contacts and dossiers are counted under, in SQL on a party aliased p: as
+# app.contacts.links.territory_of_record places them (its commune, else its first contract's premises).
+PARTY_TERRITORY_SQL = """coalesce(p.territory_id,
+                               (SELECT sp.territory_id FROM contract_party cp
+                                JOIN contract c ON c.id = cp.contract_id
+                                JOIN service_point sp ON sp.id = c.service_point_id
+                                WHERE cp.party_id = p.id AND sp.territory_id IS NOT NULL
+                                ORDER BY c.id LIMIT 1))"""
+
+
+def bulk_fill_engine(database_url: str, script: str, count: int, chunk: int):
+    """The engine of a PostgreSQL-only set-based fill (its SQL is PostgreSQL's), after checking its sizes."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        raise SystemExit(f"{script} writes with PostgreSQL's SQL; {url.get_backend_name()} is not supported")
+    if count < 1 or chunk < 1:
+        raise SystemExit("--count and --chunk are positive")
+    return create_engine(url)
+

@@ -91,16 +91,12 @@ def main() -> None:
     parser.add_argument("--seed", type=float, default=0.42, help="setseed() of the first chunk, in [-1, 1]")
     args = parser.parse_args()
 
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from sqlalchemy import text
 
-    url = make_url(args.database_url)
-    if url.get_backend_name() != "postgresql":
-        raise SystemExit(f"contacts_fill.py writes with PostgreSQL's SQL; {url.get_backend_name()} is not supported")
-    if args.count < 1 or args.chunk < 1:
-        raise SystemExit("--count and --chunk are positive")
+    from bench.common import PARTY_TERRITORY_SQL, bulk_fill_engine
 
-    engine = create_engine(url)
+    engine = bulk_fill_engine(args.database_url, "contacts_fill.py", args.count, args.chunk)
+
     started = time.perf_counter()
     with engine.connect() as db:
         def run(sql: str, **params):
@@ -128,17 +124,12 @@ def main() -> None:
         # Every party, in a fixed shuffle (rank n), with its contract (the newest it holds, else
         # the newest it has any role on) and the agents who could have taken its calls.
         step = time.perf_counter()
-        run("""CREATE TEMP TABLE fill_party AS
+        run(f"""CREATE TEMP TABLE fill_party AS
                SELECT (row_number() OVER (ORDER BY hashint4(p.id), p.id))::int AS n, p.id AS party_id,
                       (SELECT cp.contract_id FROM contract_party cp WHERE cp.party_id = p.id
                        ORDER BY cp.role <> 'holder', cp.contract_id DESC LIMIT 1) AS contract_id,
                       coalesce(ft.agents, CAST(:all_agents AS int[])) AS agents,
-                      coalesce(p.territory_id,
-                               (SELECT sp.territory_id FROM contract_party cp
-                                JOIN contract c ON c.id = cp.contract_id
-                                JOIN service_point sp ON sp.id = c.service_point_id
-                                WHERE cp.party_id = p.id AND sp.territory_id IS NOT NULL
-                                ORDER BY c.id LIMIT 1)) AS territory_id
+                      {PARTY_TERRITORY_SQL} AS territory_id
                FROM party p LEFT JOIN fill_territory ft ON ft.territory_id = p.territory_id""",
             all_agents=all_agents)
         run("ALTER TABLE fill_party ADD PRIMARY KEY (n)")
@@ -248,7 +239,7 @@ def main() -> None:
                       'contact_agent', 'contact_object']::regclass[]) AS c""").scalar()
     engine.dispose()
 
-    print(f"database: {url.database}   contacts added: {args.count:,}   chunk: {args.chunk:,}")
+    print(f"database: {engine.url.database}   contacts added: {args.count:,}   chunk: {args.chunk:,}")
     for table, rows in counts.items():
         print(f"  {table:16} {rows:>12,}")
     steps = ", ".join(f"{k} {v:.1f}" for k, v in timings.items())

@@ -134,21 +134,17 @@ def main() -> None:
     parser.add_argument("--seed", type=float, default=0.24, help="setseed() of the first chunk, in [-1, 1]")
     args = parser.parse_args()
 
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from sqlalchemy import text
 
-    url = make_url(args.database_url)
-    if url.get_backend_name() != "postgresql":
-        raise SystemExit(f"dossiers_fill.py writes with PostgreSQL's SQL; {url.get_backend_name()} is not supported")
-    if args.count < 1 or args.chunk < 1:
-        raise SystemExit("--count and --chunk are positive")
+    from bench.common import PARTY_TERRITORY_SQL, bulk_fill_engine
+
+    engine = bulk_fill_engine(args.database_url, "dossiers_fill.py", args.count, args.chunk)
 
     started = time.perf_counter()
     agents_created, deployed = ensure_agents_and_definitions(args.database_url)
     print(f"agents created: {agents_created}, process definitions deployed: {deployed} "
           f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
 
-    engine = create_engine(url)
     with engine.connect() as db:
         def run(sql: str, **params):
             return db.execute(text(sql), params)
@@ -184,16 +180,11 @@ def main() -> None:
                       array_agg(DISTINCT fa.id ORDER BY fa.id) FILTER (WHERE fa.role_code = 'accueil') AS front
                FROM territory t JOIN fill_agent fa ON t.path LIKE fa.path || '%' GROUP BY t.id""")
         step = time.perf_counter()
-        run("""CREATE TEMP TABLE fill_party AS
+        run(f"""CREATE TEMP TABLE fill_party AS
                SELECT (row_number() OVER (ORDER BY hashint4(p.id # 7919), p.id))::int AS n, p.id AS party_id,
                       (SELECT cp.contract_id FROM contract_party cp WHERE cp.party_id = p.id
                        ORDER BY cp.role <> 'holder', cp.contract_id DESC LIMIT 1) AS contract_id,
-                      coalesce(p.territory_id,
-                               (SELECT sp.territory_id FROM contract_party cp
-                                JOIN contract c ON c.id = cp.contract_id
-                                JOIN service_point sp ON sp.id = c.service_point_id
-                                WHERE cp.party_id = p.id AND sp.territory_id IS NOT NULL
-                                ORDER BY c.id LIMIT 1)) AS territory_id
+                      {PARTY_TERRITORY_SQL} AS territory_id
                FROM party p""")
         run("""ALTER TABLE fill_party ADD COLUMN openers int[], ADD COLUMN back int[], ADD COLUMN front int[]""")
         run("""UPDATE fill_party p SET openers = ft.openers, back = ft.back, front = ft.front
@@ -363,7 +354,7 @@ def main() -> None:
                       'process_instance', 'process_task']::regclass[]) AS c""").scalar()
     engine.dispose()
 
-    print(f"database: {url.database}   dossiers: {args.count:,}   chunk: {args.chunk:,}")
+    print(f"database: {engine.url.database}   dossiers: {args.count:,}   chunk: {args.chunk:,}")
     for table, rows in counts.items():
         print(f"  {table:18} {rows:>12,}")
     print("by status: " + ", ".join(f"{s} {n:,}" for s, n in by_status))

@@ -36,6 +36,13 @@ def _choose(page, select: str, text: str) -> None:
     page.locator(select).select_option(page.locator(f"{select} option", has_text=text).get_attribute("value"))
 
 
+def _sign_in(page, login: str, name: str) -> None:
+    """Log in and wait for the page's scripts: the quick search answers only once they are loaded."""
+    _log_in(page, login)
+    expect(page.locator("#agent-name")).to_have_text(name)
+    page.wait_for_load_state()
+
+
 def _log_out(page) -> None:
     page.get_by_role("button", name="Se déconnecter").click()
     expect(page).to_have_url(re.compile(r"/login"))
@@ -46,7 +53,7 @@ def test_supervisor_dashboard_reassignment_and_access_export(browser, supervisio
     today = datetime.now(ZoneInfo("Europe/Paris")).date()
 
     # 1. The front desk: birth date masked, a move-in traced and its action plan started.
-    _log_in(page, "accueil.lyon")
+    _sign_in(page, "accueil.lyon", "Camille Lefèvre")
     open_customer(page, "quintard", "Mme Zoé Quintard")
     expect(page.locator("#party-birth-date")).to_contain_text("•• / •• / ••••")
     expect(page.locator("#action-privacy")).to_have_count(0)
@@ -54,7 +61,7 @@ def test_supervisor_dashboard_reassignment_and_access_export(browser, supervisio
     _log_out(page)
 
     # 2. The supervisor's dashboard: today's contact, within the region and within the agency.
-    _log_in(page, "superviseur.ara")
+    _sign_in(page, "superviseur.ara", "Sophie Martin-Duval")
     page.locator("#supervision-link").click()
     expect(page.locator("h1")).to_have_text("Tableau de bord de supervision")
     contacts = page.locator("#chart-contacts")
@@ -111,7 +118,7 @@ def test_supervisor_dashboard_reassignment_and_access_export(browser, supervisio
     _log_out(page)
 
     # 4. The data protection officer: the birth date shown, the access export downloaded.
-    _log_in(page, "dpo")
+    _sign_in(page, "dpo", "Inès Moreau")
     open_customer(page, "quintard", "Mme Zoé Quintard")
     expect(page.locator("#party-birth-date")).to_contain_text("3 sept. 1979")
     page.locator("#action-privacy").click()
